@@ -30,7 +30,7 @@ export async function instantiateKernel<E>(name: string, wasmBase64: string): Pr
       seed: () => 0x2545f491,
     },
   };
-  const { instance } = await WebAssembly.instantiate(bytes, imports);
+  const { instance } = (await WebAssembly.instantiate(bytes as BufferSource, imports)) as WebAssembly.WebAssemblyInstantiatedSource;
   const exports = instance.exports as unknown as E & { memory: WebAssembly.Memory };
   return { exports, memory: exports.memory };
 }

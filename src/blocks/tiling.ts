@@ -1,0 +1,108 @@
+/**
+ * Cutting tensors into blocks and putting them back.
+ *
+ * A tensor is viewed as a 2-D matrix: rows = first dim, cols = product of the rest (a scalar is
+ * 1x1, a vector of n is n x 1, as netsDB does for biases). The matrix is covered by a grid of
+ * fixed-shape tiles (one tile shape per store), row-major. Logically every tile is zero-padded to
+ * the full shape (that is what similarity kernels see); physically a block stores only its
+ * in-bounds h x w elements, row-major, so padding never costs storage or I/O.
+ */
+import { InvalidArgumentError } from '../errors.ts';
+
+export interface TileShape {
+  rows: number;
+  cols: number;
+}
+
+export interface TileGrid {
+  rows: number; // matrix rows
+  cols: number; // matrix cols
+  tileRows: number; // tiles down
+  tileCols: number; // tiles across
+  count: number;
+}
+
+export function validateTile(tile: TileShape): void {
+  for (const k of ['rows', 'cols'] as const) {
+    const v = tile[k];
+    if (!Number.isInteger(v) || v < 1 || v > 1 << 16) throw new InvalidArgumentError(`tile ${k} must be an integer in [1, 65536], got ${v}`);
+  }
+}
+
+export function matrixOf(dims: readonly number[]): { rows: number; cols: number } {
+  if (dims.length === 0) return { rows: 1, cols: 1 };
+  let cols = 1;
+  for (let i = 1; i < dims.length; i++) cols *= dims[i];
+  return { rows: dims[0], cols };
+}
+
+export function gridOf(dims: readonly number[], tile: TileShape): TileGrid {
+  const { rows, cols } = matrixOf(dims);
+  const tileRows = Math.ceil(rows / tile.rows);
+  const tileCols = Math.ceil(cols / tile.cols);
+  return { rows, cols, tileRows, tileCols, count: rows * cols === 0 ? 0 : tileRows * tileCols };
+}
+
+/** In-bounds extent of tile `index` (row-major in the grid). */
+export function tileExtent(grid: TileGrid, tile: TileShape, index: number): { r0: number; c0: number; h: number; w: number } {
+  const ti = Math.floor(index / grid.tileCols);
+  const tj = index - ti * grid.tileCols;
+  const r0 = ti * tile.rows;
+  const c0 = tj * tile.cols;
+  return { r0, c0, h: Math.min(tile.rows, grid.rows - r0), w: Math.min(tile.cols, grid.cols - c0) };
+}
+
+/**
+ * Cuts `data` (row-major, `elemBytes` per element) into blocks. A block that covers whole rows of
+ * the matrix is a view into `data` (no copy); others are copied out.
+ */
+export function cutTensor(data: Uint8Array, dims: readonly number[], elemBytes: number, tile: TileShape): Uint8Array[] {
+  const grid = gridOf(dims, tile);
+  const rowBytes = grid.cols * elemBytes;
+  if (data.length !== grid.rows * rowBytes) throw new InvalidArgumentError(`tensor data is ${data.length} bytes, dims [${dims.join(', ')}] need ${grid.rows * rowBytes}`);
+  const blocks: Uint8Array[] = new Array(grid.count);
+  for (let i = 0; i < grid.count; i++) {
+    const { r0, c0, h, w } = tileExtent(grid, tile, i);
+    const wBytes = w * elemBytes;
+    if (w === grid.cols) {
+      blocks[i] = data.subarray(r0 * rowBytes, (r0 + h) * rowBytes);
+      continue;
+    }
+    const block = new Uint8Array(h * wBytes);
+    let src = r0 * rowBytes + c0 * elemBytes;
+    for (let r = 0, dst = 0; r < h; r++, src += rowBytes, dst += wBytes) block.set(data.subarray(src, src + wBytes), dst);
+    blocks[i] = block;
+  }
+  return blocks;
+}
+
+/** Writes block `index` (its stored in-bounds bytes) into the tensor buffer `out`. */
+export function placeBlock(out: Uint8Array, grid: TileGrid, elemBytes: number, tile: TileShape, index: number, block: Uint8Array): void {
+  const { r0, c0, h, w } = tileExtent(grid, tile, index);
+  const rowBytes = grid.cols * elemBytes;
+  const wBytes = w * elemBytes;
+  if (block.length !== h * wBytes) throw new InvalidArgumentError(`block ${index} holds ${block.length} bytes, its tile needs ${h * wBytes}`);
+  if (w === grid.cols) {
+    out.set(block, r0 * rowBytes);
+    return;
+  }
+  let dst = r0 * rowBytes + c0 * elemBytes;
+  for (let r = 0, src = 0; r < h; r++, dst += rowBytes, src += wBytes) out.set(block.subarray(src, src + wBytes), dst);
+}
+
+/** Reassembles a tensor from its blocks (in grid order). */
+export function assembleTensor(blocks: readonly Uint8Array[], dims: readonly number[], elemBytes: number, tile: TileShape): Uint8Array {
+  const grid = gridOf(dims, tile);
+  const out = new Uint8Array(grid.rows * grid.cols * elemBytes);
+  if (blocks.length !== grid.count) throw new InvalidArgumentError(`tensor needs ${grid.count} blocks, got ${blocks.length}`);
+  for (let i = 0; i < grid.count; i++) placeBlock(out, grid, elemBytes, tile, i, blocks[i]);
+  return out;
+}
+
+/** The zero-padded float32 tile of a float32 block: what similarity kernels compare. */
+export function paddedTile(block: Uint8Array, h: number, w: number, tile: TileShape, out = new Float32Array(tile.rows * tile.cols)): Float32Array {
+  out.fill(0);
+  const src = new Float32Array(block.buffer.slice(block.byteOffset, block.byteOffset + block.byteLength));
+  for (let r = 0; r < h; r++) out.set(src.subarray(r * w, r * w + w), r * tile.cols);
+  return out;
+}

@@ -1,0 +1,335 @@
+/**
+ * The catalog: models → tensors → block ids → (page, offset, length), with reference counts.
+ *
+ * It lives as a journal of records on the PageStore (see page-store.ts for why that is atomic):
+ * 'init' fixes the store's tile shape; 'add' carries one model with only the blocks and pages it
+ * created, so adding a model writes O(that model), not O(store); 'rm' names a model. Reference
+ * counts and free pages are derived by replaying records, never written. A periodic checkpoint
+ * folds the journal into a snapshot; records carry a sequence number so a checkpoint cut short
+ * by a crash (snapshot renamed, log not yet emptied) does not apply a record twice.
+ */
+import { decode, encode } from '@msgpack/msgpack';
+import { CorruptionError } from '../errors.ts';
+import type { TileShape } from '../blocks/tiling.ts';
+import { gridOf } from '../blocks/tiling.ts';
+import { DTYPES, type DType } from '../onnx/dtypes.ts';
+
+export const CATALOG_FORMAT = 1;
+
+export interface StoreConfig {
+  tile: TileShape;
+  pageSize: number;
+}
+
+export interface TensorIOInfo {
+  name: string;
+  dtype: string;
+  shape: (number | string | null)[];
+}
+
+export interface BlockEntry {
+  page: number;
+  offset: number;
+  length: number;
+  hash: string;
+  refs: number;
+}
+
+export interface TensorEntry {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  location: string;
+  /** Block ids in tile-grid order (row-major). */
+  blocks: Uint32Array;
+}
+
+export interface ModelEntry {
+  name: string;
+  addedAt: string;
+  /** The model with its weight data removed (graph, opsets, metadata...). */
+  skeleton: Uint8Array;
+  tensors: TensorEntry[];
+  inputs: TensorIOInfo[];
+  outputs: TensorIOInfo[];
+  /** Size of the ONNX bytes given to `add`. */
+  sourceBytes: number;
+}
+
+export interface PageEntry {
+  /** Sequence number of the commit that wrote it: read back to detect stale slots. */
+  epoch: number;
+  /** Payload bytes used. */
+  used: number;
+  /** Live blocks on the page. */
+  live: number;
+}
+
+export interface NewBlock {
+  id: number;
+  page: number;
+  offset: number;
+  length: number;
+  hash: string;
+}
+
+export type CatalogRecord =
+  | { t: 'init'; seq: number; format: number; config: StoreConfig }
+  | { t: 'add'; seq: number; model: ModelEntry; blocks: NewBlock[]; pages: { id: number; used: number }[] }
+  | { t: 'rm'; seq: number; name: string };
+
+// ---- wire encoding: msgpack, with block tables as little-endian typed-array bytes ----
+
+function u32Bytes(a: Uint32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+function bytesU32(b: Uint8Array): Uint32Array {
+  return new Uint32Array(b.slice().buffer);
+}
+
+function modelToWire(m: ModelEntry): unknown {
+  return {
+    name: m.name,
+    addedAt: m.addedAt,
+    skeleton: m.skeleton,
+    inputs: m.inputs,
+    outputs: m.outputs,
+    sourceBytes: m.sourceBytes,
+    tensors: m.tensors.map((t) => [t.name, t.dtype, t.dims, t.location, u32Bytes(t.blocks)]),
+  };
+}
+function modelFromWire(w: any): ModelEntry {
+  return {
+    name: w.name,
+    addedAt: w.addedAt,
+    skeleton: w.skeleton,
+    inputs: w.inputs,
+    outputs: w.outputs,
+    sourceBytes: w.sourceBytes,
+    tensors: w.tensors.map((t: any[]) => ({ name: t[0], dtype: t[1], dims: t[2], location: t[3], blocks: bytesU32(t[4]) })),
+  };
+}
+function blocksToWire(blocks: NewBlock[]): unknown {
+  const n = blocks.length;
+  const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
+  const hashes: string[] = new Array(n);
+  blocks.forEach((b, i) => {
+    cols[0][i] = b.id;
+    cols[1][i] = b.page;
+    cols[2][i] = b.offset;
+    cols[3][i] = b.length;
+    hashes[i] = b.hash;
+  });
+  return { cols: cols.map(u32Bytes), hashes: hashes.join('') };
+}
+function blocksFromWire(w: any): NewBlock[] {
+  const [ids, pages, offsets, lengths] = (w.cols as Uint8Array[]).map(bytesU32);
+  const out: NewBlock[] = new Array(ids.length);
+  for (let i = 0; i < ids.length; i++) out[i] = { id: ids[i], page: pages[i], offset: offsets[i], length: lengths[i], hash: (w.hashes as string).slice(i * 16, i * 16 + 16) };
+  return out;
+}
+
+export function encodeRecord(rec: CatalogRecord): Uint8Array {
+  if (rec.t === 'add') return encode({ t: 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
+  return encode(rec);
+}
+
+export function decodeRecord(bytes: Uint8Array): CatalogRecord {
+  let w: any;
+  try {
+    w = decode(bytes);
+  } catch (e) {
+    throw new CorruptionError('CATALOG_CORRUPT', `a catalog record cannot be decoded (${(e as Error).message}): the catalog is damaged.`);
+  }
+  if (!w || typeof w !== 'object' || typeof w.seq !== 'number') throw new CorruptionError('CATALOG_CORRUPT', 'a catalog record has no sequence number: the catalog is damaged.');
+  if (w.t === 'add') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
+  if (w.t === 'init' || w.t === 'rm') return w as CatalogRecord;
+  throw new CorruptionError('CATALOG_CORRUPT', `unknown catalog record type "${w.t}": written by a newer tessera?`);
+}
+
+// ---- in-memory state ----
+
+export class Catalog {
+  seq = 0;
+  config: StoreConfig | null = null;
+  readonly models = new Map<string, ModelEntry>();
+  readonly blocks = new Map<number, BlockEntry>();
+  readonly pages = new Map<number, PageEntry>();
+  /** hash → block ids with that hash (several only on a hash collision). */
+  readonly byHash = new Map<string, number[]>();
+  nextBlockId = 0;
+  /** Records applied since the last snapshot. */
+  recordsSinceSnapshot = 0;
+
+  static load(snapshot: Uint8Array | null, records: Uint8Array[]): Catalog {
+    const cat = new Catalog();
+    if (snapshot) {
+      let snap: { t: string; seq: number; records: Uint8Array[]; epochs: number[][] };
+      try {
+        snap = decode(snapshot) as typeof snap;
+      } catch (e) {
+        throw new CorruptionError('CATALOG_CORRUPT', `the catalog snapshot cannot be decoded (${(e as Error).message}).`);
+      }
+      if (snap?.t !== 'snapshot') throw new CorruptionError('CATALOG_CORRUPT', 'the catalog snapshot is not a snapshot record.');
+      for (const r of snap.records) cat.apply(decodeRecord(r));
+      // Records inside a snapshot carry seq 0; the pages' real epochs are kept beside them.
+      for (const [id, epoch] of snap.epochs) cat.pages.get(id)!.epoch = epoch;
+      cat.seq = snap.seq;
+    }
+    for (const bytes of records) {
+      const rec = decodeRecord(bytes);
+      if (rec.seq <= cat.seq) continue; // already folded into the snapshot
+      if (rec.seq !== cat.seq + 1) throw new CorruptionError('CATALOG_CORRUPT', `catalog record ${rec.seq} follows ${cat.seq}: records are missing.`);
+      cat.apply(rec);
+      cat.recordsSinceSnapshot++;
+    }
+    return cat;
+  }
+
+  apply(rec: CatalogRecord): void {
+    switch (rec.t) {
+      case 'init':
+        this.config = rec.config;
+        break;
+      case 'add': {
+        for (const p of rec.pages) this.pages.set(p.id, { epoch: rec.seq, used: p.used, live: 0 });
+        for (const b of rec.blocks) {
+          this.blocks.set(b.id, { page: b.page, offset: b.offset, length: b.length, hash: b.hash, refs: 0 });
+          const same = this.byHash.get(b.hash);
+          if (same) same.push(b.id);
+          else this.byHash.set(b.hash, [b.id]);
+          const page = this.pages.get(b.page);
+          if (!page) throw new CorruptionError('CATALOG_CORRUPT', `block ${b.id} is on page ${b.page}, which the catalog does not hold.`);
+          page.live++;
+          if (b.id >= this.nextBlockId) this.nextBlockId = b.id + 1;
+        }
+        for (const t of rec.model.tensors) for (const id of t.blocks) this.ref(id, +1);
+        this.models.set(rec.model.name, rec.model);
+        break;
+      }
+      case 'rm': {
+        const model = this.models.get(rec.name);
+        if (!model) throw new CorruptionError('CATALOG_CORRUPT', `catalog removes model "${rec.name}", which it does not hold.`);
+        this.models.delete(rec.name);
+        for (const t of model.tensors) for (const id of t.blocks) this.ref(id, -1);
+        break;
+      }
+    }
+    this.seq = rec.seq;
+  }
+
+  private ref(id: number, delta: number): void {
+    const b = this.blocks.get(id);
+    if (!b) throw new CorruptionError('CATALOG_CORRUPT', `a tensor references block ${id}, which the catalog does not hold.`);
+    b.refs += delta;
+    if (b.refs > 0) return;
+    this.blocks.delete(id);
+    const same = this.byHash.get(b.hash)!;
+    same.splice(same.indexOf(id), 1);
+    if (!same.length) this.byHash.delete(b.hash);
+    const page = this.pages.get(b.page)!;
+    if (--page.live === 0) this.pages.delete(b.page);
+  }
+
+  /** Pages freed by removing `name` (what `rm` will give back), without changing the catalog. */
+  pagesFreedBy(name: string): number[] {
+    const model = this.models.get(name);
+    if (!model) return [];
+    const drop = new Map<number, number>();
+    for (const t of model.tensors) for (const id of t.blocks) drop.set(id, (drop.get(id) ?? 0) + 1);
+    const pageLoss = new Map<number, number>();
+    for (const [id, n] of drop) {
+      const b = this.blocks.get(id)!;
+      if (b.refs === n) pageLoss.set(b.page, (pageLoss.get(b.page) ?? 0) + 1);
+    }
+    return [...pageLoss].filter(([p, lost]) => this.pages.get(p)!.live === lost).map(([p]) => p).sort((a, b) => a - b);
+  }
+
+  /** `n` page ids the committed state does not use, lowest first (reusing freed slots). */
+  freePageIds(n: number): number[] {
+    const ids: number[] = [];
+    for (let id = 0; ids.length < n; id++) if (!this.pages.has(id)) ids.push(id);
+    return ids;
+  }
+
+  /** One past the highest page id in use. */
+  pageLimit(): number {
+    let max = -1;
+    for (const id of this.pages.keys()) if (id > max) max = id;
+    return max + 1;
+  }
+
+  /** The whole state as one record (every model re-expressed as an 'add'). */
+  snapshot(): Uint8Array {
+    const records: Uint8Array[] = [];
+    if (this.config) records.push(encodeRecord({ t: 'init', seq: 0, format: CATALOG_FORMAT, config: this.config }));
+    // Each block is introduced by the first model (in insertion order) that references it.
+    const introduced = new Set<number>();
+    for (const model of this.models.values()) {
+      const blocks: NewBlock[] = [];
+      const pages = new Map<number, number>();
+      for (const t of model.tensors) {
+        for (const id of t.blocks) {
+          if (introduced.has(id)) continue;
+          introduced.add(id);
+          const b = this.blocks.get(id)!;
+          blocks.push({ id, page: b.page, offset: b.offset, length: b.length, hash: b.hash });
+          if (!pages.has(b.page)) pages.set(b.page, this.pages.get(b.page)!.used);
+        }
+      }
+      records.push(encodeRecord({ t: 'add', seq: 0, model, blocks, pages: [...pages].map(([id, used]) => ({ id, used })) }));
+    }
+    const epochs = [...this.pages].map(([id, p]) => [id, p.epoch]);
+    return encode({ t: 'snapshot', seq: this.seq, records, epochs });
+  }
+
+  /** Bytes a model's tensors take uncompressed (what it would take stored alone). */
+  static logicalBytes(model: ModelEntry): number {
+    let n = 0;
+    for (const t of model.tensors) n += t.dims.reduce((a, d) => a * d, 1) * DTYPES[t.dtype].bytes;
+    return n;
+  }
+}
+
+/** Checks the catalog adds up; returns one line per problem. */
+export function checkCatalog(cat: Catalog): string[] {
+  const problems: string[] = [];
+  const refs = new Map<number, number>();
+  for (const m of cat.models.values()) {
+    for (const t of m.tensors) {
+      const grid = gridOf(t.dims, cat.config!.tile);
+      if (grid.count !== t.blocks.length) problems.push(`model ${m.name}, tensor ${t.name}: ${t.blocks.length} blocks, its grid has ${grid.count}`);
+      for (const id of t.blocks) refs.set(id, (refs.get(id) ?? 0) + 1);
+    }
+  }
+  for (const [id, n] of refs) {
+    const b = cat.blocks.get(id);
+    if (!b) problems.push(`block ${id} is referenced but missing`);
+    else if (b.refs !== n) problems.push(`block ${id} counts ${b.refs} references, tensors hold ${n}`);
+  }
+  const live = new Map<number, { n: number; spans: [number, number][] }>();
+  for (const [id, b] of cat.blocks) {
+    if (!refs.has(id)) problems.push(`block ${id} is unreferenced but kept`);
+    const p = cat.pages.get(b.page);
+    if (!p) {
+      problems.push(`block ${id} is on page ${b.page}, which is not in the catalog`);
+      continue;
+    }
+    if (b.offset + b.length > p.used) problems.push(`block ${id} ends at ${b.offset + b.length}, past page ${b.page}'s ${p.used} used bytes`);
+    const l = live.get(b.page) ?? { n: 0, spans: [] };
+    l.n++;
+    l.spans.push([b.offset, b.offset + b.length]);
+    live.set(b.page, l);
+  }
+  for (const [id, p] of cat.pages) {
+    const l = live.get(id);
+    if (!l) problems.push(`page ${id} holds no live block but is kept`);
+    else if (l.n !== p.live) problems.push(`page ${id} counts ${p.live} live blocks, the block table has ${l.n}`);
+    if (l) {
+      l.spans.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < l.spans.length; i++) if (l.spans[i][0] < l.spans[i - 1][1]) problems.push(`page ${id}: blocks overlap at byte ${l.spans[i][0]}`);
+    }
+    if (p.used > cat.config!.pageSize) problems.push(`page ${id} uses ${p.used} bytes, more than the page size`);
+  }
+  return problems;
+}

@@ -1,0 +1,9 @@
+/** tessera for Node: the store, its backends, serving, and the error types. */
+export { openStore, addModelFile, externalDataReader, modelNameOf, type OpenStoreOptions } from './node/open.ts';
+export { FilePageStore } from './node/file-store.ts';
+export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type StoreStats, type ModelStats, type VerifyReport, type Progress } from './store/store.ts';
+export { MemoryPageStore } from './store/memory-store.ts';
+export type { PageStore } from './store/page-store.ts';
+export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
+export type { OrtModule } from './runtime/ort.ts';
+export * from './errors.ts';

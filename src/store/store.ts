@@ -1,0 +1,428 @@
+/**
+ * TesseraStore: the deduplicated model store over any PageStore backend.
+ *
+ * add:    ONNX bytes → tensors → blocks → exact dedup (xxHash64 + byte comparison) → new blocks
+ *         packed into fresh pages → pages written → one catalog record appended (the commit).
+ * read:   model → tensors → blocks → pages (checksummed) → tensor bytes → ONNX or a session.
+ * Failure before the commit leaves the committed catalog untouched; pages written into free
+ * slots are simply unreferenced and get reused.
+ */
+import { CorruptionError, InvalidArgumentError, ModelExistsError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
+import { hash64Hex } from '../hash.ts';
+import { assembleModel, parseModel, type ExtractedTensor } from '../onnx/model.ts';
+import { DTYPES } from '../onnx/dtypes.ts';
+import { cutTensor, gridOf, placeBlock, validateTile, type TileShape } from '../blocks/tiling.ts';
+import { Catalog, checkCatalog, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type TensorEntry } from '../catalog/catalog.ts';
+import type { PageStore } from './page-store.ts';
+import { ModelSession, type SessionOptions } from '../runtime/session.ts';
+
+/** Default tile: 64 x 64 elements (16 KiB of float32). Chosen by `npm run bench -- blocks`; see README. */
+export const DEFAULT_TILE: TileShape = { rows: 64, cols: 64 };
+/** Records in the journal before it is folded into a snapshot. */
+const CHECKPOINT_EVERY = 32;
+/** The largest element, so a full tile of any dtype fits a page. */
+const MAX_ELEMENT_BYTES = 8;
+
+export interface Progress {
+  phase: 'parse' | 'dedup' | 'write' | 'commit' | 'read';
+  done: number;
+  total: number;
+}
+
+export interface AddOptions {
+  /** Reads an external-data file named by the model (relative location). */
+  readExternal?: (location: string) => Promise<Uint8Array>;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface AddReport {
+  name: string;
+  tensors: number;
+  blocks: number;
+  newBlocks: number;
+  logicalBytes: number;
+  newBytes: number;
+  newPages: number;
+}
+
+export interface ModelStats {
+  name: string;
+  tensors: number;
+  blocks: number;
+  logicalBytes: number;
+  /** Bytes of blocks no other model references. */
+  uniqueBytes: number;
+  /** Pages the model reads to load all its tensors. */
+  pages: number;
+  addedAt: string;
+}
+
+export interface StoreStats {
+  models: number;
+  tensors: number;
+  blocks: number;
+  logicalBytes: number;
+  storedBytes: number;
+  pages: number;
+  pageSize: number;
+  pageBytes: number;
+  dedupRatio: number;
+  tile: TileShape;
+  perModel: ModelStats[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  pagesChecked: number;
+  damagedPages: { page: number; error: string; models: string[] }[];
+  catalogProblems: string[];
+  leakedPages: number[];
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+/** Model names become file names on export and keys everywhere: keep them plain. */
+export function validateModelName(name: string): void {
+  if (!NAME_RE.test(name) || name.includes('..')) {
+    throw new TesseraError('INVALID_NAME', `invalid model name "${name}": use 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no paths).`);
+  }
+}
+
+/** Reads blocks through a per-operation page cache, so each page is read once. */
+class BlockReader {
+  private readonly cache = new Map<number, Promise<Uint8Array>>();
+  constructor(private readonly backend: PageStore, private readonly catalog: Catalog) {}
+  async block(id: number): Promise<Uint8Array> {
+    const b = this.catalog.blocks.get(id);
+    if (!b) throw new CorruptionError('CATALOG_CORRUPT', `block ${id} is referenced but not in the catalog.`);
+    let page = this.cache.get(b.page);
+    if (!page) {
+      page = this.backend.readPage(b.page, this.catalog.pages.get(b.page)?.epoch);
+      this.cache.set(b.page, page);
+    }
+    const data = await page;
+    if (b.offset + b.length > data.length) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
+    return data.subarray(b.offset, b.offset + b.length);
+  }
+}
+
+export class TesseraStore {
+  private closed = false;
+  private constructor(readonly backend: PageStore, private catalog: Catalog) {}
+
+  /** Opens the store on `backend`, initialising an empty one (with `tile`) if it has no catalog. */
+  static async open(backend: PageStore, opts: { tile?: TileShape } = {}): Promise<TesseraStore> {
+    const { snapshot, records } = await backend.readCatalog();
+    const catalog = Catalog.load(snapshot, records);
+    const store = new TesseraStore(backend, catalog);
+    if (!catalog.config) {
+      const tile = opts.tile ?? DEFAULT_TILE;
+      validateTile(tile);
+      if (tile.rows * tile.cols * MAX_ELEMENT_BYTES > backend.pageSize) {
+        throw new InvalidArgumentError(`a ${tile.rows}x${tile.cols} tile of 8-byte elements (${tile.rows * tile.cols * 8} bytes) does not fit a ${backend.pageSize}-byte page: use a smaller tile or larger pages.`);
+      }
+      const config: StoreConfig = { tile, pageSize: backend.pageSize };
+      await store.commit({ t: 'init', seq: catalog.seq + 1, format: CATALOG_FORMAT, config });
+    }
+    return store;
+  }
+
+  get config(): StoreConfig {
+    return this.catalog.config!;
+  }
+
+  /** The committed catalog (read-only use: tools such as verify, stats, packing). */
+  get state(): Catalog {
+    return this.catalog;
+  }
+
+  private check(): void {
+    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
+  }
+
+  private async commit(rec: Parameters<typeof encodeRecord>[0]): Promise<void> {
+    await this.backend.appendCatalog(encodeRecord(rec));
+    this.catalog.apply(rec);
+    this.catalog.recordsSinceSnapshot++;
+    if (this.catalog.recordsSinceSnapshot >= CHECKPOINT_EVERY) await this.checkpoint();
+  }
+
+  /** Folds the journal into a snapshot (also done automatically every few commits). */
+  async checkpoint(): Promise<void> {
+    await this.backend.checkpointCatalog(this.catalog.snapshot());
+    this.catalog.recordsSinceSnapshot = 0;
+  }
+
+  /** Re-reads the committed catalog (another process may have committed since). */
+  async refresh(): Promise<void> {
+    const { snapshot, records } = await this.backend.readCatalog();
+    this.catalog = Catalog.load(snapshot, records);
+  }
+
+  listModels(): string[] {
+    return [...this.catalog.models.keys()];
+  }
+
+  model(name: string): ModelEntry {
+    const m = this.catalog.models.get(name);
+    if (!m) throw new ModelNotFoundError(name, this.listModels());
+    return m;
+  }
+
+  has(name: string): boolean {
+    return this.catalog.models.has(name);
+  }
+
+  async add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
+    this.check();
+    validateModelName(name);
+    if (this.catalog.models.has(name)) throw new ModelExistsError(name);
+    const progress = opts.onProgress ?? (() => {});
+    progress({ phase: 'parse', done: 0, total: 1 });
+    const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
+    const { tile, pageSize } = this.config;
+    const reader = new BlockReader(this.backend, this.catalog);
+
+    // Exact dedup: identical bytes are one block, within this model and across the store.
+    const pending = new Map<string, NewBlock & { data: Uint8Array }>();
+    const fresh: (NewBlock & { data: Uint8Array })[] = [];
+    const tensors: TensorEntry[] = [];
+    const totalBlocks = parsed.tensors.reduce((n, t) => n + gridOf(t.dims, tile).count, 0);
+    let done = 0;
+    let nextId = this.catalog.nextBlockId;
+    for (const t of parsed.tensors) {
+      const blocks = cutTensor(t.data, t.dims, DTYPES[t.dtype].bytes, tile);
+      const ids = new Uint32Array(blocks.length);
+      for (let i = 0; i < blocks.length; i++) {
+        ids[i] = await this.findOrCreate(blocks[i], reader, pending, fresh, () => nextId++);
+        if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
+      }
+      tensors.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids });
+    }
+    progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
+
+    // Simple packing for now: new blocks fill fresh pages in order of first appearance.
+    const epoch = this.catalog.seq + 1;
+    const pageLoads: number[] = [];
+    let used = pageSize;
+    for (const b of fresh) {
+      if (used + b.length > pageSize) {
+        pageLoads.push(0);
+        used = 0;
+      }
+      b.offset = used;
+      b.page = pageLoads.length - 1; // index into the pages this add allocates
+      used += b.length;
+      pageLoads[pageLoads.length - 1] = used;
+    }
+    const pageIds = this.catalog.freePageIds(pageLoads.length);
+    const newBytes = fresh.reduce((n, b) => n + b.length, 0);
+    const pageData = pageLoads.map((n) => new Uint8Array(n));
+    for (const b of fresh) {
+      pageData[b.page].set(b.data, b.offset);
+      b.page = pageIds[b.page];
+    }
+    for (let p = 0; p < pageData.length; p++) {
+      await this.backend.writePages([{ id: pageIds[p], epoch, data: pageData[p] }]);
+      progress({ phase: 'write', done: p + 1, total: pageData.length });
+    }
+
+    const model: ModelEntry = {
+      name,
+      addedAt: new Date().toISOString(),
+      skeleton: parsed.skeleton,
+      tensors,
+      inputs: parsed.inputs,
+      outputs: parsed.outputs,
+      sourceBytes: onnx.length,
+    };
+    progress({ phase: 'commit', done: 0, total: 1 });
+    await this.commit({
+      t: 'add',
+      seq: epoch,
+      model,
+      blocks: fresh.map(({ id, page, offset, length, hash }) => ({ id, page, offset, length, hash })),
+      pages: pageIds.map((id, p) => ({ id, used: pageLoads[p] })),
+    });
+    progress({ phase: 'commit', done: 1, total: 1 });
+    return { name, tensors: tensors.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes, newPages: pageIds.length };
+  }
+
+  private async findOrCreate(
+    data: Uint8Array,
+    reader: BlockReader,
+    pending: Map<string, NewBlock & { data: Uint8Array }>,
+    fresh: (NewBlock & { data: Uint8Array })[],
+    allocate: () => number,
+  ): Promise<number> {
+    const hash = hash64Hex(data);
+    for (const id of this.catalog.byHash.get(hash) ?? []) {
+      if (bytesEqual(await reader.block(id), data)) return id;
+    }
+    const mine = pending.get(hash);
+    if (mine && bytesEqual(mine.data, data)) return mine.id;
+    const block = { id: allocate(), page: -1, offset: 0, length: data.length, hash, data };
+    if (!mine) pending.set(hash, block);
+    fresh.push(block);
+    return block.id;
+  }
+
+  /** Removes a model; pages no other model uses are freed. */
+  async remove(name: string): Promise<{ freedPages: number }> {
+    this.check();
+    this.model(name);
+    const freed = this.catalog.pagesFreedBy(name);
+    await this.commit({ t: 'rm', seq: this.catalog.seq + 1, name });
+    await this.backend.releasePages(freed);
+    return { freedPages: freed.length };
+  }
+
+  /** The weight tensors of a model, in skeleton order, reassembled from pages. */
+  async tensorData(name: string, opts: { onProgress?: (p: Progress) => void } = {}): Promise<Uint8Array[]> {
+    this.check();
+    const model = this.model(name);
+    const reader = new BlockReader(this.backend, this.catalog);
+    const { tile } = this.config;
+    const out: Uint8Array[] = [];
+    let i = 0;
+    try {
+      for (const t of model.tensors) {
+        const es = DTYPES[t.dtype].bytes;
+        const grid = gridOf(t.dims, tile);
+        const buf = new Uint8Array(grid.rows * grid.cols * es);
+        const blocks = await Promise.all(Array.from(t.blocks, (id) => reader.block(id)));
+        for (let b = 0; b < blocks.length; b++) placeBlock(buf, grid, es, tile, b, blocks[b]);
+        out.push(buf);
+        opts.onProgress?.({ phase: 'read', done: ++i, total: model.tensors.length });
+      }
+    } catch (e) {
+      if (e instanceof CorruptionError && e.pageId !== undefined) {
+        throw new CorruptionError('PAGE_CORRUPT', `model "${name}" cannot be read: ${e.message}`, { pageId: e.pageId, models: this.modelsOnPage(e.pageId) });
+      }
+      throw e;
+    }
+    return out;
+  }
+
+  /** The model as a self-contained ONNX file, every tensor bit-identical to what was added. */
+  async exportModel(name: string): Promise<Uint8Array> {
+    const model = this.model(name);
+    return assembleModel(model.skeleton, await this.tensorData(name));
+  }
+
+  /** An inference session for a model, its weights assembled from the store's pages. */
+  async session(name: string, opts: SessionOptions = {}): Promise<ModelSession> {
+    const model = this.model(name);
+    return ModelSession.create(name, model.skeleton, await this.tensorData(name), model, opts);
+  }
+
+  /** Models that reference a block on `pageId`. */
+  modelsOnPage(pageId: number): string[] {
+    const out: string[] = [];
+    for (const m of this.catalog.models.values()) {
+      if (m.tensors.some((t) => t.blocks.some((id) => this.catalog.blocks.get(id)?.page === pageId))) out.push(m.name);
+    }
+    return out;
+  }
+
+  /** Distinct pages a model reads. */
+  pagesOf(name: string): number[] {
+    const pages = new Set<number>();
+    for (const t of this.model(name).tensors) for (const id of t.blocks) pages.add(this.catalog.blocks.get(id)!.page);
+    return [...pages].sort((a, b) => a - b);
+  }
+
+  stats(): StoreStats {
+    const cat = this.catalog;
+    let storedBytes = 0;
+    for (const b of cat.blocks.values()) storedBytes += b.length;
+    const perModel: ModelStats[] = [];
+    let logicalBytes = 0;
+    let tensors = 0;
+    for (const m of cat.models.values()) {
+      const logical = Catalog.logicalBytes(m);
+      logicalBytes += logical;
+      tensors += m.tensors.length;
+      const own = new Map<number, number>();
+      let blocks = 0;
+      for (const t of m.tensors) {
+        blocks += t.blocks.length;
+        for (const id of t.blocks) own.set(id, (own.get(id) ?? 0) + 1);
+      }
+      let uniqueBytes = 0;
+      const pages = new Set<number>();
+      for (const [id, n] of own) {
+        const b = cat.blocks.get(id)!;
+        pages.add(b.page);
+        if (b.refs === n) uniqueBytes += b.length;
+      }
+      perModel.push({ name: m.name, tensors: m.tensors.length, blocks, logicalBytes: logical, uniqueBytes, pages: pages.size, addedAt: m.addedAt });
+    }
+    return {
+      models: cat.models.size,
+      tensors,
+      blocks: cat.blocks.size,
+      logicalBytes,
+      storedBytes,
+      pages: cat.pages.size,
+      pageSize: this.config.pageSize,
+      pageBytes: cat.pages.size * this.config.pageSize,
+      dedupRatio: storedBytes ? logicalBytes / storedBytes : 1,
+      tile: this.config.tile,
+      perModel,
+    };
+  }
+
+  /** Reads every page (checksums), checks the catalog adds up, and lists leaked page slots. */
+  async verify(opts: { onProgress?: (p: Progress) => void } = {}): Promise<VerifyReport> {
+    this.check();
+    const catalogProblems = checkCatalog(this.catalog);
+    const damagedPages: VerifyReport['damagedPages'] = [];
+    const pageIds = [...this.catalog.pages.keys()].sort((a, b) => a - b);
+    let done = 0;
+    for (const id of pageIds) {
+      const entry = this.catalog.pages.get(id)!;
+      try {
+        const data = await this.backend.readPage(id, entry.epoch);
+        if (data.length !== entry.used) throw new CorruptionError('PAGE_CORRUPT', `page ${id} holds ${data.length} bytes, the catalog expects ${entry.used}`, { pageId: id });
+      } catch (e) {
+        if (!(e instanceof TesseraError)) throw e;
+        damagedPages.push({ page: id, error: e.message, models: this.modelsOnPage(id) });
+      }
+      opts.onProgress?.({ phase: 'read', done: ++done, total: pageIds.length });
+    }
+    const stored = await this.backend.listPages();
+    const leakedPages = stored.filter((id) => !this.catalog.pages.has(id));
+    return { ok: !damagedPages.length && !catalogProblems.length, pagesChecked: pageIds.length, damagedPages, catalogProblems, leakedPages };
+  }
+
+  /** Releases page slots that hold data no committed model references (left by a crash). */
+  async collectGarbage(): Promise<number[]> {
+    this.check();
+    const stored = await this.backend.listPages();
+    const leaked = stored.filter((id) => !this.catalog.pages.has(id));
+    await this.backend.releasePages(leaked);
+    return leaked;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.backend.close();
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  // Compare 4 bytes at a time where alignment allows (blocks are views into tensors and pages).
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 && a.length % 4 === 0) {
+    const x = new Int32Array(a.buffer, a.byteOffset, a.length / 4);
+    const y = new Int32Array(b.buffer, b.byteOffset, b.length / 4);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export type { ExtractedTensor };
