@@ -12,7 +12,7 @@
  */
 import { open, readFile, rename, rm, stat, writeFile, mkdir, readdir, type FileHandle } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import { hash64 } from '../hash.ts';
 import type { PageStore } from '../store/page-store.ts';
@@ -124,7 +124,10 @@ export class FilePageStore implements PageStore {
       if (log) await store.cutTornTail();
       return store;
     } catch (e) {
-      if (!readOnly) await rm(join(dir, 'LOCK'), { force: true });
+      if (!readOnly) {
+        await rm(join(dir, 'LOCK'), { force: true });
+        heldLocks.delete(resolve(dir));
+      }
       throw ioError(`cannot open the store in ${dir}`, e);
     }
   }
@@ -136,11 +139,12 @@ export class FilePageStore implements PageStore {
         const h = await open(path, 'wx');
         await h.writeFile(String(process.pid));
         await h.close();
+        heldLocks.add(resolve(dir));
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot lock ${dir}`, e);
         const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-        if (pid && pid !== process.pid && pidAlive(pid)) {
+        if (pid && (pid === process.pid ? heldLocks.has(resolve(dir)) : pidAlive(pid))) {
           throw new StoreError('STORE_LOCKED', `store ${dir} is locked by process ${pid}, which is writing to it: wait for it to finish, or open read-only.`);
         }
         // Stale lock from a killed writer: the catalog protocol makes its half-done work invisible.
@@ -304,9 +308,13 @@ export class FilePageStore implements PageStore {
     if (this.log) {
       await this.log.close();
       await rm(join(this.dir, 'LOCK'), { force: true });
+      heldLocks.delete(resolve(this.dir));
     }
   }
 }
+
+/** Stores this process holds the writer lock of (a pid alone cannot tell two opens apart). */
+const heldLocks = new Set<string>();
 
 async function snapStamp(dir: string): Promise<string> {
   const s = await stat(join(dir, 'catalog.snap')).catch(() => null);
