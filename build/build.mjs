@@ -35,3 +35,18 @@ for (const file of sources) {
   );
   console.error(`built assembly/${file} -> ${wasm} (${bytes.length} bytes)`);
 }
+
+
+// The CLI as one ESM file (dependencies stay external: onnxruntime-web finds its .wasm beside itself).
+const esbuild = await import('esbuild');
+await esbuild.build({
+  entryPoints: [join(root, 'src', 'cli', 'bin.ts')],
+  outfile: join(outDir, 'tessera.mjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  logLevel: 'warning',
+});
+console.error('bundled src/cli/bin.ts -> build/out/tessera.mjs');

@@ -270,8 +270,9 @@ export class FilePageStore implements PageStore {
     const slot = PAGE_HEADER_BYTES + this.pageSize;
     const released = new Set(ids);
     let top = Math.ceil(size / slot);
-    while (top > 0 && released.has(top - 1)) top--;
     try {
+      // Slots released earlier have a cleared header: they may be cut too once on top.
+      while (top > 0 && (released.has(top - 1) || (await this.slotCleared(top - 1)))) top--;
       if (top * slot < size) await this.pages.truncate(top * slot);
       // Inner slots stay until reused; clearing the header keeps listPages (leak checks) exact.
       const zero = new Uint8Array(PAGE_HEADER_BYTES);
@@ -279,6 +280,12 @@ export class FilePageStore implements PageStore {
     } catch (e) {
       throw ioError('cannot release pages', e);
     }
+  }
+
+  private async slotCleared(id: number): Promise<boolean> {
+    const head = new Uint8Array(4);
+    const { bytesRead } = await this.pages.read(head, 0, 4, this.slotOffset(id));
+    return bytesRead < 4 || (head[0] | head[1] | head[2] | head[3]) === 0;
   }
 
   /** Cuts page slots at or above `count` (never-committed writes left by a crash). */
@@ -293,11 +300,7 @@ export class FilePageStore implements PageStore {
     const { size } = await this.pages.stat();
     const slot = PAGE_HEADER_BYTES + this.pageSize;
     const ids: number[] = [];
-    const head = new Uint8Array(4);
-    for (let id = 0; id * slot < size; id++) {
-      const { bytesRead } = await this.pages.read(head, 0, 4, id * slot);
-      if (bytesRead === 4 && (head[0] | head[1] | head[2] | head[3]) !== 0) ids.push(id);
-    }
+    for (let id = 0; id * slot < size; id++) if (!(await this.slotCleared(id))) ids.push(id);
     return ids;
   }
 

@@ -101,7 +101,8 @@ export class ModelSession {
         tensor = new this.ort.Tensor(dtype as any, data, f.dims);
       }
       if (tensor.type !== info.dtype) throw new InferenceError('INVALID_FEEDS', `input "${info.name}" must be ${info.dtype}, got ${tensor.type}.`);
-      if (info.shape.length !== tensor.dims.length) throw new InferenceError('INVALID_FEEDS', `input "${info.name}" must have rank ${info.shape.length} ([${info.shape.map((d) => d ?? '?').join(', ')}]), got [${tensor.dims.join(', ')}].`);
+      // An empty shape means rank unknown (or scalar): nothing to check against.
+      if (info.shape.length && info.shape.length !== tensor.dims.length) throw new InferenceError('INVALID_FEEDS', `input "${info.name}" must have rank ${info.shape.length} ([${info.shape.map((d) => d ?? '?').join(', ')}]), got [${tensor.dims.join(', ')}].`);
       info.shape.forEach((d, i) => {
         if (typeof d === 'number' && d >= 0 && tensor.dims[i] !== d) throw new InferenceError('INVALID_FEEDS', `input "${info.name}" dim ${i} must be ${d}, got ${tensor.dims[i]} (shape [${tensor.dims.join(', ')}]).`);
       });
