@@ -10,7 +10,7 @@
 import { CorruptionError, InvalidArgumentError, ModelExistsError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
 import { assembleModel, parseModel, type ExtractedTensor } from '../onnx/model.ts';
-import { DTYPES } from '../onnx/dtypes.ts';
+import { DTYPES, type DType } from '../onnx/dtypes.ts';
 import { cutTensor, gridOf, placeBlock, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { Catalog, checkCatalog, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type TensorEntry } from '../catalog/catalog.ts';
 import type { PageStore } from './page-store.ts';
@@ -78,6 +78,20 @@ export interface VerifyReport {
   catalogProblems: string[];
   leakedPages: number[];
 }
+
+/** A block to add: its bytes, or its hash and length with a way to load the bytes if needed. */
+export type BlockInput = { data: Uint8Array; hash?: string } | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> };
+
+export interface NewTensor {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  location: string;
+  /** Blocks in tile-grid order. */
+  blocks: BlockInput[];
+}
+
+type PendingBlock = NewBlock & { data: Uint8Array };
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
@@ -175,29 +189,52 @@ export class TesseraStore {
 
   async add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
     this.check();
+    this.checkNewName(name);
+    opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
+    const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
+    const { tile } = this.config;
+    const tensors: NewTensor[] = parsed.tensors.map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      dims: t.dims,
+      location: t.location,
+      blocks: cutTensor(t.data, t.dims, DTYPES[t.dtype].bytes, tile).map((data) => ({ data })),
+    }));
+    return this.addBlocks({ name, skeleton: parsed.skeleton, inputs: parsed.inputs, outputs: parsed.outputs, sourceBytes: onnx.length }, tensors, opts);
+  }
+
+  private checkNewName(name: string): void {
     validateModelName(name);
     if (this.catalog.models.has(name)) throw new ModelExistsError(name);
+  }
+
+  /**
+   * Adds a model given as blocks (already cut with this store's tile shape): the path shared by
+   * `add` (blocks cut from ONNX) and imports (blocks fetched from another store). Exact dedup:
+   * a block whose hash and bytes match a stored block is that block. A block given by `hash` +
+   * `load` (no bytes at hand) is matched on hash and length alone and loaded only when new.
+   */
+  async addBlocks(meta: Omit<ModelEntry, 'addedAt' | 'tensors'>, tensors: NewTensor[], opts: { onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
+    this.check();
+    this.checkNewName(meta.name);
     const progress = opts.onProgress ?? (() => {});
-    progress({ phase: 'parse', done: 0, total: 1 });
-    const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
     const { tile, pageSize } = this.config;
     const reader = new BlockReader(this.backend, this.catalog);
-
-    // Exact dedup: identical bytes are one block, within this model and across the store.
-    const pending = new Map<string, NewBlock & { data: Uint8Array }>();
-    const fresh: (NewBlock & { data: Uint8Array })[] = [];
-    const tensors: TensorEntry[] = [];
-    const totalBlocks = parsed.tensors.reduce((n, t) => n + gridOf(t.dims, tile).count, 0);
+    const pending = new Map<string, PendingBlock>();
+    const fresh: PendingBlock[] = [];
+    const entries: TensorEntry[] = [];
+    const totalBlocks = tensors.reduce((n, t) => n + t.blocks.length, 0);
     let done = 0;
     let nextId = this.catalog.nextBlockId;
-    for (const t of parsed.tensors) {
-      const blocks = cutTensor(t.data, t.dims, DTYPES[t.dtype].bytes, tile);
-      const ids = new Uint32Array(blocks.length);
-      for (let i = 0; i < blocks.length; i++) {
-        ids[i] = await this.findOrCreate(blocks[i], reader, pending, fresh, () => nextId++);
+    for (const t of tensors) {
+      const grid = gridOf(t.dims, tile);
+      if (grid.count !== t.blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${t.blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
+      const ids = new Uint32Array(t.blocks.length);
+      for (let i = 0; i < t.blocks.length; i++) {
+        ids[i] = await this.findOrCreate(t.blocks[i], reader, pending, fresh, () => nextId++);
         if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
       }
-      tensors.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids });
+      entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids });
     }
     progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
 
@@ -227,15 +264,7 @@ export class TesseraStore {
       progress({ phase: 'write', done: p + 1, total: pageData.length });
     }
 
-    const model: ModelEntry = {
-      name,
-      addedAt: new Date().toISOString(),
-      skeleton: parsed.skeleton,
-      tensors,
-      inputs: parsed.inputs,
-      outputs: parsed.outputs,
-      sourceBytes: onnx.length,
-    };
+    const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
     progress({ phase: 'commit', done: 0, total: 1 });
     await this.commit({
       t: 'add',
@@ -245,23 +274,24 @@ export class TesseraStore {
       pages: pageIds.map((id, p) => ({ id, used: pageLoads[p] })),
     });
     progress({ phase: 'commit', done: 1, total: 1 });
-    return { name, tensors: tensors.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes, newPages: pageIds.length };
+    return { name: meta.name, tensors: entries.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes, newPages: pageIds.length };
   }
 
   private async findOrCreate(
-    data: Uint8Array,
+    input: BlockInput,
     reader: BlockReader,
-    pending: Map<string, NewBlock & { data: Uint8Array }>,
-    fresh: (NewBlock & { data: Uint8Array })[],
+    pending: Map<string, PendingBlock>,
+    fresh: PendingBlock[],
     allocate: () => number,
   ): Promise<number> {
-    const hash = hash64Hex(data);
+    const hash = input.hash ?? hash64Hex(input.data!);
     for (const id of this.catalog.byHash.get(hash) ?? []) {
-      if (bytesEqual(await reader.block(id), data)) return id;
+      if (input.data ? bytesEqual(await reader.block(id), input.data) : this.catalog.blocks.get(id)!.length === input.length) return id;
     }
     const mine = pending.get(hash);
-    if (mine && bytesEqual(mine.data, data)) return mine.id;
-    const block = { id: allocate(), page: -1, offset: 0, length: data.length, hash, data };
+    if (mine && (input.data ? bytesEqual(mine.data, input.data) : mine.length === input.length)) return mine.id;
+    const data = input.data ?? (await input.load!());
+    const block: PendingBlock = { id: allocate(), page: -1, offset: 0, length: data.length, hash, data };
     if (!mine) pending.set(hash, block);
     fresh.push(block);
     return block.id;
