@@ -1,0 +1,11 @@
+/** The buffer pool: page bytes under a hard budget, pluggable eviction, and a trace simulator. */
+export { BufferPool } from './buffer-pool.ts';
+export type { BufferPoolOptions, PageInfo, PinContext, PoolStats } from './buffer-pool.ts';
+export type { EvictionPolicy, PageRef } from './policy.ts';
+export { createPolicy, POLICY_NAMES, ArcPolicy, CostPolicy, DedupAwarePolicy, LfuPolicy, LruPolicy, MruPolicy, SievePolicy } from './policies.ts';
+export type { PolicyName } from './policies.ts';
+export type { DedupAwareOptions } from './policies/dedup.ts';
+export { simulate, hitRatioTable, distinctBytes, pageSharers, sizeOfPage } from './simulate.ts';
+export type { PageLayout, SimulationOptions, SimulationResult } from './simulate.ts';
+export { zipfTrace, fineTuneFamily, seededRandom } from './traces.ts';
+export type { ZipfTraceOptions, FamilyOptions } from './traces.ts';

@@ -1,0 +1,29 @@
+/** The policy registry: every policy by name, so the pool, the simulator and the benchmark agree. */
+import { InvalidArgumentError } from '../errors.ts';
+import type { EvictionPolicy } from './policy.ts';
+import { ArcPolicy } from './policies/arc.ts';
+import { CostPolicy } from './policies/cost.ts';
+import { DedupAwarePolicy } from './policies/dedup.ts';
+import { LfuPolicy } from './policies/lfu.ts';
+import { LruPolicy } from './policies/lru.ts';
+import { MruPolicy } from './policies/mru.ts';
+import { SievePolicy } from './policies/sieve.ts';
+
+export { ArcPolicy, CostPolicy, DedupAwarePolicy, LfuPolicy, LruPolicy, MruPolicy, SievePolicy };
+
+export const POLICY_NAMES = ['lru', 'mru', 'lfu', 'arc', 'sieve', 'cost', 'dedup'] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+
+export function createPolicy(name: PolicyName | string): EvictionPolicy {
+  switch (name) {
+    case 'lru': return new LruPolicy();
+    case 'mru': return new MruPolicy();
+    case 'lfu': return new LfuPolicy();
+    case 'arc': return new ArcPolicy();
+    case 'sieve': return new SievePolicy();
+    case 'cost': return new CostPolicy();
+    case 'dedup': return new DedupAwarePolicy();
+    default:
+      throw new InvalidArgumentError(`unknown eviction policy "${name}": use one of ${POLICY_NAMES.join(', ')}`);
+  }
+}

@@ -1,0 +1,20 @@
+/** Most recently used: evict the page touched last. Right for loops larger than the pool. */
+import { OrderedSet, firstEvictable } from '../ordered-set.ts';
+import type { EvictionPolicy, PageRef } from '../policy.ts';
+
+export class MruPolicy implements EvictionPolicy {
+  readonly name = 'mru';
+  private readonly order = new OrderedSet();
+  onInsert(page: PageRef): void {
+    this.order.pushHead(page.id);
+  }
+  onHit(page: PageRef): void {
+    this.order.pushHead(page.id);
+  }
+  onRemove(pageId: number): void {
+    this.order.delete(pageId);
+  }
+  victim(evictable: (pageId: number) => boolean): number | undefined {
+    return firstEvictable(this.order.fromNewest(), evictable);
+  }
+}

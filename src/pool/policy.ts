@@ -1,0 +1,38 @@
+/**
+ * The one small interface every eviction policy implements. The pool owns residency, pins and the
+ * byte budget; a policy only orders the resident pages it was told about and names a victim.
+ * Pinned (and in-flight) pages are never offered: `victim` receives a filter and must skip pages
+ * it rejects.
+ */
+
+/** What the pool knows about a resident page when it tells the policy about it. */
+export interface PageRef {
+  readonly id: number;
+  /** Bytes the page occupies in the pool. */
+  readonly bytes: number;
+  /** How many models use the page (1 when unknown). */
+  readonly sharers: number;
+  /** The models that use the page, when the caller's `pageInfo` knows them. */
+  readonly models?: readonly string[];
+  /** The model whose request touched the page now, when the caller said. */
+  readonly model?: string;
+}
+
+export interface EvictionPolicy {
+  readonly name: string;
+  /** Called once by the pool before any other call: byte-aware policies (ARC's ghosts) size themselves by it. */
+  setCapacity?(budgetBytes: number): void;
+  /** A model request began (the pool's `recordRequest`): popularity-aware policies count it. */
+  onRequest?(model: string): void;
+  /** The page became resident (after a miss). */
+  onInsert(page: PageRef): void;
+  /** A resident page was requested again. */
+  onHit(page: PageRef): void;
+  /** The page left the pool: `evicted` true when the policy's own victim, false when invalidated. */
+  onRemove(pageId: number, evicted: boolean): void;
+  /**
+   * The page to evict next among resident pages for which `evictable(id)` is true, or undefined
+   * when there is none. `incoming` is the page that needs the room (ARC uses it).
+   */
+  victim(evictable: (pageId: number) => boolean, incoming?: number): number | undefined;
+}
