@@ -1,0 +1,242 @@
+/**
+ * tessera's packing under netsDB's rule (a tensor reads only pages all of whose blocks it needs).
+ *
+ * Model. Give every page a *type*: the set W of tensors that read it. A page of type W may hold
+ * block b only if every tensor in W needs b (W ⊆ S(b), S(b) = tensors needing b). Every tensor in
+ * S(b) must find b on one of its pages, so each block picks a *cover*: a partition of S(b) into
+ * types, one copy of b per part. Blocks of one equivalence class are interchangeable, so a solution
+ * is just, per class, how many of its blocks use each candidate partition; the copies landing on
+ * type W are M_W, and type W needs ceil(M_W / blocksPerPage) pages. Every layout netsDB's
+ * algorithms produce is such a solution (each tensor reads each block from one page), so the best
+ * solution of this model is never worse than theirs; with all partitions enumerated (classes needed
+ * by ≤ 6 tensors) the model is exact for partition layouts.
+ *
+ * Search. Start from Greedy-1 (every class whole on its own type). Repeatedly empty the last page
+ * of a type (nearly empty ones first) by moving its copies to other partitions of their classes
+ * whose parts have room on pages that already exist; when that stalls, grant one type a trial
+ * extra page and keep it if it lets two or more last pages be emptied. Stop at the chain lower
+ * bound (bounds.ts), where the result is provably optimal. Cost is independent of the number of
+ * blocks: only classes, their candidate partitions and the types they touch are involved.
+ */
+import { computeClasses, classSize, type BlockClasses } from './classes.ts';
+import { lowerBounds } from './bounds.ts';
+import { layoutFrom, type Layout, type PackingProblem } from './problem.ts';
+
+export interface TesseraOptions {
+  /** Most rounds of "open one page to empty several" (default 64). */
+  rounds?: number;
+  /** Stop as soon as this many pages is reached (a lower bound: nothing better exists). */
+  stopAt?: number;
+  /** Largest tensor set whose partitions are all enumerated (Bell numbers: 6 -> 203). */
+  enumerateUpTo?: number;
+}
+
+/** The solved model: types and, per class, the blocks assigned to each partition. */
+export interface CoverPlan {
+  pages: number;
+  /** typeTensors[w] = tensors reading pages of type w. */
+  typeTensors: Int32Array[];
+  /** Per class, the partitions used: parts are type ids, count = blocks of the class using it. */
+  classCovers: { parts: number[]; count: number }[][];
+}
+
+/** All set partitions of `items` (restricted growth strings), the whole set first. */
+function setPartitions(items: number[]): number[][][] {
+  const n = items.length;
+  const out: number[][][] = [];
+  const a = new Array<number>(n).fill(0);
+  const rec = (i: number, max: number) => {
+    if (i === n) {
+      const parts: number[][] = Array.from({ length: max + 1 }, () => []);
+      for (let k = 0; k < n; k++) parts[a[k]].push(items[k]);
+      out.push(parts);
+      return;
+    }
+    for (let v = 0; v <= max + 1; v++) { a[i] = v; rec(i + 1, Math.max(max, v)); }
+  };
+  if (n > 0) { a[0] = 0; rec(1, 0); }
+  return out;
+}
+
+class TypeRegistry {
+  readonly ids = new Map<string, number>();
+  readonly tensors: Int32Array[] = [];
+  id(set: ArrayLike<number>): number {
+    const sorted = Int32Array.from(set).sort();
+    const key = sorted.join(',');
+    let id = this.ids.get(key);
+    if (id === undefined) { id = this.tensors.length; this.ids.set(key, id); this.tensors.push(sorted); }
+    return id;
+  }
+}
+
+/** Candidate partitions of each class's tensor set (as type-id lists); index 0 is the whole set. */
+function candidateCovers(classes: BlockClasses, types: TypeRegistry, enumerateUpTo: number): number[][][] {
+  const sigs = classes.classTensors;
+  const out: number[][][] = [];
+  for (let c = 0; c < classes.nClasses; c++) {
+    const S = Array.from(sigs[c]);
+    const covers: number[][] = [[types.id(S)]];
+    if (S.length > 1 && S.length <= enumerateUpTo) {
+      for (const parts of setPartitions(S).slice(1)) covers.push(parts.map((p) => types.id(p)));
+    } else if (S.length > 1) {
+      // Too many partitions: split off other classes' tensor sets (the types that already have
+      // pages), largest first, and the all-singletons partition.
+      const inS = new Set(S);
+      const subs = sigs
+        .map((s, d) => ({ s, d }))
+        .filter(({ s, d }) => d !== c && s.length < S.length && Array.prototype.every.call(s, (t: number) => inS.has(t)))
+        .sort((x, y) => y.s.length - x.s.length)
+        .slice(0, 48);
+      for (const { s } of subs) {
+        const sub = new Set(s);
+        covers.push([types.id(s), types.id(S.filter((t) => !sub.has(t)))]);
+      }
+      covers.push(S.map((t) => types.id([t])));
+    }
+    out.push(covers);
+  }
+  return out;
+}
+
+/** Solves the cover model (see the module comment). */
+export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: TesseraOptions = {}): CoverPlan {
+  const l = p.blocksPerPage;
+  const types = new TypeRegistry();
+  const covers = candidateCovers(classes, types, opts.enumerateUpTo ?? 6);
+  const nC = classes.nClasses;
+  const nW = types.tensors.length;
+  // y[c][k]: blocks of class c using cover k; M[w]: copies on type w. Start from Greedy-1.
+  const y = covers.map((cv, c) => { const a = new Int32Array(cv.length); a[0] = classSize(classes, c); return a; });
+  const M = new Float64Array(nW);
+  for (let c = 0; c < nC; c++) M[covers[c][0][0]] += y[c][0];
+  // Where each type occurs: (class, cover) pairs.
+  const occurs: { c: number; k: number }[][] = Array.from({ length: nW }, () => []);
+  const has: Set<number>[][] = covers.map((cv) => cv.map((parts) => new Set(parts)));
+  covers.forEach((cv, c) => cv.forEach((parts, k) => { for (const w of parts) occurs[w].push({ c, k }); }));
+  const pagesOf = (w: number) => Math.ceil(M[w] / l);
+  const totalPages = () => { let s = 0; for (let w = 0; w < nW; w++) s += pagesOf(w); return s; };
+  let bonus = -1; // a type granted one extra (trial) page of room
+  const room = (w: number) => l * (pagesOf(w) + (w === bonus ? 1 : 0)) - M[w];
+  const move = (c: number, from: number, to: number, q: number) => {
+    y[c][from] -= q; y[c][to] += q;
+    for (const w of covers[c][from]) M[w] -= q;
+    for (const w of covers[c][to]) M[w] += q;
+  };
+
+  /** Moves the copies on type w's last page elsewhere without opening pages; true when done. */
+  const emptyLastPage = (w: number): boolean => {
+    let need = M[w] - l * (pagesOf(w) - 1);
+    const moves: [number, number, number, number][] = [];
+    while (need > 0) {
+      let bc = -1, bk = -1, bk2 = -1, bq = 0, bCost = Infinity;
+      for (const { c, k } of occurs[w]) {
+        if (y[c][k] === 0) continue;
+        const cv = covers[c];
+        for (let k2 = 0; k2 < cv.length; k2++) {
+          if (has[c][k2].has(w)) continue;
+          let q = Math.min(need, y[c][k]);
+          let cost = 0;
+          for (const u of cv[k2]) {
+            if (has[c][k].has(u)) continue;
+            cost++;
+            q = Math.min(q, room(u));
+            if (q <= 0) break;
+          }
+          if (q <= 0) continue;
+          // Fewest new copies per block moved; then the biggest batch.
+          const score = cost - q / (l + 1);
+          if (score < bCost) { bCost = score; bc = c; bk = k; bk2 = k2; bq = q; }
+        }
+      }
+      if (bc < 0) {
+        for (let i = moves.length - 1; i >= 0; i--) { const [c, k, k2, q] = moves[i]; move(c, k2, k, q); }
+        return false;
+      }
+      move(bc, bk, bk2, bq);
+      moves.push([bc, bk, bk2, bq]);
+      need -= bq;
+    }
+    return true;
+  };
+
+  const snapshot = () => ({ y: y.map((a) => a.slice()), M: M.slice() });
+  const restore = (s: { y: Int32Array[]; M: Float64Array }) => { s.y.forEach((a, c) => y[c].set(a)); M.set(s.M); };
+  const partialTypes = () => {
+    const ws: number[] = [];
+    for (let w = 0; w < nW; w++) if (M[w] > 0) ws.push(w);
+    // Nearly empty last pages first: they are the cheapest to empty.
+    return ws.sort((a, b) => (M[a] - l * (pagesOf(a) - 1)) - (M[b] - l * (pagesOf(b) - 1)));
+  };
+  const sweep = (): boolean => {
+    let any = false;
+    for (const w of partialTypes()) if (w !== bonus && M[w] > 0 && emptyLastPage(w)) any = true;
+    return any;
+  };
+
+  let pages = totalPages();
+  const maxRounds = opts.rounds ?? 64;
+  const stopAt = opts.stopAt ?? 0;
+  for (let round = 0; round < maxRounds; round++) {
+    bonus = -1;
+    while (sweep()) { /* empty what can be emptied for free */ }
+    pages = totalPages();
+    if (pages <= stopAt) break;
+    // Open one page somewhere if that lets two or more last pages be emptied.
+    let improved = false;
+    for (let u = 0; u < nW && !improved; u++) {
+      const before = snapshot();
+      bonus = u;
+      sweep();
+      bonus = -1;
+      const after = totalPages();
+      if (after < pages) { pages = after; improved = true; } else restore(before);
+    }
+    if (!improved) break;
+  }
+  const classCovers = y.map((yc, c) => {
+    const used: { parts: number[]; count: number }[] = [];
+    yc.forEach((count, k) => { if (count > 0) used.push({ parts: covers[c][k], count }); });
+    return used;
+  });
+  return { pages, typeTensors: types.tensors, classCovers };
+}
+
+/**
+ * Turns a cover plan into pages: each type's copies, in class order, cut into pages by `cut`
+ * (default: blocksPerPage blocks per page). Tensors read every page of the types they belong to.
+ */
+export function materializeCovers(
+  p: PackingProblem,
+  classes: BlockClasses,
+  plan: CoverPlan,
+  cut: (copies: number[]) => number[][] = (copies) => {
+    const pages: number[][] = [];
+    for (let i = 0; i < copies.length; i += p.blocksPerPage) pages.push(copies.slice(i, i + p.blocksPerPage));
+    return pages;
+  },
+): Layout {
+  const copiesOf: number[][] = plan.typeTensors.map(() => []);
+  plan.classCovers.forEach((used, c) => {
+    let i = classes.classStart[c];
+    for (const { parts, count } of used) {
+      for (const w of parts) for (let k = 0; k < count; k++) copiesOf[w].push(classes.classBlocks[i + k]);
+      i += count;
+    }
+  });
+  const pages: number[][] = [];
+  const tensorPages: number[][] = Array.from({ length: p.nTensors }, () => []);
+  copiesOf.forEach((copies, w) => {
+    for (const page of cut(copies)) {
+      for (const t of plan.typeTensors[w]) tensorPages[t].push(pages.length);
+      pages.push(page);
+    }
+  });
+  return layoutFrom(pages, tensorPages);
+}
+
+/** tessera's packing: fewest pages found under netsDB's rule (stops early at the chain bound). */
+export function packTessera(p: PackingProblem, classes: BlockClasses = computeClasses(p), opts: TesseraOptions = {}): Layout {
+  const stopAt = opts.stopAt ?? lowerBounds(p, classes).chain;
+  return materializeCovers(p, classes, solveCovers(p, classes, { ...opts, stopAt }));
+}
