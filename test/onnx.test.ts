@@ -342,4 +342,9 @@ test('assemble checks tensor count and sizes; skeleton garbage is ONNX_MALFORMED
   await rejects(() => assembleModel(p.skeleton.subarray(0, 20), data), 'ONNX_MALFORMED', 'skeleton');
 });
 
+test('fixture number formats: float16 and bfloat16 bit patterns', () => {
+  assert.equal([1, -2, 65504, 0.5, 1e6, 2 ** -24, 1e-9].map(B.float16Bits), [0x3c00, 0xc000, 0x7bff, 0x3800, 0x7c00, 0x0001, 0x0000]);
+  assert.equal([1, -2, 3.140625].map(B.bfloat16Bits), [0x3f80, 0xc000, 0x4049]);
+});
+
 test.run();

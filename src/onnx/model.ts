@@ -82,6 +82,8 @@ export const DEFAULT_EXTERNAL_LOCATION = 'weights.bin';
  * padding costs under 64 bytes a tensor.
  */
 export const EXTERNAL_DATA_ALIGNMENT = 64;
+/** Tensors smaller than this stay inline in `assembleModelExternal` (onnx's own default threshold). */
+export const EXTERNAL_DATA_MIN_BYTES = 1024;
 
 /** Above this many elements a tensor's dims are treated as corrupt (2^31, as ONNX Runtime's limit). */
 const MAX_ELEMENTS = 2 ** 31;
@@ -396,18 +398,23 @@ export function assembleModel(skeleton: Uint8Array, tensorData: Uint8Array[]): U
  * The skeleton with the main graph's tensors moved into one external data buffer, at offsets
  * aligned to EXTERNAL_DATA_ALIGNMENT. Pass it to onnxruntime-web as
  * `InferenceSession.create(model, { externalData: [{ path: location, data: externalData }] })`.
- * Subgraph and function tensors stay inline as raw_data: onnxruntime-web 1.30 resolves their
- * external data against the file system, not the mounted buffer, and fails ("external data path
- * could not be canonicalized"). Empty tensors stay inline too (nothing to point at).
+ * These stay inline as raw_data, because onnxruntime-web 1.30 fails on them otherwise:
+ * - tensors under `minBytes` (default EXTERNAL_DATA_MIN_BYTES): shape inference reads small
+ *   tensors such as Reshape's shape and cannot read external data ("Cannot parse data from
+ *   external tensors");
+ * - subgraph and function tensors: their external data is resolved against the file system, not
+ *   the mounted buffer ("external data path could not be canonicalized").
  */
 export function assembleModelExternal(
   skeleton: Uint8Array,
   tensorData: Uint8Array[],
   location: string = DEFAULT_EXTERNAL_LOCATION,
+  opts: { minBytes?: number } = {},
 ): { model: Uint8Array; externalData: Uint8Array; location: string } {
   if (typeof location !== 'string' || location === '') throw new InvalidArgumentError('the external data location must be a non-empty file name.');
+  const minBytes = Math.max(1, opts.minBytes ?? EXTERNAL_DATA_MIN_BYTES);
   const { model, slots } = fillSlots(skeleton, tensorData);
-  const external = slots.map((s, i) => s.info.location === 'graph' && tensorData[i].length > 0);
+  const external = slots.map((s, i) => s.info.location === 'graph' && tensorData[i].length >= minBytes);
   const offsets: number[] = [];
   let size = 0;
   tensorData.forEach((d, i) => {
