@@ -191,6 +191,26 @@ test('Constant node tensors (main graph and inside functions) are extracted', as
   ]);
 });
 
+test('training graphs and Constant tensors inside subgraphs are extracted too', async () => {
+  const { TrainingInfoProtoSchema } = await import('onnx-buf');
+  const m = fromBinary(ModelProtoSchema, B.loopModel(2));
+  const body = m.graph!.node[0].attribute[0].g!;
+  body.node.push(B.node('Constant', [], ['unused_c'], { value: B.int64Tensor('', [2], [5, 6]) }, 'BodyConst'));
+  m.trainingInfo.push(
+    create(TrainingInfoProtoSchema, {
+      initialization: B.graph({ nodes: [], inputs: [], outputs: [], initializers: [B.floatTensor('init_w', [2], [1, 2])] }),
+    }),
+  );
+  const p = await roundTrip(toBinary(ModelProtoSchema, m));
+  assert.equal(p.tensors.map((t) => `${t.name}@${t.location}`), [
+    'M@graph',
+    'keep_going@graph',
+    'K@graph/Loop_0.body',
+    'unused_c@graph/Loop_0.body',
+    'init_w@training[0].initialization',
+  ]);
+});
+
 test('every dtype round-trips bit-exactly, from raw_data and from typed fields alike', async () => {
   const raw = await roundTrip(B.allDtypesModel(11, 'raw'));
   const typed = await roundTrip(B.allDtypesModel(11, 'typed'));
@@ -303,6 +323,21 @@ test('data length not matching dims: ONNX_MALFORMED naming the tensor', async ()
 
   const noData = B.modelProto(B.graph({ nodes: [], inputs: [], outputs: [], initializers: [create(TensorProtoSchema, { name: 'nd', dataType: TensorProto_DataType.FLOAT, dims: [2n] })] }));
   await rejects(parseModel(B.encode(noData)), 'ONNX_MALFORMED', '"nd"', '0 bytes');
+});
+
+test('random byte corruption of real models: success or a TesseraError, never a raw exception', async () => {
+  const models = [B.mlp({ inputDim: 6, hidden: 4, outputDim: 2, seed: 1 }), B.ifModel(2), B.loopModel(3), B.functionModel(4), B.typedFieldsModel(5)];
+  const r = B.rng(42);
+  for (let it = 0; it < 600; it++) {
+    const m = models[it % models.length].slice();
+    for (let k = 0; k < 1 + (it % 4); k++) m[Math.floor(r() * m.length)] = Math.floor(r() * 256);
+    try {
+      const p = await parseModel(m);
+      assembleModel(p.skeleton, p.tensors.map((t) => t.data));
+    } catch (e) {
+      assert.instance(e, TesseraError, `iteration ${it}: ${e}`);
+    }
+  }
 });
 
 test('negative or absurd dims: ONNX_MALFORMED', async () => {

@@ -313,18 +313,19 @@ export async function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Pr
 
   if (pending.length) {
     const read = opts.readExternal;
+    if (!read) throw externalError(pending[0].name, pending[0].file, 'no external data reader was given (pass the files beside the model)');
+    // Each file is read once, all of them at once.
     const files = new Map<string, Promise<Uint8Array>>();
     for (const p of pending) {
-      if (!read) throw externalError(p.name, p.file, 'no external data reader was given (pass the files beside the model)');
-      let file = files.get(p.file);
-      if (!file) {
-        file = Promise.resolve().then(() => read(p.file));
-        file.catch(() => {}); // awaited below; avoid an unhandled rejection if an earlier tensor fails first
-        files.set(p.file, file);
-      }
+      if (files.has(p.file)) continue;
+      const file = Promise.resolve().then(() => read(p.file));
+      file.catch(() => {}); // awaited below; avoids an unhandled rejection when an earlier file fails first
+      files.set(p.file, file);
+    }
+    for (const p of pending) {
       let content: Uint8Array;
       try {
-        content = await file;
+        content = await files.get(p.file)!;
       } catch (e) {
         throw externalError(p.name, p.file, `the file cannot be read (${(e as Error)?.message ?? e})`, e);
       }
