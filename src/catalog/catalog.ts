@@ -31,8 +31,24 @@ export interface BlockEntry {
   page: number;
   offset: number;
   length: number;
+  /** Hash of the block's content (for a delta block: of the reconstructed bytes). */
   hash: string;
+  /** Tensor slots, retained substitutions and delta blocks that reference it. */
   refs: number;
+  /** A delta block: stored as a compressed difference against block `base` (src/dedup/delta.ts). */
+  base?: number;
+}
+
+/** A block slot of a model replaced by a near-duplicate representative, kept until settled. */
+export interface Substitution {
+  tensor: number;
+  index: number;
+  /** The original block (kept, so the substitution can be undone). */
+  from: number;
+  /** The representative now in the slot. */
+  to: number;
+  /** Distance between the two (the planner's measure, recorded for audit). */
+  distance: number;
 }
 
 export interface TensorEntry {
@@ -54,6 +70,8 @@ export interface ModelEntry {
   outputs: TensorIOInfo[];
   /** Size of the ONNX bytes given to `add`. */
   sourceBytes: number;
+  /** Lossy near-duplicate substitutions not yet settled (undoable). */
+  substitutions?: Substitution[];
 }
 
 export interface PageEntry {
@@ -71,14 +89,25 @@ export interface NewBlock {
   offset: number;
   length: number;
   hash: string;
+  base?: number;
 }
 
 export type CatalogRecord =
   | { t: 'init'; seq: number; format: number; config: StoreConfig }
   | { t: 'add'; seq: number; model: ModelEntry; blocks: NewBlock[]; pages: { id: number; used: number }[] }
-  | { t: 'rm'; seq: number; name: string };
+  | { t: 'rm'; seq: number; name: string }
+  /** Lossy dedup: slots of `model` now point at representatives; the originals are retained. */
+  | { t: 'subst'; seq: number; model: string; subs: Substitution[] }
+  /** Puts every retained original of `model` back in its slot. */
+  | { t: 'undo'; seq: number; model: string }
+  /** Drops the retained originals of `model` (its substitutions can no longer be undone). */
+  | { t: 'settle'; seq: number; model: string }
+  /** Lossless dedup: slots of `model` now point at new delta blocks (bit-exact); originals released. */
+  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] };
 
 // ---- wire encoding: msgpack, with block tables as little-endian typed-array bytes ----
+
+const NO_BASE = 0xffffffff;
 
 function u32Bytes(a: Uint32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -96,6 +125,7 @@ function modelToWire(m: ModelEntry): unknown {
     outputs: m.outputs,
     sourceBytes: m.sourceBytes,
     tensors: m.tensors.map((t) => [t.name, t.dtype, t.dims, t.location, u32Bytes(t.blocks)]),
+    ...(m.substitutions?.length ? { substitutions: m.substitutions } : {}),
   };
 }
 function modelFromWire(w: any): ModelEntry {
@@ -107,30 +137,36 @@ function modelFromWire(w: any): ModelEntry {
     outputs: w.outputs,
     sourceBytes: w.sourceBytes,
     tensors: w.tensors.map((t: any[]) => ({ name: t[0], dtype: t[1], dims: t[2], location: t[3], blocks: bytesU32(t[4]) })),
+    ...(w.substitutions ? { substitutions: w.substitutions } : {}),
   };
 }
 function blocksToWire(blocks: NewBlock[]): unknown {
   const n = blocks.length;
-  const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
+  const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
   const hashes: string[] = new Array(n);
   blocks.forEach((b, i) => {
     cols[0][i] = b.id;
     cols[1][i] = b.page;
     cols[2][i] = b.offset;
     cols[3][i] = b.length;
+    cols[4][i] = b.base ?? NO_BASE;
     hashes[i] = b.hash;
   });
   return { cols: cols.map(u32Bytes), hashes: hashes.join('') };
 }
 function blocksFromWire(w: any): NewBlock[] {
-  const [ids, pages, offsets, lengths] = (w.cols as Uint8Array[]).map(bytesU32);
+  const [ids, pages, offsets, lengths, bases] = (w.cols as Uint8Array[]).map(bytesU32);
   const out: NewBlock[] = new Array(ids.length);
-  for (let i = 0; i < ids.length; i++) out[i] = { id: ids[i], page: pages[i], offset: offsets[i], length: lengths[i], hash: (w.hashes as string).slice(i * 16, i * 16 + 16) };
+  for (let i = 0; i < ids.length; i++) {
+    out[i] = { id: ids[i], page: pages[i], offset: offsets[i], length: lengths[i], hash: (w.hashes as string).slice(i * 16, i * 16 + 16) };
+    if (bases[i] !== NO_BASE) out[i].base = bases[i];
+  }
   return out;
 }
 
 export function encodeRecord(rec: CatalogRecord): Uint8Array {
   if (rec.t === 'add') return encode({ t: 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
+  if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
   return encode(rec);
 }
 
@@ -143,7 +179,8 @@ export function decodeRecord(bytes: Uint8Array): CatalogRecord {
   }
   if (!w || typeof w !== 'object' || typeof w.seq !== 'number') throw new CorruptionError('CATALOG_CORRUPT', 'a catalog record has no sequence number: the catalog is damaged.');
   if (w.t === 'add') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
-  if (w.t === 'init' || w.t === 'rm') return w as CatalogRecord;
+  if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
+  if (w.t === 'init' || w.t === 'rm' || w.t === 'subst' || w.t === 'undo' || w.t === 'settle') return w as CatalogRecord;
   throw new CorruptionError('CATALOG_CORRUPT', `unknown catalog record type "${w.t}": written by a newer tessera?`);
 }
 
@@ -192,35 +229,86 @@ export class Catalog {
         this.config = rec.config;
         break;
       case 'add': {
-        for (const p of rec.pages) this.pages.set(p.id, { epoch: rec.seq, used: p.used, live: 0 });
-        for (const b of rec.blocks) {
-          this.blocks.set(b.id, { page: b.page, offset: b.offset, length: b.length, hash: b.hash, refs: 0 });
-          const same = this.byHash.get(b.hash);
-          if (same) same.push(b.id);
-          else this.byHash.set(b.hash, [b.id]);
-          const page = this.pages.get(b.page);
-          if (!page) throw new CorruptionError('CATALOG_CORRUPT', `block ${b.id} is on page ${b.page}, which the catalog does not hold.`);
-          page.live++;
-          if (b.id >= this.nextBlockId) this.nextBlockId = b.id + 1;
-        }
-        for (const t of rec.model.tensors) for (const id of t.blocks) this.ref(id, +1);
+        this.introduce(rec.seq, rec.blocks, rec.pages);
+        for (const id of modelRefs(rec.model)) this.ref(id, +1);
         this.models.set(rec.model.name, rec.model);
         break;
       }
       case 'rm': {
-        const model = this.models.get(rec.name);
-        if (!model) throw new CorruptionError('CATALOG_CORRUPT', `catalog removes model "${rec.name}", which it does not hold.`);
+        const model = this.mustModel(rec.name);
         this.models.delete(rec.name);
-        for (const t of model.tensors) for (const id of t.blocks) this.ref(id, -1);
+        for (const id of modelRefs(model)) this.ref(id, -1);
+        break;
+      }
+      case 'subst': {
+        const model = this.mustModel(rec.model);
+        for (const sub of rec.subs) {
+          const slots = model.tensors[sub.tensor]?.blocks;
+          if (!slots || slots[sub.index] !== sub.from) throw new CorruptionError('CATALOG_CORRUPT', `a substitution in model "${rec.model}" names a slot that does not hold block ${sub.from}.`);
+          slots[sub.index] = sub.to;
+          this.ref(sub.to, +1); // the original stays referenced by the retained substitution
+        }
+        model.substitutions = [...(model.substitutions ?? []), ...rec.subs];
+        break;
+      }
+      case 'undo': {
+        const model = this.mustModel(rec.model);
+        for (const sub of (model.substitutions ?? []).slice().reverse()) {
+          model.tensors[sub.tensor].blocks[sub.index] = sub.from;
+          this.ref(sub.to, -1);
+        }
+        model.substitutions = [];
+        break;
+      }
+      case 'settle': {
+        const model = this.mustModel(rec.model);
+        const subs = model.substitutions ?? [];
+        model.substitutions = [];
+        for (const sub of subs) this.ref(sub.from, -1);
+        break;
+      }
+      case 'delta': {
+        const model = this.mustModel(rec.model);
+        this.introduce(rec.seq, rec.blocks, rec.pages);
+        for (const slot of rec.slots) {
+          const slots = model.tensors[slot.tensor].blocks;
+          const from = slots[slot.index];
+          slots[slot.index] = slot.to;
+          this.ref(slot.to, +1);
+          this.ref(from, -1);
+        }
         break;
       }
     }
     this.seq = rec.seq;
   }
 
+  private mustModel(name: string): ModelEntry {
+    const model = this.models.get(name);
+    if (!model) throw new CorruptionError('CATALOG_CORRUPT', `a catalog record names model "${name}", which the catalog does not hold.`);
+    return model;
+  }
+
+  /** Registers new pages and blocks (no references yet, except a delta block's on its base). */
+  private introduce(seq: number, blocks: NewBlock[], pages: { id: number; used: number }[]): void {
+    // In a snapshot, a page shared by several models is listed by each model's record.
+    for (const p of pages) if (!this.pages.has(p.id)) this.pages.set(p.id, { epoch: seq, used: p.used, live: 0 });
+    for (const b of blocks) {
+      this.blocks.set(b.id, { page: b.page, offset: b.offset, length: b.length, hash: b.hash, refs: 0, ...(b.base !== undefined ? { base: b.base } : {}) });
+      const same = this.byHash.get(b.hash);
+      if (same) same.push(b.id);
+      else this.byHash.set(b.hash, [b.id]);
+      const page = this.pages.get(b.page);
+      if (!page) throw new CorruptionError('CATALOG_CORRUPT', `block ${b.id} is on page ${b.page}, which the catalog does not hold.`);
+      page.live++;
+      if (b.id >= this.nextBlockId) this.nextBlockId = b.id + 1;
+    }
+    for (const b of blocks) if (b.base !== undefined) this.ref(b.base, +1);
+  }
+
   private ref(id: number, delta: number): void {
     const b = this.blocks.get(id);
-    if (!b) throw new CorruptionError('CATALOG_CORRUPT', `a tensor references block ${id}, which the catalog does not hold.`);
+    if (!b) throw new CorruptionError('CATALOG_CORRUPT', `a reference names block ${id}, which the catalog does not hold.`);
     b.refs += delta;
     if (b.refs > 0) return;
     this.blocks.delete(id);
@@ -229,20 +317,29 @@ export class Catalog {
     if (!same.length) this.byHash.delete(b.hash);
     const page = this.pages.get(b.page)!;
     if (--page.live === 0) this.pages.delete(b.page);
+    if (b.base !== undefined) this.ref(b.base, -1);
   }
 
   /** Pages freed by removing `name` (what `rm` will give back), without changing the catalog. */
   pagesFreedBy(name: string): number[] {
     const model = this.models.get(name);
     if (!model) return [];
-    const drop = new Map<number, number>();
-    for (const t of model.tensors) for (const id of t.blocks) drop.set(id, (drop.get(id) ?? 0) + 1);
-    const pageLoss = new Map<number, number>();
-    for (const [id, n] of drop) {
+    // Replay the release on counters only: a block reaching zero releases its delta base too.
+    const refs = new Map<number, number>();
+    const live = new Map<number, number>();
+    const freed: number[] = [];
+    const drop = (id: number): void => {
       const b = this.blocks.get(id)!;
-      if (b.refs === n) pageLoss.set(b.page, (pageLoss.get(b.page) ?? 0) + 1);
-    }
-    return [...pageLoss].filter(([p, lost]) => this.pages.get(p)!.live === lost).map(([p]) => p).sort((a, b) => a - b);
+      const left = (refs.get(id) ?? b.refs) - 1;
+      refs.set(id, left);
+      if (left > 0) return;
+      const pageLive = (live.get(b.page) ?? this.pages.get(b.page)!.live) - 1;
+      live.set(b.page, pageLive);
+      if (pageLive === 0) freed.push(b.page);
+      if (b.base !== undefined) drop(b.base);
+    };
+    for (const id of modelRefs(model)) drop(id);
+    return freed.sort((a, b) => a - b);
   }
 
   /** `n` page ids the committed state does not use, lowest first (reusing freed slots). */
@@ -263,20 +360,21 @@ export class Catalog {
   snapshot(): Uint8Array {
     const records: Uint8Array[] = [];
     if (this.config) records.push(encodeRecord({ t: 'init', seq: 0, format: CATALOG_FORMAT, config: this.config }));
-    // Each block is introduced by the first model (in insertion order) that references it.
+    // Each block is introduced by the first model (in insertion order) that needs it; a delta
+    // block's base is introduced before it.
     const introduced = new Set<number>();
     for (const model of this.models.values()) {
       const blocks: NewBlock[] = [];
       const pages = new Map<number, number>();
-      for (const t of model.tensors) {
-        for (const id of t.blocks) {
-          if (introduced.has(id)) continue;
-          introduced.add(id);
-          const b = this.blocks.get(id)!;
-          blocks.push({ id, page: b.page, offset: b.offset, length: b.length, hash: b.hash });
-          if (!pages.has(b.page)) pages.set(b.page, this.pages.get(b.page)!.used);
-        }
-      }
+      const introduce = (id: number): void => {
+        if (introduced.has(id)) return;
+        introduced.add(id);
+        const b = this.blocks.get(id)!;
+        if (b.base !== undefined) introduce(b.base);
+        blocks.push({ id, page: b.page, offset: b.offset, length: b.length, hash: b.hash, ...(b.base !== undefined ? { base: b.base } : {}) });
+        if (!pages.has(b.page)) pages.set(b.page, this.pages.get(b.page)!.used);
+      };
+      for (const id of modelRefs(model)) introduce(id);
       records.push(encodeRecord({ t: 'add', seq: 0, model, blocks, pages: [...pages].map(([id, used]) => ({ id, used })) }));
     }
     const epochs = [...this.pages].map(([id, p]) => [id, p.epoch]);
@@ -291,21 +389,31 @@ export class Catalog {
   }
 }
 
+/** Every block reference a model holds: its tensor slots and its retained substitution originals. */
+export function modelRefs(model: ModelEntry): number[] {
+  const ids: number[] = [];
+  for (const t of model.tensors) for (const id of t.blocks) ids.push(id);
+  for (const sub of model.substitutions ?? []) ids.push(sub.from);
+  return ids;
+}
+
 /** Checks the catalog adds up; returns one line per problem. */
 export function checkCatalog(cat: Catalog): string[] {
   const problems: string[] = [];
   const refs = new Map<number, number>();
+  const count = (id: number) => refs.set(id, (refs.get(id) ?? 0) + 1);
   for (const m of cat.models.values()) {
     for (const t of m.tensors) {
       const grid = gridOf(t.dims, cat.config!.tile);
       if (grid.count !== t.blocks.length) problems.push(`model ${m.name}, tensor ${t.name}: ${t.blocks.length} blocks, its grid has ${grid.count}`);
-      for (const id of t.blocks) refs.set(id, (refs.get(id) ?? 0) + 1);
     }
+    for (const id of modelRefs(m)) count(id);
   }
+  for (const b of cat.blocks.values()) if (b.base !== undefined) count(b.base);
   for (const [id, n] of refs) {
     const b = cat.blocks.get(id);
     if (!b) problems.push(`block ${id} is referenced but missing`);
-    else if (b.refs !== n) problems.push(`block ${id} counts ${b.refs} references, tensors hold ${n}`);
+    else if (b.refs !== n) problems.push(`block ${id} counts ${b.refs} references, the catalog holds ${n}`);
   }
   const live = new Map<number, { n: number; spans: [number, number][] }>();
   for (const [id, b] of cat.blocks) {
