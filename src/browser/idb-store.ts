@@ -1,0 +1,240 @@
+/**
+ * The IndexedDB PageStore: one database per store, through the `idb` wrapper.
+ *   meta   'config' → { format, version, pageSize } (written once, at creation); 'snapshot' → bytes
+ *   pages  page id → sealed page (header + payload, see page-format.ts)
+ *   log    auto-increment key → catalog record, in append order
+ * Atomicity comes from IndexedDB transactions: a page batch, a record append and a checkpoint
+ * (snapshot put + log clear) each commit whole or not at all. Writes use `durability: 'strict'`
+ * (flushed before the transaction completes), and transactions with overlapping scopes run in
+ * creation order, so pages are durable before the record that references them.
+ * One writer per store: in browsers a Web Lock held while the store is open refuses a second tab
+ * (it would pick the same free page ids and overwrite the first tab's pages).
+ */
+import { deleteDB, openDB, type IDBPDatabase } from 'idb';
+import { CapacityError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
+import type { PageStore } from '../store/page-store.ts';
+import { openPage, sealPage } from '../store/page-format.ts';
+
+const FORMAT = 'tessera-store';
+const FORMAT_VERSION = 1;
+const SCHEMA_VERSION = 1;
+const DEFAULT_PAGE_SIZE = 1 << 20;
+const STRICT = { durability: 'strict' } as const;
+
+export interface IdbStoreOptions {
+  /** Create the store if the database has none (default true: browsers have no other setup step). */
+  create?: boolean;
+  /** Page size for a new store (default 1 MiB). */
+  pageSize?: number;
+  /** Open without the writer lock; writes are refused. */
+  readOnly?: boolean;
+}
+
+interface StoreConfigRecord {
+  format: string;
+  version: number;
+  pageSize: number;
+}
+
+/** Maps what IndexedDB throws to tessera errors: a full quota becomes CapacityError('QUOTA_EXCEEDED'). */
+function idbError(what: string, err: unknown): TesseraError {
+  if (err instanceof TesseraError) return err;
+  const e = err as { name?: string; message?: string } | null;
+  if (e?.name === 'QuotaExceededError') {
+    return new CapacityError(
+      'QUOTA_EXCEEDED',
+      `${what}: the browser's storage quota for this site is full. Nothing was changed and every stored model is intact; remove models (store.remove) or free site storage, then retry.`,
+      { cause: err },
+    );
+  }
+  return new StoreError('IO_ERROR', `${what}: IndexedDB failed (${e?.name ?? 'Error'}: ${e?.message ?? String(err)})`, { cause: err });
+}
+
+function asBytes(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return new Uint8Array(0);
+}
+
+type Release = () => void;
+
+/** Takes the store's Web Lock if the platform has one; null when another holder has it. */
+async function takeWriterLock(name: string): Promise<Release | null> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  if (!locks) return () => {};
+  return new Promise<Release | null>((resolve, reject) => {
+    locks
+      .request(`tessera-store:${name}`, { mode: 'exclusive', ifAvailable: true }, (lock) => {
+        if (!lock) {
+          resolve(null);
+          return;
+        }
+        // Held until the returned promise settles, i.e. until close().
+        return new Promise<void>((release) => resolve(() => release()));
+      })
+      .catch(reject);
+  });
+}
+
+export class IdbPageStore implements PageStore {
+  readonly kind = 'indexeddb';
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    readonly pageSize: number,
+    private readonly db: IDBPDatabase,
+    private readonly readOnly: boolean,
+    private readonly releaseLock: Release,
+  ) {}
+
+  /** Opens (by default creating) the store kept in IndexedDB database `name`. */
+  static async open(name: string, opts: IdbStoreOptions = {}): Promise<IdbPageStore> {
+    if (typeof indexedDB === 'undefined') throw new StoreError('NOT_A_STORE', 'IndexedDB is not available here: open the store in a browser (or load fake-indexeddb in Node).');
+    if (!name) throw new InvalidArgumentError('an IndexedDB store needs a database name');
+    const readOnly = !!opts.readOnly;
+    let release: Release | null = () => {};
+    if (!readOnly) {
+      release = await takeWriterLock(name);
+      if (!release) throw new StoreError('STORE_LOCKED', `store "${name}" is open for writing in another tab or worker: close it there, or open read-only.`);
+    }
+    let db: IDBPDatabase | undefined;
+    try {
+      db = await openDB(name, SCHEMA_VERSION, {
+        upgrade(d) {
+          for (const s of ['meta', 'pages']) if (!d.objectStoreNames.contains(s)) d.createObjectStore(s);
+          if (!d.objectStoreNames.contains('log')) d.createObjectStore('log', { autoIncrement: true });
+        },
+        // Another tab wants a newer schema or to delete the store: let it.
+        blocking() {
+          db?.close();
+        },
+      });
+      let config = (await db.get('meta', 'config')) as StoreConfigRecord | undefined;
+      if (!config) {
+        if (opts.create === false) throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" holds no tessera store. Open it with create: true to make one.`);
+        if (readOnly) throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" holds no tessera store, and a read-only open cannot create one.`);
+        const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
+        if (!Number.isInteger(pageSize) || pageSize < 4096 || pageSize > 1 << 30) throw new InvalidArgumentError(`page size must be an integer between 4096 and 2^30 bytes, got ${pageSize}`);
+        config = { format: FORMAT, version: FORMAT_VERSION, pageSize };
+        const tx = db.transaction('meta', 'readwrite', STRICT);
+        // add (not put): two racing creators cannot both win.
+        await Promise.all([tx.store.add(config, 'config'), tx.done]);
+      }
+      if (config.format !== FORMAT || typeof config.pageSize !== 'number') throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" does not hold a tessera store.`);
+      if (config.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `store "${name}" uses store format ${config.version}; this tessera reads format ${FORMAT_VERSION}.`);
+      return new IdbPageStore(name, config.pageSize, db, readOnly, release);
+    } catch (e) {
+      db?.close();
+      release();
+      throw idbError(`cannot open store "${name}"`, e);
+    }
+  }
+
+  /** Deletes the whole store (database). Close it first. */
+  static async destroy(name: string): Promise<void> {
+    try {
+      await deleteDB(name);
+    } catch (e) {
+      throw idbError(`cannot delete store "${name}"`, e);
+    }
+  }
+
+  private open(): void {
+    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
+  }
+
+  private writable(): void {
+    this.open();
+    if (this.readOnly) throw new StoreError('STORE_LOCKED', `store "${this.name}" was opened read-only.`);
+  }
+
+  async readPage(id: number, epoch?: number): Promise<Uint8Array> {
+    this.open();
+    let stored: unknown;
+    try {
+      stored = await this.db.get('pages', id);
+    } catch (e) {
+      throw idbError(`cannot read page ${id}`, e);
+    }
+    return openPage(id, asBytes(stored), this.pageSize, epoch);
+  }
+
+  async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
+    this.writable();
+    for (const p of pages) {
+      if (p.data.length > this.pageSize) throw new InvalidArgumentError(`page ${p.id}: ${p.data.length} bytes exceed the page size ${this.pageSize}`);
+    }
+    if (!pages.length) return;
+    const sealed = pages.map((p) => ({ id: p.id, bytes: sealPage(p.id, p.epoch, p.data) }));
+    await this.write(`cannot write ${pages.length} page(s)`, ['pages'], (tx) => sealed.map((p) => tx.objectStore('pages').put(p.bytes, p.id)));
+  }
+
+  async appendCatalog(record: Uint8Array): Promise<void> {
+    this.writable();
+    const copy = record.slice();
+    await this.write('cannot commit to the catalog', ['log'], (tx) => [tx.objectStore('log').add(copy)]);
+  }
+
+  async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
+    this.open();
+    try {
+      // One transaction: a checkpoint in another connection cannot land between the two reads.
+      const tx = this.db.transaction(['meta', 'log'], 'readonly');
+      const [snap, records] = await Promise.all([tx.objectStore('meta').get('snapshot'), tx.objectStore('log').getAll(), tx.done]);
+      return { snapshot: snap === undefined ? null : asBytes(snap), records: records.map(asBytes) };
+    } catch (e) {
+      throw idbError('cannot read the catalog', e);
+    }
+  }
+
+  async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
+    this.writable();
+    const copy = snapshot.slice();
+    await this.write('cannot checkpoint the catalog', ['meta', 'log'], (tx) => [tx.objectStore('meta').put(copy, 'snapshot'), tx.objectStore('log').clear()]);
+  }
+
+  async releasePages(ids: readonly number[]): Promise<void> {
+    this.writable();
+    if (!ids.length) return;
+    await this.write('cannot release pages', ['pages'], (tx) => ids.map((id) => tx.objectStore('pages').delete(id)));
+  }
+
+  async listPages(): Promise<number[]> {
+    this.open();
+    try {
+      const keys = (await this.db.getAllKeys('pages')) as number[];
+      return keys.sort((a, b) => a - b);
+    } catch (e) {
+      throw idbError('cannot list pages', e);
+    }
+  }
+
+  /** Runs one read-write transaction; on any failure it is aborted, so nothing of it lands. */
+  private async write(what: string, stores: string[], ops: (tx: ReturnType<IDBPDatabase['transaction']>) => Promise<unknown>[]): Promise<void> {
+    let tx: ReturnType<IDBPDatabase['transaction']> | undefined;
+    try {
+      tx = this.db.transaction(stores, 'readwrite', STRICT);
+      const done = tx.done;
+      done.catch(() => {}); // observed below; an op throwing first must not leave it unhandled
+      // Requests may fail synchronously (a bad value) or asynchronously (quota): await all.
+      await Promise.all([...ops(tx), done]);
+    } catch (e) {
+      try {
+        tx?.abort();
+      } catch {
+        // already finished or aborted
+      }
+      // The transaction's own error (QuotaExceededError on commit) is the informative one.
+      throw idbError(what, tx?.error ?? e);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+    this.releaseLock();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The IndexedDB backend in Node, against fake-indexeddb: the shared conformance suite, reopen,
+ * quota errors (simulated at the object-store level) leaving stored models intact, and the
+ * same store under TesseraStore. test/browser.test.ts runs the same suite in real Chromium.
+ */
+import 'fake-indexeddb/auto';
+import { IDBObjectStore as FDBObjectStore } from 'fake-indexeddb';
+import { openDB } from 'idb';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { IdbPageStore } from '../src/browser/idb-store.ts';
+import { TesseraStore } from '../src/store/store.ts';
+import { TesseraError } from '../src/errors.ts';
+import { pageStoreConformance } from './store-conformance.ts';
+import { mlp } from './fixtures/onnx-builders.ts';
+
+let dbCounter = 0;
+const freshName = () => `tessera-test-${process.pid}-${++dbCounter}`;
+
+pageStoreConformance('indexeddb (fake-indexeddb)', async (pageSize) => {
+  const name = freshName();
+  let store = await IdbPageStore.open(name, { pageSize });
+  return {
+    store,
+    reopen: async () => {
+      await store.close();
+      store = await IdbPageStore.open(name, { create: false });
+      return store;
+    },
+    flipBit: async (id, bit) => {
+      const db = await openDB(name);
+      const sealed = new Uint8Array((await db.get('pages', id)) as Uint8Array);
+      const used = 32 + new DataView(sealed.buffer).getUint32(12, true);
+      const b = bit % (used * 8);
+      sealed[b >> 3] ^= 1 << (b & 7);
+      await db.put('pages', sealed, id);
+      db.close();
+    },
+    cleanup: async () => {
+      await store.close();
+      await IdbPageStore.destroy(name);
+    },
+  };
+});
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, TesseraError, String(e));
+    return (e as TesseraError).code;
+  }
+  return 'resolved';
+}
+
+test('indexeddb: a database without a store is NOT_A_STORE unless created; read-only refuses writes', async () => {
+  const name = freshName();
+  assert.is(await codeOf(IdbPageStore.open(name, { create: false })), 'NOT_A_STORE');
+  const s = await IdbPageStore.open(name, { pageSize: 4096 });
+  await s.close();
+  const r = await IdbPageStore.open(name, { readOnly: true });
+  assert.is(r.pageSize, 4096);
+  assert.is(await codeOf(r.appendCatalog(new Uint8Array([1]))), 'STORE_LOCKED');
+  await r.close();
+  assert.is(await codeOf(r.readPage(0)), 'STORE_CLOSED');
+  await IdbPageStore.destroy(name);
+});
+
+test('indexeddb: QuotaExceededError becomes QUOTA_EXCEEDED and every stored model stays intact', async () => {
+  const name = freshName();
+  const a = mlp({ inputDim: 96, hidden: 64, outputDim: 10, seed: 1 });
+  const b = mlp({ inputDim: 96, hidden: 64, outputDim: 10, seed: 2 });
+  const store = await TesseraStore.open(await IdbPageStore.open(name, { pageSize: 65536 }), { tile: { rows: 32, cols: 32 } });
+  const realPut = FDBObjectStore.prototype.put;
+  try {
+    await store.add('a', a);
+    const before = await store.exportModel('a');
+    // The browser reports a full quota as a QuotaExceededError DOMException on the write.
+    FDBObjectStore.prototype.put = function () {
+      throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+    };
+    let err: unknown;
+    try {
+      await store.add('b', b);
+    } catch (e) {
+      err = e;
+    }
+    FDBObjectStore.prototype.put = realPut;
+    assert.instance(err, TesseraError);
+    assert.is((err as TesseraError).code, 'QUOTA_EXCEEDED');
+    assert.match((err as Error).message, /quota/);
+    assert.match((err as Error).message, /intact/);
+    assert.equal(store.listModels(), ['a']);
+    assert.equal(await store.exportModel('a'), before);
+    assert.ok((await store.verify()).ok);
+    // After space is freed the same add succeeds, and reopening sees both.
+    await store.add('b', b);
+    const exportedB = await store.exportModel('b');
+    await store.close();
+    const again = await TesseraStore.open(await IdbPageStore.open(name));
+    assert.equal(again.listModels(), ['a', 'b']);
+    assert.equal(await again.exportModel('a'), before);
+    assert.equal(await again.exportModel('b'), exportedB);
+    const report = await again.verify();
+    assert.ok(report.ok);
+    assert.equal(report.leakedPages, []);
+    await again.close();
+  } finally {
+    FDBObjectStore.prototype.put = realPut;
+    await IdbPageStore.destroy(name);
+  }
+});
+
+test('indexeddb: a quota failure on the catalog append leaves the old catalog', async () => {
+  const name = freshName();
+  const s = await IdbPageStore.open(name, { pageSize: 4096 });
+  const realAdd = FDBObjectStore.prototype.add;
+  try {
+    await s.appendCatalog(new Uint8Array([1]));
+    FDBObjectStore.prototype.add = function () {
+      throw new DOMException('full', 'QuotaExceededError');
+    };
+    assert.is(await codeOf(s.appendCatalog(new Uint8Array([2]))), 'QUOTA_EXCEEDED');
+    FDBObjectStore.prototype.add = realAdd;
+    assert.equal((await s.readCatalog()).records, [new Uint8Array([1])]);
+  } finally {
+    FDBObjectStore.prototype.add = realAdd;
+    await s.close();
+    await IdbPageStore.destroy(name);
+  }
+});
+
+test.run();
