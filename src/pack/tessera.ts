@@ -25,6 +25,12 @@ import { layoutFrom, type Layout, type PackingProblem } from './problem.ts';
 export interface TesseraOptions {
   /** Most rounds of "open one page to empty several" (default 64). */
   rounds?: number;
+  /**
+   * Work budget in candidate moves examined (deterministic, unlike a time limit); default 4e6,
+   * roughly a few hundred ms. The real cases need far less; large stores stop early with a good,
+   * not necessarily optimal, plan.
+   */
+  maxWork?: number;
   /** Stop as soon as this many pages is reached (a lower bound: nothing better exists). */
   stopAt?: number;
   /** Largest tensor set whose partitions are all enumerated (Bell numbers: 6 -> 203). */
@@ -116,6 +122,8 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
   covers.forEach((cv, c) => cv.forEach((parts, k) => { for (const w of parts) occurs[w].push({ c, k }); }));
   const pagesOf = (w: number) => Math.ceil(M[w] / l);
   const totalPages = () => { let s = 0; for (let w = 0; w < nW; w++) s += pagesOf(w); return s; };
+  let work = 0;
+  const maxWork = opts.maxWork ?? 4e6;
   let bonus = -1; // a type granted one extra (trial) page of room
   const room = (w: number) => l * (pagesOf(w) + (w === bonus ? 1 : 0)) - M[w];
   const move = (c: number, from: number, to: number, q: number) => {
@@ -133,6 +141,7 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
       for (const { c, k } of occurs[w]) {
         if (y[c][k] === 0) continue;
         const cv = covers[c];
+        work += cv.length;
         for (let k2 = 0; k2 < cv.length; k2++) {
           if (has[c][k2].has(w)) continue;
           let q = Math.min(need, y[c][k]);
@@ -160,17 +169,23 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
     return true;
   };
 
-  const snapshot = () => ({ y: y.map((a) => a.slice()), M: M.slice() });
+  let coverCount = 0;
+  for (const cv of covers) coverCount += cv.length;
+  const snapshot = () => { work += coverCount + nW; return { y: y.map((a) => a.slice()), M: M.slice() }; };
   const restore = (s: { y: Int32Array[]; M: Float64Array }) => { s.y.forEach((a, c) => y[c].set(a)); M.set(s.M); };
   const partialTypes = () => {
     const ws: number[] = [];
+    work += nW;
     for (let w = 0; w < nW; w++) if (M[w] > 0) ws.push(w);
     // Nearly empty last pages first: they are the cheapest to empty.
     return ws.sort((a, b) => (M[a] - l * (pagesOf(a) - 1)) - (M[b] - l * (pagesOf(b) - 1)));
   };
   const sweep = (): boolean => {
     let any = false;
-    for (const w of partialTypes()) if (w !== bonus && M[w] > 0 && emptyLastPage(w)) any = true;
+    for (const w of partialTypes()) {
+      if (work > maxWork) break;
+      if (w !== bonus && M[w] > 0 && emptyLastPage(w)) any = true;
+    }
     return any;
   };
 
@@ -179,12 +194,13 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
   const stopAt = opts.stopAt ?? 0;
   for (let round = 0; round < maxRounds; round++) {
     bonus = -1;
-    while (sweep()) { /* empty what can be emptied for free */ }
+    while (sweep() && work <= maxWork) { /* empty what can be emptied for free */ }
     pages = totalPages();
     if (pages <= stopAt) break;
     // Open one page somewhere if that lets two or more last pages be emptied.
     let improved = false;
-    for (let u = 0; u < nW && !improved; u++) {
+    for (let u = 0; u < nW && !improved && work <= maxWork; u++) {
+      if (M[u] === 0 && occurs[u].length === 0) continue;
       const before = snapshot();
       bonus = u;
       sweep();

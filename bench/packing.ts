@@ -1,0 +1,141 @@
+/**
+ * Page packing: netsDB's four algorithms (our re-implementations) against tessera's on the four
+ * real netsDB inputs (../shared/data/netsdb-page-packing.json, read here, never copied), page
+ * counts under netsDB's rule, times per algorithm, netsDB's own reported counts beside them, the
+ * lower bounds, and what the relaxed rule gains and costs. Then a synthetic scaling family up to
+ * 1M blocks, with the WASM class kernel against its TS twin (baseline) in the same run.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClassifier, classifyRef } from '../src/kernels/pack.ts';
+import {
+  computeClasses, evaluateLayout, lowerBounds, makeProblem, packers, type PackingAlgorithm,
+} from '../src/pack/index.ts';
+import { modelFamily } from '../src/pack/synthetic.ts';
+import type { BenchOptions } from './run.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const DATA_CANDIDATES = [join(here, '..', '..', 'shared', 'data', 'netsdb-page-packing.json'), join(here, '..', 'shared', 'data', 'netsdb-page-packing.json')];
+const STRICT: PackingAlgorithm[] = ['baseline', 'greedy1', 'greedy2', 'twoStage', 'tessera'];
+/** netsDB's Python times on the 300x300 / 32 MB case, from PAPER.md section 2 (not in the data file). */
+const NETSDB_PYTHON_MS = { case: 'text-classification-300x300-32MB', twoStage: 1300, baseline: 40000 };
+
+interface DataCase { name: string; blocksPerPage: number; tensors: number[][]; netsdb: Record<string, number>; lowerBound: number; distinctBlocks: number; noDedupPages: number }
+
+/** Median of `reps` timed runs (after one warm-up), and the last result. */
+function timed<T>(reps: number, f: () => T): { ms: number; out: T } {
+  let out = f();
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    out = f();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { ms: +times[times.length >> 1].toFixed(3), out };
+}
+
+export async function run(opts: BenchOptions): Promise<object> {
+  const path = DATA_CANDIDATES.find((p) => existsSync(p));
+  if (!path) throw new Error(`netsdb-page-packing.json not found (looked in ${DATA_CANDIDATES.join(', ')})`);
+  const data = JSON.parse(readFileSync(path, 'utf8')) as { cases: DataCase[] };
+  const wasm = await createClassifier();
+  const reps = opts.quick ? 3 : 11;
+  const cases = [];
+  for (const c of data.cases) {
+    const pages: Record<string, number> = {};
+    const ms: Record<string, number> = {};
+    let problem = makeProblem({ tensors: c.tensors, blocksPerPage: c.blocksPerPage });
+    for (const alg of [...STRICT, 'relaxed'] as PackingAlgorithm[]) {
+      // End to end from the raw input: normalize, classify (WASM kernel), pack.
+      const { ms: t, out } = timed(reps, () => {
+        problem = makeProblem({ tensors: c.tensors, blocksPerPage: c.blocksPerPage });
+        return packers[alg](problem, computeClasses(problem, wasm.classify));
+      });
+      const report = evaluateLayout(problem, out, alg === 'relaxed' ? 'relaxed' : 'strict');
+      if (report.violations.length) throw new Error(`${alg} on ${c.name}: ${report.violations[0]}`);
+      pages[alg] = report.pages;
+      ms[alg] = t;
+      if (alg === 'relaxed') {
+        const needed = report.tensors.reduce((s, r) => s + r.blocksNeeded, 0);
+        (ms as Record<string, unknown>).relaxedReport = undefined;
+        (pages as Record<string, unknown>).relaxedReport = {
+          unneededBlocksRead: report.unneededBlocksRead,
+          neededBlocks: needed,
+          amplification: report.tensors.map((r) => +r.amplification.toFixed(4)),
+        };
+      }
+    }
+    const relaxedReport = (pages as Record<string, unknown>).relaxedReport as { unneededBlocksRead: number; neededBlocks: number; amplification: number[] };
+    delete (pages as Record<string, unknown>).relaxedReport;
+    delete (ms as Record<string, unknown>).relaxedReport;
+    const relaxedPages = pages.relaxed; delete pages.relaxed;
+    const relaxedMs = ms.relaxed; delete ms.relaxed;
+    const bounds = lowerBounds(problem, computeClasses(problem));
+    const pageMB = Number(/(\d+)MB/.exec(c.name)?.[1] ?? NaN);
+    const blockMB = pageMB / c.blocksPerPage;
+    const bestNetsdb = Math.min(...Object.values(c.netsdb));
+    const bestOurNetsdb = Math.min(pages.baseline, pages.greedy1, pages.greedy2, pages.twoStage);
+    const entry: Record<string, unknown> = {
+      name: c.name,
+      blocksPerPage: c.blocksPerPage,
+      distinctBlocks: problem.distinctBlocks,
+      lowerBound: c.lowerBound,
+      chainLowerBound: bounds.chain,
+      pages,
+      ms,
+      netsdb: c.netsdb,
+      optimal: pages.tessera === bounds.chain,
+      tesseraVsBestNetsdbReported: pages.tessera - bestNetsdb,
+      tesseraVsBestNetsdbRerun: pages.tessera - bestOurNetsdb,
+      relaxed: {
+        pages: relaxedPages,
+        ms: relaxedMs,
+        pagesSavedVsTessera: pages.tessera - relaxedPages,
+        unneededBlocksRead: relaxedReport.unneededBlocksRead,
+        unneededMBRead: Number.isFinite(blockMB) ? +(relaxedReport.unneededBlocksRead * blockMB).toFixed(1) : null,
+        readAmplificationPerTensor: relaxedReport.amplification,
+      },
+    };
+    if (c.name === NETSDB_PYTHON_MS.case) {
+      entry.speedupVsNetsdbPython = {
+        tesseraVsTwoStage: +(NETSDB_PYTHON_MS.twoStage / ms.tessera).toFixed(0),
+        twoStage: +(NETSDB_PYTHON_MS.twoStage / ms.twoStage).toFixed(0),
+        baseline: +(NETSDB_PYTHON_MS.baseline / ms.baseline).toFixed(0),
+        netsdbPythonMs: NETSDB_PYTHON_MS,
+      };
+    }
+    cases.push(entry);
+    console.log(`${c.name}: lb ${c.lowerBound} chain ${bounds.chain} | ours ${JSON.stringify(pages)} | netsDB ${JSON.stringify(c.netsdb)} | ms ${JSON.stringify(ms)}`);
+  }
+
+  // Scaling: a synthetic model family up to ~1M distinct blocks.
+  const sizes = opts.quick ? [100_000] : [100_000, 300_000, 1_000_000];
+  const scaling = [];
+  for (const target of sizes) {
+    const models = 16;
+    const tensors = modelFamily(7, { models, groups: Math.round(target / 400), meanGroup: 400, share: 0.25 });
+    const incidences = tensors.reduce((s, t) => s + t.length, 0);
+    const r = opts.quick ? 1 : 3;
+    const prob = makeProblem({ tensors, blocksPerPage: 64 });
+    const cw = timed(r, () => wasm.classify(prob.tensorStart, prob.tensorBlocks, prob.nBlocks));
+    const ct = timed(r, () => classifyRef(prob.tensorStart, prob.tensorBlocks, prob.nBlocks));
+    const tess = timed(r, () => {
+      const p = makeProblem({ tensors, blocksPerPage: 64 });
+      return { p, layout: packers.tessera(p, computeClasses(p, wasm.classify)) };
+    });
+    const two = timed(1, () => packers.twoStage(prob, computeClasses(prob, wasm.classify)));
+    const classes = computeClasses(prob, wasm.classify);
+    const row = {
+      distinctBlocks: prob.distinctBlocks, models, incidences, classes: classes.nClasses, blocksPerPage: 64,
+      lowerBound: lowerBounds(prob, classes).chain,
+      pages: { tessera: evaluateLayout(tess.out.p, tess.out.layout).pages, twoStage: evaluateLayout(prob, two.out).pages },
+      ms: { tesseraEndToEnd: tess.ms, twoStage: two.ms, classifyWasm: cw.ms, classifyTs: ct.ms },
+      classifyWasmSpeedup: +(ct.ms / cw.ms).toFixed(2),
+    };
+    scaling.push(row);
+    console.log(`scaling ${JSON.stringify(row)}`);
+  }
+  return { data: path, cases, scaling };
+}
