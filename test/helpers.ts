@@ -1,3 +1,4 @@
+import { TesseraError } from '../src/errors.ts';
 /** Small shared test helpers: seeded randomness and temp folders. */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,4 +19,15 @@ export function rng(seed: number): () => number {
 export async function tempDir(prefix = 'tessera-test-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** The `code` of the TesseraError a promise rejects with, or 'resolved'. Non-Tessera errors fail the test. */
+export async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    if (!(e instanceof TesseraError)) throw new Error(`expected a TesseraError, got ${String(e)}`, { cause: e });
+    return e.code;
+  }
+  return 'resolved';
 }

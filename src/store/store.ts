@@ -12,7 +12,8 @@ import { hash64Hex } from '../hash.ts';
 import { assembleModel, parseModel, type ExtractedTensor } from '../onnx/model.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
 import { cutTensor, gridOf, placeBlock, validateTile, type TileShape } from '../blocks/tiling.ts';
-import { Catalog, checkCatalog, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type TensorEntry } from '../catalog/catalog.ts';
+import { Catalog, checkCatalog, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type Substitution, type TensorEntry } from '../catalog/catalog.ts';
+import { decodeDelta, encodeDelta } from '../dedup/delta.ts';
 import type { PageStore } from './page-store.ts';
 import { ModelSession, type SessionOptions } from '../runtime/session.ts';
 
@@ -91,6 +92,7 @@ export interface NewTensor {
   blocks: BlockInput[];
 }
 
+/** A block on its way into fresh pages (`page` is an index into them until written). */
 type PendingBlock = NewBlock & { data: Uint8Array };
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
@@ -116,7 +118,14 @@ class BlockReader {
     }
     const data = await page;
     if (b.offset + b.length > data.length) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
-    return data.subarray(b.offset, b.offset + b.length);
+    const stored = data.subarray(b.offset, b.offset + b.length);
+    if (b.base === undefined) return stored;
+    try {
+      return decodeDelta(stored, await this.block(b.base));
+    } catch (e) {
+      if (e instanceof CorruptionError && e.pageId === undefined) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page}: ${e.message}`, { pageId: b.page });
+      throw e;
+    }
   }
 }
 
@@ -238,8 +247,28 @@ export class TesseraStore {
     }
     progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
 
-    // Simple packing for now: new blocks fill fresh pages in order of first appearance.
     const epoch = this.catalog.seq + 1;
+    const { pages, newBytes } = await this.writeFresh(fresh, epoch, progress);
+
+    const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
+    progress({ phase: 'commit', done: 0, total: 1 });
+    await this.commit({
+      t: 'add',
+      seq: epoch,
+      model,
+      blocks: fresh.map(({ id, page, offset, length, hash }) => ({ id, page, offset, length, hash })),
+      pages,
+    });
+    progress({ phase: 'commit', done: 1, total: 1 });
+    return { name: meta.name, tensors: entries.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes, newPages: pages.length };
+  }
+
+  /**
+   * Packs new blocks into fresh pages (ids the committed catalog does not use) and writes them.
+   * Simple packing for now: blocks fill pages in order of first appearance.
+   */
+  private async writeFresh(fresh: PendingBlock[], epoch: number, progress: (p: Progress) => void): Promise<{ pages: { id: number; used: number }[]; newBytes: number }> {
+    const { pageSize } = this.config;
     const pageLoads: number[] = [];
     let used = pageSize;
     for (const b of fresh) {
@@ -248,12 +277,11 @@ export class TesseraStore {
         used = 0;
       }
       b.offset = used;
-      b.page = pageLoads.length - 1; // index into the pages this add allocates
+      b.page = pageLoads.length - 1; // index into the pages allocated here
       used += b.length;
       pageLoads[pageLoads.length - 1] = used;
     }
     const pageIds = this.catalog.freePageIds(pageLoads.length);
-    const newBytes = fresh.reduce((n, b) => n + b.length, 0);
     const pageData = pageLoads.map((n) => new Uint8Array(n));
     for (const b of fresh) {
       pageData[b.page].set(b.data, b.offset);
@@ -263,18 +291,98 @@ export class TesseraStore {
       await this.backend.writePages([{ id: pageIds[p], epoch, data: pageData[p] }]);
       progress({ phase: 'write', done: p + 1, total: pageData.length });
     }
+    return { pages: pageIds.map((id, p) => ({ id, used: pageLoads[p] })), newBytes: fresh.reduce((n, b) => n + b.length, 0) };
+  }
 
-    const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
-    progress({ phase: 'commit', done: 0, total: 1 });
-    await this.commit({
-      t: 'add',
-      seq: epoch,
-      model,
-      blocks: fresh.map(({ id, page, offset, length, hash }) => ({ id, page, offset, length, hash })),
-      pages: pageIds.map((id, p) => ({ id, used: pageLoads[p] })),
+  /** Stored bytes of blocks (deltas decoded), read through one page cache. */
+  async readBlocks(ids: ArrayLike<number>): Promise<Uint8Array[]> {
+    this.check();
+    const reader = new BlockReader(this.backend, this.catalog);
+    return Promise.all(Array.from(ids, (id) => reader.block(id)));
+  }
+
+  /**
+   * Lossy near-duplicate dedup: slots of `name` now point at representative blocks. The original
+   * blocks are kept (and the substitution recorded with its distance) until `settle`, so `undo`
+   * restores the model exactly. One atomic commit.
+   */
+  async substitute(name: string, subs: { tensor: number; index: number; to: number; distance: number }[]): Promise<void> {
+    this.check();
+    const model = this.model(name);
+    const full: Substitution[] = subs.map((s) => {
+      const from = model.tensors[s.tensor]?.blocks[s.index];
+      if (from === undefined) throw new InvalidArgumentError(`model "${name}" has no block slot ${s.tensor}/${s.index}`);
+      const target = this.catalog.blocks.get(s.to);
+      if (!target) throw new InvalidArgumentError(`representative block ${s.to} is not in the store`);
+      if (target.length !== this.catalog.blocks.get(from)!.length) throw new InvalidArgumentError(`representative block ${s.to} has another shape than slot ${s.tensor}/${s.index}`);
+      return { tensor: s.tensor, index: s.index, from, to: s.to, distance: s.distance };
     });
-    progress({ phase: 'commit', done: 1, total: 1 });
-    return { name: meta.name, tensors: entries.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes, newPages: pageIds.length };
+    if (full.length) await this.commit({ t: 'subst', seq: this.catalog.seq + 1, model: name, subs: full });
+  }
+
+  /** Puts back every original block of `name` that a substitution replaced; returns how many. */
+  async undoSubstitutions(name: string): Promise<number> {
+    this.check();
+    const n = this.model(name).substitutions?.length ?? 0;
+    if (n) await this.commit({ t: 'undo', seq: this.catalog.seq + 1, model: name });
+    return n;
+  }
+
+  /** Makes `name`'s substitutions final: originals no longer needed are freed (no undo after). */
+  async settle(name: string): Promise<{ freedPages: number }> {
+    this.check();
+    if (!this.model(name).substitutions?.length) return { freedPages: 0 };
+    const before = new Set(this.catalog.pages.keys());
+    await this.commit({ t: 'settle', seq: this.catalog.seq + 1, model: name });
+    const freed = [...before].filter((p) => !this.catalog.pages.has(p));
+    await this.backend.releasePages(freed);
+    return { freedPages: freed.length };
+  }
+
+  /**
+   * Lossless dedup: each listed block of `name` (held by no other model) is re-stored as a
+   * compressed delta against `base` when that saves at least `minSaving` of its bytes. Reads stay
+   * bit-exact. One atomic commit; the replaced blocks' pages are freed when empty.
+   */
+  async storeDeltas(name: string, pairs: { block: number; base: number }[], opts: { minSaving?: number } = {}): Promise<{ replaced: number; bytesSaved: number }> {
+    this.check();
+    const model = this.model(name);
+    const minSaving = opts.minSaving ?? 0.2;
+    const slotsOf = new Map<number, { tensor: number; index: number }[]>();
+    model.tensors.forEach((t, ti) => t.blocks.forEach((id, i) => {
+      const list = slotsOf.get(id);
+      if (list) list.push({ tensor: ti, index: i });
+      else slotsOf.set(id, [{ tensor: ti, index: i }]);
+    }));
+    const reader = new BlockReader(this.backend, this.catalog);
+    const fresh: PendingBlock[] = [];
+    const slots: { tensor: number; index: number; to: number }[] = [];
+    let nextId = this.catalog.nextBlockId;
+    let bytesSaved = 0;
+    const done = new Set<number>();
+    for (const { block, base } of pairs) {
+      const entry = this.catalog.blocks.get(block);
+      const baseEntry = this.catalog.blocks.get(base);
+      const mine = slotsOf.get(block);
+      // Only blocks this model holds alone, against raw bases (one delta level bounds read cost).
+      if (!entry || !baseEntry || !mine || done.has(block) || block === base || entry.base !== undefined || baseEntry.base !== undefined) continue;
+      if (entry.refs !== mine.length || baseEntry.length !== entry.length) continue;
+      const elemBytes = DTYPES[model.tensors[mine[0].tensor].dtype].bytes;
+      const delta = encodeDelta(await reader.block(block), await reader.block(base), elemBytes);
+      if (delta.length > entry.length * (1 - minSaving)) continue;
+      done.add(block);
+      const id = nextId++;
+      fresh.push({ id, page: -1, offset: 0, length: delta.length, hash: entry.hash, base, data: delta });
+      for (const slot of mine) slots.push({ ...slot, to: id });
+      bytesSaved += entry.length - delta.length;
+    }
+    if (!fresh.length) return { replaced: 0, bytesSaved: 0 };
+    const before = new Set(this.catalog.pages.keys());
+    const epoch = this.catalog.seq + 1;
+    const { pages } = await this.writeFresh(fresh, epoch, () => {});
+    await this.commit({ t: 'delta', seq: epoch, model: name, blocks: fresh.map(({ id, page, offset, length, hash, base }) => ({ id, page, offset, length, hash, base })), pages, slots });
+    await this.backend.releasePages([...before].filter((p) => !this.catalog.pages.has(p)));
+    return { replaced: fresh.length, bytesSaved };
   }
 
   private async findOrCreate(
