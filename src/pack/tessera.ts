@@ -20,6 +20,7 @@
  */
 import { computeClasses, classSize, type BlockClasses } from './classes.ts';
 import { lowerBounds } from './bounds.ts';
+import { packBaseline, packGreedy2, packTwoStage } from './netsdb.ts';
 import { layoutFrom, type Layout, type PackingProblem } from './problem.ts';
 
 export interface TesseraOptions {
@@ -33,6 +34,8 @@ export interface TesseraOptions {
   maxWork?: number;
   /** Stop as soon as this many pages is reached (a lower bound: nothing better exists). */
   stopAt?: number;
+  /** Other layouts (e.g. netsDB's) to start from when the first search stops above stopAt. */
+  startLayouts?: () => Layout[];
   /** Largest tensor set whose partitions are all enumerated (Bell numbers: 6 -> 203). */
   enumerateUpTo?: number;
 }
@@ -105,6 +108,42 @@ function candidateCovers(classes: BlockClasses, types: TypeRegistry, enumerateUp
   return out;
 }
 
+/**
+ * Reads a layout as cover counts: each page's type is the set of tensors reading it, and a block's
+ * cover is the types of the pages holding it. Null when some block's pages do not form one of the
+ * candidate partitions (overlapping readers, or a partition not enumerated).
+ */
+function coverCountsOf(layout: Layout, classes: BlockClasses, covers: number[][][], types: TypeRegistry): Int32Array[] | null {
+  const nPages = layout.pageStart.length - 1;
+  const readers: number[][] = Array.from({ length: nPages }, () => []);
+  layout.tensorPages.forEach((pages, t) => { for (const pg of pages) readers[pg].push(t); });
+  const pageType = readers.map((r) => (r.length ? types.ids.get(r.sort((a, b) => a - b).join(',')) ?? -2 : -1));
+  const partsOf = new Map<number, number[]>();
+  for (let pg = 0; pg < nPages; pg++) {
+    if (pageType[pg] === -1) continue;
+    if (pageType[pg] === -2) return null;
+    for (let i = layout.pageStart[pg]; i < layout.pageStart[pg + 1]; i++) {
+      const b = layout.pageBlocks[i];
+      let list = partsOf.get(b);
+      if (!list) partsOf.set(b, (list = []));
+      list.push(pageType[pg]);
+    }
+  }
+  const out: Int32Array[] = [];
+  for (let c = 0; c < classes.nClasses; c++) {
+    const index = new Map(covers[c].map((parts, k) => [parts.slice().sort((a, b) => a - b).join(','), k]));
+    const counts = new Int32Array(covers[c].length);
+    for (let i = classes.classStart[c]; i < classes.classStart[c + 1]; i++) {
+      const parts = partsOf.get(classes.classBlocks[i]);
+      const k = parts ? index.get(parts.sort((a, b) => a - b).join(',')) : undefined;
+      if (k === undefined) return null;
+      counts[k]++;
+    }
+    out.push(counts);
+  }
+  return out;
+}
+
 /** Solves the cover model (see the module comment). */
 export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: TesseraOptions = {}): CoverPlan {
   const l = p.blocksPerPage;
@@ -112,10 +151,14 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
   const covers = candidateCovers(classes, types, opts.enumerateUpTo ?? 6);
   const nC = classes.nClasses;
   const nW = types.tensors.length;
-  // y[c][k]: blocks of class c using cover k; M[w]: copies on type w. Start from Greedy-1.
-  const y = covers.map((cv, c) => { const a = new Int32Array(cv.length); a[0] = classSize(classes, c); return a; });
+  // y[c][k]: blocks of class c using cover k; M[w]: copies on type w.
+  const y = covers.map((cv) => new Int32Array(cv.length));
   const M = new Float64Array(nW);
-  for (let c = 0; c < nC; c++) M[covers[c][0][0]] += y[c][0];
+  const startFrom = (init: Int32Array[]) => {
+    M.fill(0);
+    init.forEach((a, c) => { y[c].set(a); a.forEach((q, k) => { for (const w of covers[c][k]) M[w] += q; }); });
+  };
+  const greedy1 = covers.map((cv, c) => { const a = new Int32Array(cv.length); a[0] = classSize(classes, c); return a; });
   // Where each type occurs: (class, cover) pairs.
   const occurs: { c: number; k: number }[][] = Array.from({ length: nW }, () => []);
   const has: Set<number>[][] = covers.map((cv) => cv.map((parts) => new Set(parts)));
@@ -189,27 +232,46 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
     return any;
   };
 
-  let pages = totalPages();
-  const maxRounds = opts.rounds ?? 64;
-  const stopAt = opts.stopAt ?? 0;
-  for (let round = 0; round < maxRounds; round++) {
-    bonus = -1;
-    while (sweep() && work <= maxWork) { /* empty what can be emptied for free */ }
-    pages = totalPages();
-    if (pages <= stopAt) break;
-    // Open one page somewhere if that lets two or more last pages be emptied.
-    let improved = false;
-    for (let u = 0; u < nW && !improved && work <= maxWork; u++) {
-      if (M[u] === 0 && occurs[u].length === 0) continue;
-      const before = snapshot();
-      bonus = u;
-      sweep();
+  const improve = (): number => {
+    work = 0;
+    let pages = totalPages();
+    const maxRounds = opts.rounds ?? 64;
+    const stopAt = opts.stopAt ?? 0;
+    for (let round = 0; round < maxRounds; round++) {
       bonus = -1;
-      const after = totalPages();
-      if (after < pages) { pages = after; improved = true; } else restore(before);
+      while (sweep() && work <= maxWork) { /* empty what can be emptied for free */ }
+      pages = totalPages();
+      if (pages <= stopAt) break;
+      // Open one page somewhere if that lets two or more last pages be emptied.
+      let improved = false;
+      for (let u = 0; u < nW && !improved && work <= maxWork; u++) {
+        const before = snapshot();
+        bonus = u;
+        sweep();
+        bonus = -1;
+        const after = totalPages();
+        if (after < pages) { pages = after; improved = true; } else restore(before);
+      }
+      if (!improved) break;
     }
-    if (!improved) break;
+    return pages;
+  };
+
+  startFrom(greedy1);
+  let pages = improve();
+  let best = y.map((a) => a.slice());
+  // Not provably optimal yet: also improve from the given layouts (netsDB's), so the result is
+  // never worse than any of them.
+  if (pages > (opts.stopAt ?? 0) && opts.startLayouts) {
+    for (const layout of opts.startLayouts()) {
+      const init = coverCountsOf(layout, classes, covers, types);
+      if (!init) continue;
+      startFrom(init);
+      const got = improve();
+      if (got < pages) { pages = got; best = y.map((a) => a.slice()); }
+    }
   }
+  startFrom(best);
   const classCovers = y.map((yc, c) => {
     const used: { parts: number[]; count: number }[] = [];
     yc.forEach((count, k) => { if (count > 0) used.push({ parts: covers[c][k], count }); });
@@ -254,5 +316,6 @@ export function materializeCovers(
 /** tessera's packing: fewest pages found under netsDB's rule (stops early at the chain bound). */
 export function packTessera(p: PackingProblem, classes: BlockClasses = computeClasses(p), opts: TesseraOptions = {}): Layout {
   const stopAt = opts.stopAt ?? lowerBounds(p, classes).chain;
-  return materializeCovers(p, classes, solveCovers(p, classes, { ...opts, stopAt }));
+  const startLayouts = opts.startLayouts ?? (() => [packTwoStage(p, classes), packGreedy2(p), packBaseline(p)]);
+  return materializeCovers(p, classes, solveCovers(p, classes, { ...opts, stopAt, startLayouts }));
 }
