@@ -1,0 +1,174 @@
+/**
+ * Publishing a store as static files and importing from it: only missing pages are fetched,
+ * models come back bit-identical, and interrupted or damaged downloads store nothing.
+ */
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openStore } from '../src/node/open.ts';
+import { folderSource, publishStore } from '../src/node/publish.ts';
+import { importModels, INDEX_FILE, PublishedStore, type PublishedSource } from '../src/store/published.ts';
+import { MemoryPageStore } from '../src/store/memory-store.ts';
+import { TesseraStore } from '../src/store/store.ts';
+import { TesseraError } from '../src/errors.ts';
+import { tempDir } from './helpers.ts';
+import { familyMember } from './fixtures/family.ts';
+import { mlp } from './fixtures/onnx-builders.ts';
+
+const TILE = { rows: 32, cols: 32 };
+const member = (headSeed: number) => familyMember({ inputDim: 256, hidden: 128, outputDim: 10, backboneSeed: 7, headSeed });
+const models = { a: member(1), b: member(2), c: member(3) };
+
+async function published(): Promise<{ dir: string; cleanup: () => Promise<void>; exports: Record<string, Uint8Array> }> {
+  const tmp = await tempDir();
+  const store = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 16384, tile: TILE });
+  const exports: Record<string, Uint8Array> = {};
+  for (const [name, bytes] of Object.entries(models)) {
+    await store.add(name, bytes);
+    exports[name] = await store.exportModel(name);
+  }
+  await publishStore(store, join(tmp.path, 'pub'));
+  await store.close();
+  return { dir: join(tmp.path, 'pub'), cleanup: tmp.cleanup, exports };
+}
+
+const localStore = (tile = TILE) => TesseraStore.open(new MemoryPageStore({ pageSize: 65536 }), { tile });
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, TesseraError, String(e));
+    return (e as TesseraError).code;
+  }
+  return 'resolved';
+}
+
+test('a related model fetches only the pages holding blocks the local store lacks', async () => {
+  const pub = await published();
+  try {
+    const source = folderSource(pub.dir);
+    const remote = await PublishedStore.open(source);
+    assert.equal(remote.listModels().map((m) => m.name), ['a', 'b', 'c']);
+    const local = await localStore();
+    const [ra] = await importModels(local, remote, ['a']);
+    assert.is(ra.status, 'imported');
+    assert.is(ra.pagesFetched, ra.pagesRead);
+    const planB = remote.plan(local, 'b');
+    const [rb] = await importModels(local, remote, ['b']);
+    assert.is(rb.pagesFetched, planB.missingPages.length);
+    assert.is(rb.bytesFetched, planB.bytesToFetch);
+    assert.ok(rb.pagesFetched >= 1 && rb.pagesFetched < rb.pagesRead, `b fetched ${rb.pagesFetched} of ${rb.pagesRead} pages`);
+    // The head is 128x10 floats + 10 biases: all b needs beyond a.
+    assert.ok(rb.bytesFetched < (128 * 10 + 10) * 4 * 2, `b fetched ${rb.bytesFetched} bytes`);
+    assert.ok(rb.bytesFetched * 10 < rb.wholeFileBytes);
+    assert.is(rb.newBlocks, 4 + 1);
+    for (const name of ['a', 'b']) assert.equal(await local.exportModel(name), pub.exports[name], name);
+    const again = await importModels(local, remote, ['a']);
+    assert.is(again[0].status, 'present');
+    assert.is(again[0].bytesFetched, 0);
+    assert.ok((await local.verify()).ok);
+    // Pages read from the folder = index + catalog + the pages the two imports fetched.
+    assert.is(source.bytesRead, remote.bytesFetched);
+  } finally {
+    await pub.cleanup();
+  }
+});
+
+test('an import interrupted mid-way stores nothing and leaves stored models servable; a retry completes', async () => {
+  const pub = await published();
+  try {
+    const local = await localStore();
+    const own = mlp({ inputDim: 64, hidden: 48, outputDim: 5, seed: 9 });
+    await local.add('own', own);
+    const ownExport = await local.exportModel('own');
+    const before = await local.backend.listPages();
+    const inner = folderSource(pub.dir);
+    let pageGets = 0;
+    const flaky: PublishedSource = {
+      location: 'flaky',
+      async get(path) {
+        if (path.startsWith('pages/') && ++pageGets > 2) throw new TesseraError('IO_ERROR', `connection reset fetching ${path}`);
+        return inner.get(path);
+      },
+    };
+    const remote = await PublishedStore.open(flaky);
+    assert.ok(remote.plan(local, 'a').missingPages.length > 2);
+    assert.is(await codeOf(remote.importModel(local, 'a')), 'IO_ERROR');
+    assert.equal(local.listModels(), ['own']);
+    assert.equal(await local.backend.listPages(), before);
+    assert.equal(await local.exportModel('own'), ownExport);
+    const [r] = await importModels(local, folderSource(pub.dir), ['a']);
+    assert.is(r.status, 'imported');
+    assert.equal(await local.exportModel('a'), pub.exports.a);
+  } finally {
+    await pub.cleanup();
+  }
+});
+
+test('a damaged page file is PAGE_CORRUPT and nothing is stored', async () => {
+  const pub = await published();
+  try {
+    const files = await readdir(join(pub.dir, 'pages'));
+    const victim = join(pub.dir, 'pages', files[0]);
+    const bytes = await readFile(victim);
+    bytes[bytes.length - 1] ^= 0x10;
+    await writeFile(victim, bytes);
+    const local = await localStore();
+    assert.is(await codeOf(importModels(local, folderSource(pub.dir))), 'PAGE_CORRUPT');
+    assert.equal(local.listModels(), []);
+    assert.equal(await local.backend.listPages(), []);
+  } finally {
+    await pub.cleanup();
+  }
+});
+
+test('wrong tile, unknown model, missing or foreign index give clear errors', async () => {
+  const pub = await published();
+  try {
+    const remote = await PublishedStore.open(folderSource(pub.dir));
+    const other = await localStore({ rows: 64, cols: 64 });
+    let e: unknown;
+    try {
+      await remote.importModel(other, 'a');
+    } catch (x) {
+      e = x;
+    }
+    assert.is((e as TesseraError).code, 'INVALID_ARGUMENT');
+    assert.match((e as Error).message, /32x32 tiles/);
+    assert.is(await codeOf(remote.importModel(await localStore(), 'zzz')), 'MODEL_NOT_FOUND');
+    assert.is(await codeOf(PublishedStore.open(folderSource(join(pub.dir, 'pages')))), 'IO_ERROR');
+    await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ format: 'something-else' }));
+    assert.is(await codeOf(PublishedStore.open(folderSource(pub.dir))), 'NOT_A_STORE');
+  } finally {
+    await pub.cleanup();
+  }
+});
+
+test('republishing after a removal writes only new pages and drops stale files', async () => {
+  const tmp = await tempDir();
+  try {
+    const store = await openStore(join(tmp.path, 's'), { create: true, pageSize: 16384, tile: TILE });
+    await store.add('a', models.a);
+    await store.add('b', models.b);
+    const out = join(tmp.path, 'pub');
+    const first = await publishStore(store, out);
+    assert.is(first.pagesWritten, first.pages);
+    await store.remove('b');
+    await store.add('c', models.c);
+    const second = await publishStore(store, out);
+    assert.ok(second.pagesWritten < second.pages);
+    assert.ok(second.staleFilesRemoved >= 1);
+    assert.is((await readdir(join(out, 'pages'))).length, second.pages);
+    const local = await localStore();
+    await importModels(local, folderSource(out));
+    assert.equal(local.listModels(), ['a', 'c']);
+    assert.equal(await local.exportModel('c'), await store.exportModel('c'));
+    await store.close();
+  } finally {
+    await tmp.cleanup();
+  }
+});
+
+test.run();
