@@ -41,6 +41,12 @@ export function l2Many(query: usize, cands: usize, count: i32, stride: i32, rows
   }
 }
 
+// Pseudo-max (a < b ? b : a): one machine instruction in SIMD, unlike NaN-propagating max. A NaN
+// difference is therefore skipped by max-abs (L2 and similarity still expose it).
+@inline function pmax(a: f32, b: f32): f32 {
+  return a < b ? b : a;
+}
+
 /** out[c] = max |q - c| over the valid region. */
 export function maxAbsMany(query: usize, cands: usize, count: i32, stride: i32, rows: i32, rowLen: i32, rowStride: i32, out: usize): void {
   for (let c = 0; c < count; c++) {
@@ -54,17 +60,17 @@ export function maxAbsMany(query: usize, cands: usize, count: i32, stride: i32, 
       let j = 0;
       for (; j + 8 <= rowLen; j += 8) {
         const o = <usize>j << 2;
-        m0 = f32x4.max(m0, f32x4.abs(f32x4.sub(v128.load(q + o), v128.load(x + o))));
-        m1 = f32x4.max(m1, f32x4.abs(f32x4.sub(v128.load(q + o, 16), v128.load(x + o, 16))));
+        m0 = f32x4.pmax(m0, f32x4.abs(f32x4.sub(v128.load(q + o), v128.load(x + o))));
+        m1 = f32x4.pmax(m1, f32x4.abs(f32x4.sub(v128.load(q + o, 16), v128.load(x + o, 16))));
       }
       if (j + 4 <= rowLen) {
         const o = <usize>j << 2;
-        m0 = f32x4.max(m0, f32x4.abs(f32x4.sub(v128.load(q + o), v128.load(x + o))));
+        m0 = f32x4.pmax(m0, f32x4.abs(f32x4.sub(v128.load(q + o), v128.load(x + o))));
         j += 4;
       }
       for (; j < rowLen; j++) tail = Mathf.max(tail, Mathf.abs(load<f32>(q + (<usize>j << 2)) - load<f32>(x + (<usize>j << 2))));
     }
-    const m = f32x4.max(m0, m1);
+    const m = f32x4.pmax(m0, m1);
     const v = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
     store<f32>(out + (<usize>c << 2), Mathf.max(v, tail));
   }
@@ -94,7 +100,7 @@ export function similarityMany(query: usize, cands: usize, count: i32, stride: i
         n0 = i32x4.sub(n0, f32x4.le(f32x4.abs(f32x4.sub(v128.load(q + o), v128.load(x + o))), e));
         j += 4;
       }
-      for (; j < rowLen; j++) if (Mathf.abs(load<f32>(q + (<usize>j << 2)) - load<f32>(x + (<usize>j << 2))) <= eps) tail++;
+      for (; j < rowLen; j++) tail += <i32>(Mathf.abs(load<f32>(q + (<usize>j << 2)) - load<f32>(x + (<usize>j << 2))) <= eps);
     }
     const n = i32x4.add(n0, n1);
     const total = i32x4.extract_lane(n, 0) + i32x4.extract_lane(n, 1) + i32x4.extract_lane(n, 2) + i32x4.extract_lane(n, 3) + tail;

@@ -19,15 +19,20 @@
  * product still accumulates lane-wise over j in steps of 4, then hsum.
  */
 export function projectDense(vecs: usize, count: i32, dPad: i32, proj: usize, rows: i32, out: usize): void {
+  // (Cache-blocking groups of vectors x rows was tried: no gain, the loop is bound by mul + add.)
+  projectTile(vecs, 0, count, dPad, proj, 0, rows, rows, out);
+}
+
+function projectTile(vecs: usize, b0: i32, b1: i32, dPad: i32, proj: usize, r0: i32, r1: i32, rows: i32, out: usize): void {
   const bytes = <usize>dPad << 2;
-  let b = 0;
-  for (; b + 2 <= count; b += 2) {
+  let b = b0;
+  for (; b + 2 <= b1; b += 2) {
     const x0 = vecs + <usize>b * bytes;
     const x1 = x0 + bytes;
     const o0 = out + ((<usize>b * <usize>rows) << 2);
     const o1 = o0 + (<usize>rows << 2);
-    let r = 0;
-    for (; r + 4 <= rows; r += 4) {
+    let r = r0;
+    for (; r + 4 <= r1; r += 4) {
       const a0 = proj + <usize>r * bytes;
       const a1 = a0 + bytes;
       const a2 = a1 + bytes;
@@ -55,36 +60,56 @@ export function projectDense(vecs: usize, count: i32, dPad: i32, proj: usize, ro
       store<f32>(q0, hsum(s00)); store<f32>(q0, hsum(s01), 4); store<f32>(q0, hsum(s02), 8); store<f32>(q0, hsum(s03), 12);
       store<f32>(q1, hsum(s10)); store<f32>(q1, hsum(s11), 4); store<f32>(q1, hsum(s12), 8); store<f32>(q1, hsum(s13), 12);
     }
-    for (; r < rows; r++) {
+    for (; r < r1; r++) {
       const a = proj + <usize>r * bytes;
       store<f32>(o0 + (<usize>r << 2), dot(x0, a, bytes));
       store<f32>(o1 + (<usize>r << 2), dot(x1, a, bytes));
     }
   }
-  for (; b < count; b++) {
+  for (; b < b1; b++) {
     const x = vecs + <usize>b * bytes;
     const o = out + ((<usize>b * <usize>rows) << 2);
-    for (let r = 0; r < rows; r++) store<f32>(o + (<usize>r << 2), dot(x, proj + <usize>r * bytes, bytes));
+    for (let r = r0; r < r1; r++) store<f32>(o + (<usize>r << 2), dot(x, proj + <usize>r * bytes, bytes));
   }
 }
 
+@inline function butterfly4(v: v128): v128 {
+  // stages h = 1 and h = 2 inside one vector of 4 floats
+  const y = f32x4.add(v128.shuffle<f32>(v, v, 0, 0, 2, 2), f32x4.mul(v128.shuffle<f32>(v, v, 1, 1, 3, 3), f32x4(1, -1, 1, -1)));
+  return f32x4.add(v128.shuffle<f32>(y, y, 0, 1, 0, 1), f32x4.mul(v128.shuffle<f32>(y, y, 2, 3, 2, 3), f32x4(1, 1, -1, -1)));
+}
+
 /**
- * In-place unnormalised fast Walsh-Hadamard transform of n floats (n a power of two, >= 4).
- * Stages run in order h = 1, 2, 4, ...; stages 1 and 2 are done inside each vector with shuffles,
- * the rest two at a time (radix 4) to halve the passes over memory. Same arithmetic as the
- * stage-by-stage scalar version (negation by multiplying with -1 is exact).
+ * One round of the rotation: dst = H (src * signs), H the unnormalised Walsh-Hadamard transform
+ * of n floats (n a power of two >= 4; src may equal dst). Stages run in the order h = 1, 2, 4, ...
+ * with exactly the arithmetic of the stage-by-stage scalar twin (negation by multiplying with -1
+ * is exact): the sign flip and stages 1-8 happen in registers over groups of 16 floats, the rest
+ * two stages per pass (radix 4) to halve the passes over memory.
  */
-function fht(p: usize, n: i32): void {
+function signedFht(dst: usize, src: usize, signs: usize, n: i32): void {
   const bytes = <usize>n << 2;
-  const sgn1 = f32x4(1, -1, 1, -1);
-  const sgn2 = f32x4(1, 1, -1, -1);
-  for (let i: usize = 0; i < bytes; i += 16) {
-    const v = v128.load(p + i);
-    const y = f32x4.add(v128.shuffle<f32>(v, v, 0, 0, 2, 2), f32x4.mul(v128.shuffle<f32>(v, v, 1, 1, 3, 3), sgn1));
-    const z = f32x4.add(v128.shuffle<f32>(y, y, 0, 1, 0, 1), f32x4.mul(v128.shuffle<f32>(y, y, 2, 3, 2, 3), sgn2));
-    v128.store(p + i, z);
+  let h: usize;
+  if (n >= 16) {
+    for (let i: usize = 0; i < bytes; i += 64) {
+      const v0 = butterfly4(f32x4.mul(v128.load(src + i), v128.load(signs + i)));
+      const v1 = butterfly4(f32x4.mul(v128.load(src + i, 16), v128.load(signs + i, 16)));
+      const v2 = butterfly4(f32x4.mul(v128.load(src + i, 32), v128.load(signs + i, 32)));
+      const v3 = butterfly4(f32x4.mul(v128.load(src + i, 48), v128.load(signs + i, 48)));
+      const w0 = f32x4.add(v0, v1);
+      const w1 = f32x4.sub(v0, v1);
+      const w2 = f32x4.add(v2, v3);
+      const w3 = f32x4.sub(v2, v3);
+      v128.store(dst + i, f32x4.add(w0, w2));
+      v128.store(dst + i, f32x4.add(w1, w3), 16);
+      v128.store(dst + i, f32x4.sub(w0, w2), 32);
+      v128.store(dst + i, f32x4.sub(w1, w3), 48);
+    }
+    h = 64;
+  } else {
+    for (let i: usize = 0; i < bytes; i += 16) v128.store(dst + i, butterfly4(f32x4.mul(v128.load(src + i), v128.load(signs + i))));
+    h = 16;
   }
-  let h: usize = 16; // stage width in bytes (4 floats)
+  const p = dst;
   while (h < bytes) {
     if (h * 4 <= bytes) {
       // stages h and 2h together over quartets (j, j+h, j+2h, j+3h)
@@ -137,13 +162,16 @@ export function projectFht(
     let left = used;
     for (let t = 0; t < rotations && left > 0; t++) {
       let s = signs + <usize>(t * rounds) * nbytes;
-      for (let j: usize = 0; j < vbytes; j += 16) v128.store(scratch + j, f32x4.mul(v128.load(x + j), v128.load(s + j)));
-      if (nbytes > vbytes) memory.fill(scratch + vbytes, 0, nbytes - vbytes);
-      fht(scratch, n);
+      if (nbytes > vbytes) {
+        memory.copy(scratch, x, vbytes);
+        memory.fill(scratch + vbytes, 0, nbytes - vbytes);
+        signedFht(scratch, scratch, s, n);
+      } else {
+        signedFht(scratch, x, s, n);
+      }
       for (let r = 1; r < rounds; r++) {
         s += nbytes;
-        for (let j: usize = 0; j < nbytes; j += 16) v128.store(scratch + j, f32x4.mul(v128.load(scratch + j), v128.load(s + j)));
-        fht(scratch, n);
+        signedFht(scratch, scratch, s, n);
       }
       const take = left < n ? left : n;
       memory.copy(o, scratch, <usize>take << 2);

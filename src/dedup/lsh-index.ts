@@ -46,6 +46,7 @@ export class LshIndex {
   private readonly slotOf = new Map<number, number>();
   private counts = new Uint16Array(1024);
   private readonly touched: number[] = [];
+  private readonly hits: number[] = [];
 
   constructor(private readonly hasher: BlockHasher) {
     this.params = hasher.params;
@@ -90,12 +91,16 @@ export class LshIndex {
       if (this.slotOf.has(id) || seen.has(id)) throw new InvalidArgumentError(`LshIndex.add: block id ${id} is already in the index; each block is added once.`);
       seen.add(id);
     }
+    const first = this.slotIds.length;
     for (let i = 0; i < ids.length; i++) {
-      const slot = this.slotIds.length;
       this.slotIds.push(ids[i]);
-      this.slotOf.set(ids[i], slot);
-      for (let b = 0; b < bands; b++) {
-        const table = this.tables[b];
+      this.slotOf.set(ids[i], first + i);
+    }
+    // band by band: one table at a time stays in cache
+    for (let b = 0; b < bands; b++) {
+      const table = this.tables[b];
+      for (let i = 0; i < ids.length; i++) {
+        const slot = first + i;
         const key = hashes[i * bands + b];
         const bucket = table.get(key);
         if (bucket === undefined) table.set(key, slot);
@@ -146,11 +151,12 @@ export class LshIndex {
           for (const s of bucket) if (counts[s]++ === 0) touched.push(s);
         }
       }
-      const hits: number[] = [];
+      const hits = this.hits;
+      hits.length = 0;
       for (const s of touched) {
         if (counts[s] >= minCollisions && s !== excluded) hits.push(s);
       }
-      hits.sort((x, y) => counts[y] - counts[x] || this.slotIds[x] - this.slotIds[y]);
+      if (hits.length > 1) hits.sort((x, y) => counts[y] - counts[x] || this.slotIds[x] - this.slotIds[y]);
       const keep = Math.min(hits.length, limit);
       for (let i = 0; i < keep; i++) {
         ids.push(this.slotIds[hits[i]]);

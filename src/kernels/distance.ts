@@ -99,6 +99,7 @@ export function l2Reference(query: Float32Array, candidates: CandidateBlocks, re
   return out;
 }
 
+/** Twin of maxAbsMany. NaN differences are skipped (the kernel's pseudo-max); L2 and similarity expose them. */
 export function maxAbsReference(query: Float32Array, candidates: CandidateBlocks, region: BlockRegion): Float32Array {
   const count = validate(query, candidates, region);
   const out = new Float32Array(count);
@@ -107,7 +108,10 @@ export function maxAbsReference(query: Float32Array, candidates: CandidateBlocks
     let m = 0;
     for (let r = 0; r < region.rows; r++) {
       const o = r * region.rowStride;
-      for (let j = 0; j < region.rowLength; j++) m = Math.max(m, Math.abs(fround(query[o + j] - x[o + j])));
+      for (let j = 0; j < region.rowLength; j++) {
+        const d = Math.abs(fround(query[o + j] - x[o + j]));
+        if (m < d) m = d; // the kernel's pseudo-max: a NaN difference is skipped
+      }
     }
     out[c] = m;
   }

@@ -31,7 +31,7 @@ export interface LshParams {
   hashesPerBand?: number;
   /** p-stable families: bucket width r (netsDB: 0.09). */
   bucketWidth?: number;
-  /** FHT families: H D rounds per rotation (3 makes the rotation close to a random one). */
+  /** FHT families: H D rounds per rotation (default: simhash 2, pstable-fht 3). */
   rounds?: number;
 }
 
@@ -61,11 +61,15 @@ export function resolveLshParams(p: LshParams): ResolvedLshParams {
   positiveInt('bands', p.bands, 4096);
   if (!Number.isInteger(p.seed)) throw new InvalidArgumentError(`LSH seed must be an integer, got ${p.seed}.`);
   const simhash = p.family === 'simhash';
-  const hashesPerBand = p.hashesPerBand ?? (simhash ? 16 : 1);
+  // SimHash: 24 bits per band keeps unrelated blocks apart (2^-24 per band) in stores of 10^5+
+  // blocks; 16 bits made candidates per block grow linearly from 10^4 blocks on (bench/kernels.ts).
+  const hashesPerBand = p.hashesPerBand ?? (simhash ? 24 : 1);
   positiveInt('hashesPerBand', hashesPerBand, simhash ? 32 : 64);
   const bucketWidth = p.bucketWidth ?? NETSDB_LSH.bucketWidth;
   if (!(bucketWidth > 0) || !Number.isFinite(bucketWidth)) throw new InvalidArgumentError(`LSH bucketWidth must be a positive number, got ${bucketWidth}.`);
-  const rounds = p.rounds ?? 3;
+  // SimHash only needs well-spread directions: 2 rounds (measured: same recall, 1.4x faster);
+  // pstable-fht needs its coordinates close to Gaussian: 3.
+  const rounds = p.rounds ?? (simhash ? 2 : 3);
   positiveInt('rounds', rounds, 8);
   const dimPadded = (p.dim + 3) & ~3;
   let fhtLength = 4;
