@@ -64,7 +64,10 @@ export function makeProblem(input: PackingInput): PackingProblem {
   const tensorBlocks = new Int32Array(total);
   let w = 0;
   for (let t = 0; t < tensors.length; t++) {
-    const sorted = Int32Array.from(tensors[t]).sort();
+    let sorted = Int32Array.from(tensors[t]);
+    let ascending = true;
+    for (let i = 1; i < sorted.length && ascending; i++) ascending = sorted[i - 1] <= sorted[i];
+    if (!ascending) sorted = sorted.sort();
     tensorStart[t] = w;
     for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) tensorBlocks[w++] = sorted[i];
   }

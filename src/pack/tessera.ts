@@ -27,7 +27,7 @@ export interface TesseraOptions {
   /** Most rounds of "open one page to empty several" (default 64). */
   rounds?: number;
   /**
-   * Work budget in candidate moves examined (deterministic, unlike a time limit); default 4e6,
+   * Work budget in candidate moves examined, shared by all starts (deterministic, unlike a time limit); default 1e6,
    * roughly a few hundred ms. The real cases need far less; large stores stop early with a good,
    * not necessarily optimal, plan.
    */
@@ -49,32 +49,44 @@ export interface CoverPlan {
   classCovers: { parts: number[]; count: number }[][];
 }
 
-/** All set partitions of `items` (restricted growth strings), the whole set first. */
-function setPartitions(items: number[]): number[][][] {
-  const n = items.length;
+/** All set partitions of {0..n-1} (restricted growth strings), the whole set first; memoized. */
+const partitionMemo = new Map<number, number[][][]>();
+function setPartitions(n: number): number[][][] {
+  const known = partitionMemo.get(n);
+  if (known) return known;
   const out: number[][][] = [];
   const a = new Array<number>(n).fill(0);
   const rec = (i: number, max: number) => {
     if (i === n) {
       const parts: number[][] = Array.from({ length: max + 1 }, () => []);
-      for (let k = 0; k < n; k++) parts[a[k]].push(items[k]);
+      for (let k = 0; k < n; k++) parts[a[k]].push(k);
       out.push(parts);
       return;
     }
     for (let v = 0; v <= max + 1; v++) { a[i] = v; rec(i + 1, Math.max(max, v)); }
   };
-  if (n > 0) { a[0] = 0; rec(1, 0); }
+  if (n > 0) rec(1, 0);
+  partitionMemo.set(n, out);
   return out;
 }
 
 class TypeRegistry {
   readonly ids = new Map<string, number>();
+  private readonly byMask = new Map<number, number>();
   readonly tensors: Int32Array[] = [];
   id(set: ArrayLike<number>): number {
+    // Small tensor ids: key by bitmask (no string building); else by the joined sorted list.
+    let mask = 0;
+    for (let i = 0; i < set.length && mask >= 0; i++) mask = set[i] < 31 ? mask | (1 << set[i]) : -1;
+    if (mask >= 0) {
+      const known = this.byMask.get(mask);
+      if (known !== undefined) return known;
+    }
     const sorted = Int32Array.from(set).sort();
     const key = sorted.join(',');
     let id = this.ids.get(key);
     if (id === undefined) { id = this.tensors.length; this.ids.set(key, id); this.tensors.push(sorted); }
+    if (mask >= 0) this.byMask.set(mask, id);
     return id;
   }
 }
@@ -83,21 +95,32 @@ class TypeRegistry {
 function candidateCovers(classes: BlockClasses, types: TypeRegistry, enumerateUpTo: number): number[][][] {
   const sigs = classes.classTensors;
   const out: number[][][] = [];
+  // Other classes' tensor sets inside class c's, largest first; bitmasks when tensors fit 31 bits.
+  const maxTensor = sigs.reduce((m, s) => Math.max(m, s.length ? s[s.length - 1] : 0), 0);
+  const masks = maxTensor < 31 ? sigs.map((s) => s.reduce((m, t) => m | (1 << t), 0)) : null;
+  const sets = masks ? null : sigs.map((s) => new Set(s));
+  const bySizeDesc = sigs.map((_, d) => d).sort((a, b) => sigs[b].length - sigs[a].length);
+  const subsetsOf = (c: number): Int32Array[] => {
+    const found: Int32Array[] = [];
+    for (const d of bySizeDesc) {
+      if (d === c || sigs[d].length >= sigs[c].length) continue;
+      const inside = masks ? (masks[d] & masks[c]) === masks[d] : sigs[d].every((t) => sets![c].has(t));
+      if (inside) found.push(sigs[d]);
+      if (found.length >= 48) break;
+    }
+    return found;
+  };
   for (let c = 0; c < classes.nClasses; c++) {
     const S = Array.from(sigs[c]);
     const covers: number[][] = [[types.id(S)]];
     if (S.length > 1 && S.length <= enumerateUpTo) {
-      for (const parts of setPartitions(S).slice(1)) covers.push(parts.map((p) => types.id(p)));
+      const all = setPartitions(S.length);
+      for (let k = 1; k < all.length; k++) covers.push(all[k].map((part) => types.id(part.map((i) => S[i]))));
     } else if (S.length > 1) {
       // Too many partitions: split off other classes' tensor sets (the types that already have
       // pages), largest first, and the all-singletons partition.
-      const inS = new Set(S);
-      const subs = sigs
-        .map((s, d) => ({ s, d }))
-        .filter(({ s, d }) => d !== c && s.length < S.length && Array.prototype.every.call(s, (t: number) => inS.has(t)))
-        .sort((x, y) => y.s.length - x.s.length)
-        .slice(0, 48);
-      for (const { s } of subs) {
+      const subs = subsetsOf(c).slice(0, 48);
+      for (const s of subs) {
         const sub = new Set(s);
         covers.push([types.id(s), types.id(S.filter((t) => !sub.has(t)))]);
       }
@@ -148,7 +171,8 @@ function coverCountsOf(layout: Layout, classes: BlockClasses, covers: number[][]
 export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: TesseraOptions = {}): CoverPlan {
   const l = p.blocksPerPage;
   const types = new TypeRegistry();
-  const covers = candidateCovers(classes, types, opts.enumerateUpTo ?? 6);
+  // Many classes: enumerate fewer partitions (Bell(4) = 15) to keep the set-up near-linear.
+  const covers = candidateCovers(classes, types, opts.enumerateUpTo ?? (classes.nClasses > 512 ? 4 : 6));
   const nC = classes.nClasses;
   const nW = types.tensors.length;
   // y[c][k]: blocks of class c using cover k; M[w]: copies on type w.
@@ -161,12 +185,11 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
   const greedy1 = covers.map((cv, c) => { const a = new Int32Array(cv.length); a[0] = classSize(classes, c); return a; });
   // Where each type occurs: (class, cover) pairs.
   const occurs: { c: number; k: number }[][] = Array.from({ length: nW }, () => []);
-  const has: Set<number>[][] = covers.map((cv) => cv.map((parts) => new Set(parts)));
   covers.forEach((cv, c) => cv.forEach((parts, k) => { for (const w of parts) occurs[w].push({ c, k }); }));
   const pagesOf = (w: number) => Math.ceil(M[w] / l);
   const totalPages = () => { let s = 0; for (let w = 0; w < nW; w++) s += pagesOf(w); return s; };
   let work = 0;
-  const maxWork = opts.maxWork ?? 4e6;
+  const maxWork = opts.maxWork ?? 1e6;
   let bonus = -1; // a type granted one extra (trial) page of room
   const room = (w: number) => l * (pagesOf(w) + (w === bonus ? 1 : 0)) - M[w];
   const move = (c: number, from: number, to: number, q: number) => {
@@ -186,11 +209,11 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
         const cv = covers[c];
         work += cv.length;
         for (let k2 = 0; k2 < cv.length; k2++) {
-          if (has[c][k2].has(w)) continue;
+          if (cv[k2].includes(w)) continue;
           let q = Math.min(need, y[c][k]);
           let cost = 0;
           for (const u of cv[k2]) {
-            if (has[c][k].has(u)) continue;
+            if (cv[k].includes(u)) continue;
             cost++;
             q = Math.min(q, room(u));
             if (q <= 0) break;
@@ -233,7 +256,6 @@ export function solveCovers(p: PackingProblem, classes: BlockClasses, opts: Tess
   };
 
   const improve = (): number => {
-    work = 0;
     let pages = totalPages();
     const maxRounds = opts.rounds ?? 64;
     const stopAt = opts.stopAt ?? 0;
@@ -316,6 +338,8 @@ export function materializeCovers(
 /** tessera's packing: fewest pages found under netsDB's rule (stops early at the chain bound). */
 export function packTessera(p: PackingProblem, classes: BlockClasses = computeClasses(p), opts: TesseraOptions = {}): Layout {
   const stopAt = opts.stopAt ?? lowerBounds(p, classes).chain;
-  const startLayouts = opts.startLayouts ?? (() => [packTwoStage(p, classes), packGreedy2(p), packBaseline(p)]);
+  // netsDB's layouts convert to the model only when every partition is enumerated: small tensor counts.
+  const small = p.nTensors <= (opts.enumerateUpTo ?? (classes.nClasses > 512 ? 4 : 6));
+  const startLayouts = opts.startLayouts ?? (small ? () => [packTwoStage(p, classes), packGreedy2(p), packBaseline(p)] : undefined);
   return materializeCovers(p, classes, solveCovers(p, classes, { ...opts, stopAt, startLayouts }));
 }
