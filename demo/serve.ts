@@ -1,0 +1,76 @@
+/**
+ * A tiny static file server on 127.0.0.1 for the browser demo, the Chromium tests and the
+ * browser benchmark: URL prefixes mapped to folders, no directory listings, nothing outside them.
+ */
+import { createServer, type Server } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, normalize, resolve, sep } from 'node:path';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.map': 'application/json',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css; charset=utf-8',
+  '.onnx': 'application/octet-stream',
+};
+
+export interface StaticServer {
+  url: string;
+  port: number;
+  /** Bytes of response bodies sent, per URL prefix. */
+  bytesSent: Map<string, number>;
+  close(): Promise<void>;
+}
+
+/** Serves `routes` (URL prefix like '/lib/' → folder); '/' maps to `index` when given. */
+export async function startStaticServer(routes: Record<string, string>, opts: { port?: number; index?: string } = {}): Promise<StaticServer> {
+  const prefixes = Object.keys(routes).sort((a, b) => b.length - a.length);
+  const bytesSent = new Map<string, number>();
+  const server: Server = createServer(async (req, res) => {
+    try {
+      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      let file: string | null = null;
+      let prefix = '';
+      if (path === '/' && opts.index) file = opts.index;
+      else {
+        prefix = prefixes.find((p) => path.startsWith(p)) ?? '';
+        if (prefix) {
+          const root = resolve(routes[prefix]);
+          const candidate = resolve(root, normalize(path.slice(prefix.length)));
+          if (candidate.startsWith(root + sep)) file = candidate;
+        }
+      }
+      if (!file || !(await stat(file).catch(() => null))?.isFile()) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+        return;
+      }
+      const body = await readFile(file);
+      bytesSent.set(prefix, (bytesSent.get(prefix) ?? 0) + body.length);
+      res.writeHead(200, {
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'content-length': body.length,
+        'cache-control': 'no-cache',
+      });
+      res.end(body);
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
+    }
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => ok());
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    bytesSent,
+    close: () => new Promise<void>((ok) => {
+      server.closeAllConnections();
+      server.close(() => ok());
+    }),
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * tessera for the browser: a model store in IndexedDB, imports from a store published over
+ * HTTP (fetching only the pages not already held), and inference with onnxruntime-web.
+ *
+ *   const remote = await PublishedStore.open(httpSource('/models/'));
+ *   const store = await openBrowserStore({ name: 'my-app', published: remote });
+ *   await importModels(store, remote, ['base', 'fine-tune']);
+ *   const session = await store.session('fine-tune');
+ *
+ * The bundle (build/bundle-browser.mjs → build/out/browser/) ships onnxruntime-web's .wasm beside
+ * itself and points the runtime at it; when bundling this file yourself, serve that .wasm and
+ * call `configureRuntime({ wasmPaths })`.
+ */
+import { IdbPageStore, type IdbStoreOptions } from './browser/idb-store.ts';
+import { httpSource, type HttpSourceOptions } from './browser/http-source.ts';
+import { importModels, PublishedStore, type ImportOptions, type ImportReport } from './store/published.ts';
+import { TesseraStore } from './store/store.ts';
+import { defaultOrt } from './runtime/ort.ts';
+import type { TileShape } from './blocks/tiling.ts';
+
+export { IdbPageStore, type IdbStoreOptions } from './browser/idb-store.ts';
+export { httpSource, type HttpSource, type HttpSourceOptions } from './browser/http-source.ts';
+export { PublishedStore, importModels, INDEX_FILE, type ImportOptions, type ImportProgress, type ImportReport, type PublishedIndex, type PublishedModelSummary, type PublishedSource } from './store/published.ts';
+export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type StoreStats, type ModelStats, type VerifyReport, type Progress } from './store/store.ts';
+export { MemoryPageStore } from './store/memory-store.ts';
+export type { PageStore } from './store/page-store.ts';
+export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
+export type { OrtModule } from './runtime/ort.ts';
+export * from './errors.ts';
+
+export interface BrowserStoreOptions extends IdbStoreOptions {
+  /** IndexedDB database name (default 'tessera'). */
+  name?: string;
+  /** Tile shape for a new store; taken from `published` when given, so its blocks can be shared. */
+  tile?: TileShape;
+  published?: PublishedStore;
+}
+
+/** Opens (creating if needed) a store kept in IndexedDB. */
+export async function openBrowserStore(opts: BrowserStoreOptions = {}): Promise<TesseraStore> {
+  const backend = await IdbPageStore.open(opts.name ?? 'tessera', opts);
+  try {
+    return await TesseraStore.open(backend, { tile: opts.tile ?? opts.published?.index.tile });
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
+}
+
+/** Imports models (default: all) published at `url` into `store`; returns one report per model. */
+export async function importFromUrl(store: TesseraStore, url: string | URL, names?: string[], opts: ImportOptions & HttpSourceOptions = {}): Promise<ImportReport[]> {
+  return importModels(store, await PublishedStore.open(httpSource(url, opts)), names, opts);
+}
+
+/** Where onnxruntime-web finds its .wasm files, and its thread count (default 1: no COOP/COEP needed). */
+export async function configureRuntime(opts: { wasmPaths?: string; numThreads?: number } = {}): Promise<void> {
+  const ort = await defaultOrt();
+  if (!ort.env) return;
+  if (opts.wasmPaths !== undefined) ort.env.wasm.wasmPaths = opts.wasmPaths;
+  if (opts.numThreads !== undefined) ort.env.wasm.numThreads = opts.numThreads;
+}
+
+/** The origin's storage use and quota as the browser reports them (null where unsupported). */
+export async function storageEstimate(): Promise<{ usage: number; quota: number } | null> {
+  const storage = (globalThis as { navigator?: Navigator }).navigator?.storage;
+  if (!storage?.estimate) return null;
+  const { usage = 0, quota = 0 } = await storage.estimate();
+  return { usage, quota };
+}
+
+/** Asks the browser not to evict this origin's storage under pressure; resolves to whether it agreed. */
+export async function requestPersistentStorage(): Promise<boolean> {
+  const storage = (globalThis as { navigator?: Navigator }).navigator?.storage;
+  return storage?.persist ? storage.persist() : false;
+}

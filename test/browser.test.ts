@@ -1,0 +1,244 @@
+/**
+ * End to end in real Chromium (Debian's chromium via playwright-core, fresh profile, pages on
+ * 127.0.0.1): the browser bundle imports two related models from a published store, the second
+ * fetching only its new pages; in-page outputs equal onnxruntime's in Node; an interrupted import
+ * and a full quota leave stored models servable; and the PageStore conformance suite passes
+ * against Chromium's IndexedDB. Fails (never skips) when Chromium is missing.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as esbuild from 'esbuild';
+import { openStore } from '../src/node/open.ts';
+import { publishStore } from '../src/node/publish.ts';
+import { defaultOrt } from '../src/runtime/ort.ts';
+import { startStaticServer } from '../demo/serve.ts';
+import { launchChromium } from './fixtures/chromium.ts';
+import { familyMember } from './fixtures/family.ts';
+import { randomFloats } from './fixtures/onnx-builders.ts';
+import { tempDir } from './helpers.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const DIMS = { inputDim: 784, hidden: 128, outputDim: 10 };
+const BATCH = 4;
+
+/** The conformance suite bundled for the page; node: imports (test helpers' temp folders) stubbed. */
+async function bundleConformance(outDir: string): Promise<void> {
+  await esbuild.build({
+    stdin: {
+      contents: `
+        import { exec } from 'uvu';
+        import { openDB } from 'idb';
+        import { pageStoreConformance } from './test/store-conformance.ts';
+        import { IdbPageStore } from './src/browser/idb-store.ts';
+        let n = 0;
+        pageStoreConformance('indexeddb (Chromium)', async (pageSize) => {
+          const name = 'conformance-' + (++n);
+          let store = await IdbPageStore.open(name, { pageSize });
+          return {
+            store,
+            reopen: async () => { await store.close(); store = await IdbPageStore.open(name, { create: false }); return store; },
+            flipBit: async (id, bit) => {
+              const db = await openDB(name);
+              const sealed = new Uint8Array(await db.get('pages', id));
+              const used = 32 + new DataView(sealed.buffer).getUint32(12, true);
+              const b = bit % (used * 8);
+              sealed[b >> 3] ^= 1 << (b & 7);
+              await db.put('pages', sealed, id);
+              db.close();
+            },
+            cleanup: async () => { await store.close(); await IdbPageStore.destroy(name); },
+          };
+        });
+        export { exec };`,
+      resolveDir: root,
+      sourcefile: 'conformance-entry.ts',
+      loader: 'ts',
+    },
+    outfile: join(outDir, 'conformance.mjs'),
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    logLevel: 'error',
+    plugins: [{
+      name: 'stub-node',
+      setup(b) {
+        b.onResolve({ filter: /^node:/ }, (a) => ({ path: a.path, namespace: 'stub' }));
+        b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
+      },
+    }],
+  });
+}
+
+test('Chromium: import a family, fetch only new pages, same outputs as Node, failures keep models servable, conformance', async () => {
+  const t0 = Date.now();
+  const { context, close } = await launchChromium();
+  const tmp = await tempDir();
+  let server: Awaited<ReturnType<typeof startStaticServer>> | undefined;
+  try {
+    const bundled = import('../build/bundle-browser.mjs');
+    const conformance = bundleConformance(join(tmp.path, 't'));
+
+    // Published store: a and b share a backbone (different heads); d is unrelated.
+    const models: Record<string, Uint8Array> = {
+      a: familyMember({ ...DIMS, backboneSeed: 5, headSeed: 1 }),
+      b: familyMember({ ...DIMS, backboneSeed: 5, headSeed: 2 }),
+      d: familyMember({ ...DIMS, backboneSeed: 9, headSeed: 3 }),
+    };
+    const store = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 65536 });
+    for (const [name, bytes] of Object.entries(models)) await store.add(name, bytes);
+    await publishStore(store, join(tmp.path, 'pub'));
+    await store.close();
+
+    // Reference outputs: onnxruntime (web, in Node) on the original files.
+    const x = randomFloats(BATCH * DIMS.inputDim, 42);
+    const ort = await defaultOrt();
+    const expected: Record<string, number[]> = {};
+    for (const name of ['a', 'b', 'd']) {
+      const s = await ort.InferenceSession.create(models[name]);
+      const out = await s.run({ X: new ort.Tensor('float32', x, [BATCH, DIMS.inputDim]) });
+      expected[name] = Array.from(out.Y.data as Float32Array);
+    }
+
+    await Promise.all([bundled, conformance]);
+    await mkdir(join(tmp.path, 'page'), { recursive: true });
+    await writeFile(join(tmp.path, 'page', 'index.html'), '<!doctype html><meta charset="utf-8"><title>tessera e2e</title><body>e2e</body>');
+    server = await startStaticServer(
+      { '/lib/': join(root, 'build', 'out', 'browser'), '/pub/': join(tmp.path, 'pub'), '/t/': join(tmp.path, 't') },
+      { index: join(tmp.path, 'page', 'index.html') },
+    );
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    await page.goto(server.url + '/');
+    // Chromium applies a quota override to IndexedDB only if set before the origin opens it: room
+    // for a and b (~420 kB with IndexedDB's overhead), not for d as well (~410 kB more).
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 640_000 });
+
+    // 1. Two related models; then inference on both.
+    const first = await page.evaluate(async ({ xs, batch, inputDim }) => {
+      const t = await import('/lib/tessera.browser.mjs' as string);
+      const remote = await t.PublishedStore.open(t.httpSource('/pub/'));
+      const store = await t.openBrowserStore({ name: 'e2e', published: remote });
+      const reports = [];
+      for (const name of ['a', 'b']) reports.push({ ...(await remote.importModel(store, name)), plan: remote.plan(store, name) });
+      const outputs: Record<string, number[]> = {};
+      for (const name of ['a', 'b']) {
+        const session = await store.session(name);
+        const out = await session.run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
+        outputs[name] = Array.from(out.Y.data as Float32Array);
+      }
+      const pagesRead = { a: store.pagesOf('a').length, b: store.pagesOf('b').length };
+      const estimate = await t.storageEstimate();
+      await store.close();
+      return { reports, outputs, pagesRead, estimate, published: remote.index.models };
+    }, { xs: Array.from(x), batch: BATCH, inputDim: DIMS.inputDim });
+
+    const [ra, rb] = first.reports;
+    const pubA = first.published.find((m: { name: string }) => m.name === 'a')!;
+    assert.is(ra.status, 'imported');
+    assert.is(ra.pagesFetched, pubA.pages, 'a fetches every page it reads');
+    assert.is(ra.bytesFetched, pubA.pageBytes);
+    assert.is(rb.status, 'imported');
+    assert.ok(rb.pagesFetched >= 1 && rb.pagesFetched < rb.pagesRead, `b fetched ${rb.pagesFetched} of ${rb.pagesRead} pages`);
+    // b's only new blocks are its head: W2 [128, 10] and b2 [10], on one page.
+    assert.is(rb.pagesFetched, 1);
+    assert.is(rb.newBlocks, 3);
+    assert.ok(rb.bytesFetched < 8 * 1024, `b fetched ${rb.bytesFetched} bytes`);
+    assert.equal(first.outputs.a, expected.a, 'a: in-page outputs equal Node');
+    assert.equal(first.outputs.b, expected.b, 'b: in-page outputs equal Node');
+    assert.ok(first.estimate && first.estimate.usage > 0 && first.estimate.quota > first.estimate.usage);
+
+    // 2. An import cut off mid-way (connection resets after 3 pages, retries included) stores nothing.
+    let pageRequests = 0;
+    await context.route('**/pub/pages/**', (route) => (++pageRequests > 3 ? route.abort('connectionreset') : route.continue()));
+    const cut = await page.evaluate(async () => {
+      const t = await import('/lib/tessera.browser.mjs' as string);
+      const store = await t.openBrowserStore({ name: 'e2e' });
+      let error = null;
+      try {
+        await t.importFromUrl(store, '/pub/', ['d']);
+      } catch (e) {
+        error = { code: (e as { code?: string }).code, message: (e as Error).message };
+      }
+      const models = store.listModels();
+      const verify = await store.verify();
+      await store.close();
+      return { error, models, ok: verify.ok, leaked: verify.leakedPages };
+    });
+    await context.unrouteAll();
+    assert.is(cut.error?.code, 'IO_ERROR', JSON.stringify(cut.error));
+    assert.match(cut.error!.message, /Nothing was stored/);
+    assert.equal(cut.models, ['a', 'b']);
+    assert.ok(cut.ok);
+    assert.equal(cut.leaked, []);
+
+    // 3. Storage full (the quota set above): Chromium's own QuotaExceededError.
+    const full = await page.evaluate(async ({ xs, batch, inputDim }) => {
+      const t = await import('/lib/tessera.browser.mjs' as string);
+      const store = await t.openBrowserStore({ name: 'e2e' });
+      let error = null;
+      try {
+        await t.importFromUrl(store, '/pub/', ['d']);
+      } catch (e) {
+        error = { code: (e as { code?: string }).code, message: (e as Error).message };
+      }
+      const models = store.listModels();
+      const session = await store.session('a');
+      const out = await session.run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
+      await store.close();
+      return { error, models, a: Array.from(out.Y.data as Float32Array) };
+    }, { xs: Array.from(x), batch: BATCH, inputDim: DIMS.inputDim });
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url });
+    assert.is(full.error?.code, 'QUOTA_EXCEEDED', JSON.stringify(full.error));
+    assert.match(full.error!.message, /quota/);
+    assert.equal(full.models, ['a', 'b']);
+    assert.equal(full.a, expected.a, 'a still serves the same outputs after the failed import');
+
+    // 4. With the quota lifted, d imports whole and runs.
+    const retry = await page.evaluate(async ({ xs, batch, inputDim }) => {
+      const t = await import('/lib/tessera.browser.mjs' as string);
+      const store = await t.openBrowserStore({ name: 'e2e' });
+      const [r] = await t.importFromUrl(store, '/pub/', ['d']);
+      const out = await (await store.session('d')).run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
+      const verify = await store.verify();
+      await store.close();
+      return { status: r.status, d: Array.from(out.Y.data as Float32Array), ok: verify.ok, leaked: verify.leakedPages };
+    }, { xs: Array.from(x), batch: BATCH, inputDim: DIMS.inputDim });
+    assert.is(retry.status, 'imported');
+    assert.equal(retry.d, expected.d);
+    assert.ok(retry.ok);
+    assert.equal(retry.leaked, []);
+
+    // 5. The shared PageStore conformance suite against Chromium's IndexedDB.
+    const log = await page.evaluate(async () => {
+      const lines: string[] = [];
+      const g = globalThis as Record<string, unknown>;
+      g.UVU_DEFER = 1;
+      g.UVU_QUEUE = [['indexeddb conformance']];
+      const original = console.log;
+      console.log = (...a: unknown[]) => lines.push(a.join(' '));
+      try {
+        const m = await import('/t/conformance.mjs' as string);
+        await m.exec();
+      } finally {
+        console.log = original;
+      }
+      return lines.join('');
+    });
+    const plain = log.replace(/\x1b\[[0-9;]*m/g, '');
+    const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1]);
+    const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1]);
+    assert.ok(total >= 7 && passed === total, `conformance in Chromium: ${plain}`);
+    console.error(`browser e2e: ${Date.now() - t0} ms; b fetched ${rb.pagesFetched}/${rb.pagesRead} pages (${rb.bytesFetched} B) vs ${rb.wholeFileBytes} B whole file; conformance ${passed}/${total}`);
+  } finally {
+    await close();
+    await server?.close();
+    await tmp.cleanup();
+  }
+});
+
+test.run();
