@@ -74,3 +74,22 @@ export async function startStaticServer(routes: Record<string, string>, opts: { 
     }),
   };
 }
+
+/** `npm run demo:browser [-- --port N] [--standard]`: prepare, bundle, serve the demo page. */
+async function main(): Promise<void> {
+  const { join } = await import('node:path');
+  const { prepareDemo, repoRoot } = await import('./prepare.ts');
+  const args = process.argv.slice(2);
+  const portAt = args.indexOf('--port');
+  const port = portAt >= 0 ? Number(args[portAt + 1]) : 8080;
+  const demo = await prepareDemo({ size: args.includes('--standard') ? 'standard' : 'tiny' });
+  // @ts-expect-error a plain build script without types; importing it bundles build/out/browser/
+  await import('../build/bundle-browser.mjs');
+  const server = await startStaticServer(
+    { '/lib/': join(repoRoot, 'build', 'out', 'browser'), '/pub/': demo.pubDir, '/onnx/': demo.onnxDir, '/data/': demo.dir, '/demo/': join(repoRoot, 'demo') },
+    { port, index: join(repoRoot, 'demo', 'index.html') },
+  );
+  console.error(`tessera browser demo: ${server.url}/  (Ctrl-C to stop)`);
+}
+
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) await main();
