@@ -50,3 +50,6 @@ await esbuild.build({
   logLevel: 'warning',
 });
 console.error('bundled src/cli/bin.ts -> build/out/tessera.mjs');
+
+// The browser build (src/browser.ts + onnxruntime-web's wasm) into build/out/browser/.
+await import('./bundle-browser.mjs');
