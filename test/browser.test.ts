@@ -79,6 +79,7 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
   const tmp = await tempDir();
   let server: Awaited<ReturnType<typeof startStaticServer>> | undefined;
   try {
+    // @ts-expect-error a plain build script without types; importing it bundles build/out/browser/
     const bundled = import('../build/bundle-browser.mjs');
     const conformance = bundleConformance(join(tmp.path, 't'));
 

@@ -10,7 +10,7 @@
  * One writer per store: in browsers a Web Lock held while the store is open refuses a second tab
  * (it would pick the same free page ids and overwrite the first tab's pages).
  */
-import { deleteDB, openDB, type IDBPDatabase } from 'idb';
+import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { CapacityError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import type { PageStore } from '../store/page-store.ts';
 import { openPage, sealPage } from '../store/page-format.ts';
@@ -58,6 +58,7 @@ function asBytes(v: unknown): Uint8Array {
 }
 
 type Release = () => void;
+type WriteTx = IDBPTransaction<unknown, string[], 'readwrite'>;
 
 /** Takes the store's Web Lock if the platform has one; null when another holder has it. */
 async function takeWriterLock(name: string): Promise<Release | null> {
@@ -212,8 +213,8 @@ export class IdbPageStore implements PageStore {
   }
 
   /** Runs one read-write transaction; on any failure it is aborted, so nothing of it lands. */
-  private async write(what: string, stores: string[], ops: (tx: ReturnType<IDBPDatabase['transaction']>) => Promise<unknown>[]): Promise<void> {
-    let tx: ReturnType<IDBPDatabase['transaction']> | undefined;
+  private async write(what: string, stores: string[], ops: (tx: WriteTx) => Promise<unknown>[]): Promise<void> {
+    let tx: WriteTx | undefined;
     try {
       tx = this.db.transaction(stores, 'readwrite', STRICT);
       const done = tx.done;
