@@ -43,25 +43,22 @@ export class ArcPolicy implements EvictionPolicy {
   private capacity = Number.MAX_SAFE_INTEGER;
   /** Target bytes for T1. */
   private p = 0;
+  /** The incoming page p was last adapted for, so a miss adapts once however many victims it needs. */
+  private adapted: number | undefined;
+  private adaptedGhost = false;
 
   setCapacity(budgetBytes: number): void {
     this.capacity = budgetBytes;
   }
   onInsert(page: PageRef): void {
     const { id, bytes } = page;
-    const inB1 = this.b1.bytes > 0 && this.b1.has(id);
-    const inB2 = !inB1 && this.b2.has(id);
-    if (inB1) {
-      this.p = Math.min(this.capacity, this.p + Math.max(this.b2.bytes / this.b1.bytes, 1) * bytes);
-      this.b1.remove(id);
-      this.t2.push(id, bytes);
-    } else if (inB2) {
-      this.p = Math.max(0, this.p - Math.max(this.b1.bytes / this.b2.bytes, 1) * bytes);
-      this.b2.remove(id);
-      this.t2.push(id, bytes);
-    } else {
-      this.t1.push(id, bytes);
-    }
+    this.adapt(id, bytes);
+    // A ghost hit goes to T2 even if evictions for it trimmed the ghost meanwhile.
+    const fromGhost = this.b1.remove(id) !== undefined || this.b2.remove(id) !== undefined || this.adaptedGhost;
+    this.adapted = undefined;
+    this.adaptedGhost = false;
+    if (fromGhost) this.t2.push(id, bytes);
+    else this.t1.push(id, bytes);
     this.trimGhosts();
   }
   onHit(page: PageRef): void {
@@ -76,11 +73,22 @@ export class ArcPolicy implements EvictionPolicy {
     this.trimGhosts();
   }
   victim(evictable: (pageId: number) => boolean, incoming?: number): number | undefined {
+    // ARC adapts p on a ghost hit before it chooses what to replace.
+    if (incoming !== undefined) this.adapt(incoming, this.b1.sizes.get(incoming) ?? this.b2.sizes.get(incoming) ?? 0);
     const preferT1 =
       this.t1.bytes > 0 && (this.t1.bytes > this.p || (incoming !== undefined && this.b2.has(incoming) && this.t1.bytes >= this.p));
     const first = preferT1 ? this.t1 : this.t2;
     const second = preferT1 ? this.t2 : this.t1;
     return firstEvictable(first.order.fromOldest(), evictable) ?? firstEvictable(second.order.fromOldest(), evictable);
+  }
+  /** A miss on a ghost grows the target of the list that would have kept the page; once per miss. */
+  private adapt(id: number, bytes: number): void {
+    if (this.adapted === id) return;
+    this.adapted = id;
+    this.adaptedGhost = this.b1.has(id) || this.b2.has(id);
+    const ratio = (a: number, b: number) => (b > 0 ? Math.max(a / b, 1) : 1);
+    if (this.b1.has(id)) this.p = Math.min(this.capacity, this.p + ratio(this.b2.bytes, this.b1.bytes) * bytes);
+    else if (this.b2.has(id)) this.p = Math.max(0, this.p - ratio(this.b1.bytes, this.b2.bytes) * bytes);
   }
   /** Ghosts never describe more than the cache could hold: |T1|+|B1| ≤ c and the total ≤ 2c. */
   private trimGhosts(): void {
