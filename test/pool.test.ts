@@ -24,7 +24,7 @@ test('constructor rejects a missing budget, fetch or a bad page size', () => {
   assert.throws(() => new BufferPool({ budgetBytes: 0, policy: 'lru', fetch }), (e: unknown) => e instanceof InvalidArgumentError);
   assert.throws(() => new BufferPool({ budgetBytes: NaN, policy: 'lru', fetch }), (e: unknown) => e instanceof InvalidArgumentError);
   assert.throws(() => new BufferPool({ budgetBytes: 10, policy: 'lru', fetch, pageBytes: -1 }), (e: unknown) => e instanceof InvalidArgumentError);
-  assert.throws(() => new BufferPool({ budgetBytes: 10, policy: 'nope', fetch }), /unknown eviction policy "nope"/);
+  assert.throws(() => new BufferPool({ budgetBytes: 10, policy: 'nope' as 'lru', fetch }), /unknown eviction policy "nope"/);
 });
 
 test('a pin with no known size is refused clearly', async () => {
