@@ -116,9 +116,9 @@ function zooSpecs(size: ZooSize): ModelSpec[] {
       how: `All layers of base-digit fine-tuned at a small learning rate on ${std ? 6000 : 600} images of digits 0-4 only (one pass).` },
     { name: 'ft-v2', task: 'digit', derivedFrom: 'base-digit', kind: 'finetune', seed: 25, epochs: std ? 1 : 3, lr: 3e-4,
       how: `A next version: base-digit trained ${std ? 1 : 3} more epoch(s) on the digit task (fresh Adam, lower learning rate).` },
-    { name: 'scratch-seed2', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 2, epochs: std ? 1 : baseEpochs, lr: 1e-3,
+    { name: 'scratch-seed2', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 2, epochs: std ? 0.5 : baseEpochs, lr: 1e-3,
       how: 'Negative control: same architecture and task, trained from scratch with seed 2 (unrelated weights).' },
-    { name: 'scratch-seed3', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 3, epochs: std ? 1 : baseEpochs, lr: 1e-3,
+    { name: 'scratch-seed3', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 3, epochs: std ? 0.5 : baseEpochs, lr: 1e-3,
       how: 'Negative control: same architecture and task, trained from scratch with seed 3 (unrelated weights).' },
   ];
   if (std) return all;

@@ -18,6 +18,7 @@ import {
   TypeProtoSchema,
   TypeProto_TensorSchema,
   ValueInfoProtoSchema,
+  type NodeProto,
   type TensorProto,
   type ValueInfoProto,
 } from 'onnx-buf';
@@ -65,7 +66,7 @@ function valueInfo(name: string, dims: (number | string)[]): ValueInfoProto {
 
 /** ONNX bytes of an MLP; `docString` lands in the model's doc_string (e.g. how it was made). */
 export function exportMlpOnnx(m: Mlp, opts: { graphName: string; docString?: string }): Uint8Array {
-  const nodes = [];
+  const nodes: NodeProto[] = [];
   const initializer: TensorProto[] = [];
   let x = INPUT_NAME;
   m.layers.forEach((l, i) => {
