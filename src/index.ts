@@ -7,3 +7,5 @@ export type { PageStore } from './store/page-store.ts';
 export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
 export type { OrtModule } from './runtime/ort.ts';
 export * from './errors.ts';
+export { publishStore, folderSource } from './node/publish.ts';
+export { PublishedStore, importModels } from './store/published.ts';

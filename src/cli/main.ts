@@ -8,6 +8,7 @@ import { addModelFile, modelNameOf, openStore } from '../node/open.ts';
 import { TesseraError } from '../errors.ts';
 import type { Progress, TesseraStore } from '../store/store.ts';
 import { formatBytes, progressBar, table } from './format.ts';
+import { registerPublish } from './publish.ts';
 
 function parseTile(v: string) {
   const m = /^(\d+)x(\d+)$/.exec(v);
@@ -177,6 +178,7 @@ export function buildCli(): Command {
       }, { readOnly: true });
     });
 
+  registerPublish(program);
   return program;
 }
 
