@@ -5,6 +5,7 @@ import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { parseModel, assembleModel } from '../src/onnx/model.ts';
 import { encodeDelta, decodeDelta } from '../src/dedup/delta.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
+import { TesseraError } from '../src/errors.ts';
 import { codeOf, rng } from './helpers.ts';
 
 const TILE = { rows: 16, cols: 16 };
@@ -99,6 +100,55 @@ test('bad substitutions are refused without changing the store', async () => {
   assert.is(await codeOf(store.substitute('ft', [{ tensor: 0, index: 0, to: 123456, distance: 0 }])), 'INVALID_ARGUMENT');
   assert.is(await codeOf(store.substitute('ghost', [])), 'MODEL_NOT_FOUND');
   assert.is(JSON.stringify(store.stats()), before);
+});
+
+test('compact repacks onto fewer pages, settles substitutions, and every model reads back bit-exact', async () => {
+  const { store, ft, base } = await family();
+  const third = mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 9 });
+  await store.add('third', third);
+  await store.add('fourth', mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 10 }));
+  await store.storeDeltas('ft', sameSlotPairs(store));
+  await store.remove('fourth');
+  const pairs = sameSlotPairs(store).slice(0, 2);
+  const third0 = store.model('third').tensors[0].blocks[0];
+  await store.substitute('third', [{ tensor: 0, index: 0, to: pairs[0].base, distance: 1 }]);
+  const expectedThird = await store.tensorData('third');
+  const before = store.stats();
+  const r = await store.compact();
+  const after = store.stats();
+  assert.is(r.settled, 1);
+  assert.ok(r.pagesAfter < r.pagesBefore, `${r.pagesAfter} < ${r.pagesBefore}`);
+  assert.is(after.pages, after.pageLowerBound, 'relaxed packing reaches the byte bound here');
+  assert.ok(after.storedBytes < before.storedBytes, 'the settled original is gone');
+  assert.not.ok(store.state.blocks.has(third0));
+  await tensorsEqual(store, 'ft', ft);
+  await tensorsEqual(store, 'base', base);
+  const got = await store.tensorData('third');
+  got.forEach((g, i) => assert.ok(Buffer.from(g).equals(Buffer.from(expectedThird[i]))));
+  const v = await store.verify();
+  assert.ok(v.ok, JSON.stringify(v));
+  assert.is(v.leakedPages.length, 0);
+  const again = await TesseraStore.open(store.backend);
+  assert.equal(again.stats(), after);
+});
+
+test('a compaction cut off before its commit leaves the old layout intact', async () => {
+  const { store, ft } = await family();
+  await store.add('other', mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 11 }));
+  await store.remove('base');
+  const backend = store.backend as MemoryPageStore;
+  const stats = store.stats();
+  const append = backend.appendCatalog.bind(backend);
+  backend.appendCatalog = async () => {
+    throw new TesseraError('IO_ERROR', 'simulated power cut during commit');
+  };
+  assert.is(await codeOf(store.compact()), 'IO_ERROR');
+  backend.appendCatalog = append;
+  const reopened = await TesseraStore.open(backend);
+  assert.equal(reopened.stats(), stats);
+  await tensorsEqual(reopened, 'ft', ft);
+  await reopened.collectGarbage();
+  assert.ok((await reopened.verify()).ok);
 });
 
 test.run();

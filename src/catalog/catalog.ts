@@ -103,7 +103,9 @@ export type CatalogRecord =
   /** Drops the retained originals of `model` (its substitutions can no longer be undone). */
   | { t: 'settle'; seq: number; model: string }
   /** Lossless dedup: slots of `model` now point at new delta blocks (bit-exact); originals released. */
-  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] };
+  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] }
+  /** Compaction: every live block moved to (page, offset) on a new set of pages. */
+  | { t: 'relayout'; seq: number; blocks: { id: number; page: number; offset: number }[]; pages: { id: number; used: number }[] };
 
 // ---- wire encoding: msgpack, with block tables as little-endian typed-array bytes ----
 
@@ -167,6 +169,16 @@ function blocksFromWire(w: any): NewBlock[] {
 export function encodeRecord(rec: CatalogRecord): Uint8Array {
   if (rec.t === 'add') return encode({ t: 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
   if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
+  if (rec.t === 'relayout') {
+    const n = rec.blocks.length;
+    const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
+    rec.blocks.forEach((b, i) => {
+      cols[0][i] = b.id;
+      cols[1][i] = b.page;
+      cols[2][i] = b.offset;
+    });
+    return encode({ t: 'relayout', seq: rec.seq, blocks: cols.map(u32Bytes), pages: rec.pages.map((p) => [p.id, p.used]) });
+  }
   return encode(rec);
 }
 
@@ -179,6 +191,10 @@ export function decodeRecord(bytes: Uint8Array): CatalogRecord {
   }
   if (!w || typeof w !== 'object' || typeof w.seq !== 'number') throw new CorruptionError('CATALOG_CORRUPT', 'a catalog record has no sequence number: the catalog is damaged.');
   if (w.t === 'add') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
+  if (w.t === 'relayout') {
+    const [ids, pages, offsets] = (w.blocks as Uint8Array[]).map(bytesU32);
+    return { t: 'relayout', seq: w.seq, blocks: Array.from(ids, (id, i) => ({ id, page: pages[i], offset: offsets[i] })), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
+  }
   if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
   if (w.t === 'init' || w.t === 'rm' || w.t === 'subst' || w.t === 'undo' || w.t === 'settle') return w as CatalogRecord;
   throw new CorruptionError('CATALOG_CORRUPT', `unknown catalog record type "${w.t}": written by a newer tessera?`);
@@ -276,6 +292,20 @@ export class Catalog {
           slots[slot.index] = slot.to;
           this.ref(slot.to, +1);
           this.ref(from, -1);
+        }
+        break;
+      }
+      case 'relayout': {
+        if (rec.blocks.length !== this.blocks.size) throw new CorruptionError('CATALOG_CORRUPT', `a relayout moves ${rec.blocks.length} blocks, the catalog holds ${this.blocks.size}.`);
+        this.pages.clear();
+        for (const p of rec.pages) this.pages.set(p.id, { epoch: rec.seq, used: p.used, live: 0 });
+        for (const m of rec.blocks) {
+          const b = this.blocks.get(m.id);
+          const page = this.pages.get(m.page);
+          if (!b || !page) throw new CorruptionError('CATALOG_CORRUPT', `a relayout moves block ${m.id} to page ${m.page}: one of them is unknown.`);
+          b.page = m.page;
+          b.offset = m.offset;
+          page.live++;
         }
         break;
       }

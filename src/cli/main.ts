@@ -91,8 +91,11 @@ export function buildCli(): Command {
         const s = store.stats();
         if (o.json) return json(s);
         print(`models ${s.models}  tensors ${s.tensors}  blocks ${s.blocks} (tile ${s.tile.rows}x${s.tile.cols})`);
-        print(`logical ${formatBytes(s.logicalBytes)}  stored ${formatBytes(s.storedBytes)}  dedup ${s.dedupRatio.toFixed(2)}x  pages ${s.pages} x ${formatBytes(s.pageSize)}`);
-        print(table(['model', 'tensors', 'logical', 'unique', 'pages'], s.perModel.map((m) => [m.name, String(m.tensors), formatBytes(m.logicalBytes), formatBytes(m.uniqueBytes), String(m.pages)])));
+        print(`logical ${formatBytes(s.logicalBytes)}  stored ${formatBytes(s.storedBytes)}  dedup ${s.dedupRatio.toFixed(2)}x  pages ${s.pages} x ${formatBytes(s.pageSize)} (lower bound ${s.pageLowerBound})`);
+        print(table(
+          ['model', 'tensors', 'logical', 'unique', 'pages read', 'read amp.', 'subst.'],
+          s.perModel.map((m) => [m.name, String(m.tensors), formatBytes(m.logicalBytes), formatBytes(m.uniqueBytes), String(m.pages), m.readAmplification.toFixed(2), String(m.substitutions)]),
+        ));
       }, { readOnly: true });
     });
 
@@ -155,6 +158,22 @@ export function buildCli(): Command {
           const { freedPages } = await store.remove(n);
           print(`removed ${n} (${freedPages} pages freed)`);
         }
+      });
+    });
+
+  program
+    .command('compact')
+    .description('settle pending substitutions, repack every block onto as few pages as possible and free the rest (atomic)')
+    .argument('<store>')
+    .option('--json')
+    .action(async (path: string, o) => {
+      await withStore(path, async (store) => {
+        const bar = progressBar('compact');
+        const r = await store.compact({ onProgress: (p) => bar.update(p) });
+        bar.stop();
+        const s = store.stats();
+        if (o.json) return json({ ...r, lowerBound: s.pageLowerBound, storedBytes: s.storedBytes });
+        print(`compacted: ${r.pagesBefore} -> ${r.pagesAfter} pages (lower bound ${s.pageLowerBound}); ${r.settled} substitutions settled`);
       });
     });
 

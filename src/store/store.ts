@@ -12,8 +12,9 @@ import { hash64Hex } from '../hash.ts';
 import { assembleModel, parseModel, type ExtractedTensor } from '../onnx/model.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
 import { cutTensor, gridOf, placeBlock, validateTile, type TileShape } from '../blocks/tiling.ts';
-import { Catalog, checkCatalog, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type Substitution, type TensorEntry } from '../catalog/catalog.ts';
+import { Catalog, checkCatalog, modelRefs, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type Substitution, type TensorEntry } from '../catalog/catalog.ts';
 import { decodeDelta, encodeDelta } from '../dedup/delta.ts';
+import { planPages } from '../pack/plan.ts';
 import type { PageStore } from './page-store.ts';
 import { ModelSession, type SessionOptions } from '../runtime/session.ts';
 
@@ -55,6 +56,10 @@ export interface ModelStats {
   uniqueBytes: number;
   /** Pages the model reads to load all its tensors. */
   pages: number;
+  /** Bytes of those pages / bytes of the blocks it needs (1 = reads nothing it does not need). */
+  readAmplification: number;
+  /** Substitutions not yet settled (undoable). */
+  substitutions: number;
   addedAt: string;
 }
 
@@ -67,6 +72,8 @@ export interface StoreStats {
   pages: number;
   pageSize: number;
   pageBytes: number;
+  /** No layout can hold the stored bytes in fewer pages. */
+  pageLowerBound: number;
   dedupRatio: number;
   tile: TileShape;
   perModel: ModelStats[];
@@ -107,18 +114,28 @@ export function validateModelName(name: string): void {
 /** Reads blocks through a per-operation page cache, so each page is read once. */
 class BlockReader {
   private readonly cache = new Map<number, Promise<Uint8Array>>();
-  constructor(private readonly backend: PageStore, private readonly catalog: Catalog) {}
-  async block(id: number): Promise<Uint8Array> {
+  /** `maxPages` bounds the cache for whole-store scans (oldest page dropped first). */
+  constructor(private readonly backend: PageStore, private readonly catalog: Catalog, private readonly maxPages = Infinity) {}
+
+  /** The block's bytes as stored (a delta block's compressed delta). */
+  async stored(id: number): Promise<Uint8Array> {
     const b = this.catalog.blocks.get(id);
     if (!b) throw new CorruptionError('CATALOG_CORRUPT', `block ${id} is referenced but not in the catalog.`);
     let page = this.cache.get(b.page);
     if (!page) {
       page = this.backend.readPage(b.page, this.catalog.pages.get(b.page)?.epoch);
       this.cache.set(b.page, page);
+      if (this.cache.size > this.maxPages) this.cache.delete(this.cache.keys().next().value!);
     }
     const data = await page;
     if (b.offset + b.length > data.length) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
-    const stored = data.subarray(b.offset, b.offset + b.length);
+    return data.subarray(b.offset, b.offset + b.length);
+  }
+
+  /** The block's content (deltas decoded). */
+  async block(id: number): Promise<Uint8Array> {
+    const stored = await this.stored(id);
+    const b = this.catalog.blocks.get(id)!;
     if (b.base === undefined) return stored;
     try {
       return decodeDelta(stored, await this.block(b.base));
@@ -292,6 +309,66 @@ export class TesseraStore {
       progress({ phase: 'write', done: p + 1, total: pageData.length });
     }
     return { pages: pageIds.map((id, p) => ({ id, used: pageLoads[p] })), newBytes: fresh.reduce((n, b) => n + b.length, 0) };
+  }
+
+  /**
+   * Repacks every live block onto a new set of pages (copy-on-write: old pages stay until the
+   * commit, so a crash leaves the old layout intact) and frees pages no model uses. Settles
+   * pending substitutions first (their originals are dropped). Blocks are placed with the packing
+   * module, one copy per block (`relaxed` rule: fewest pages; a model may read a few blocks it
+   * does not need, reported as read amplification by `stats`).
+   */
+  async compact(opts: { onProgress?: (p: Progress) => void } = {}): Promise<{ pagesBefore: number; pagesAfter: number; settled: number }> {
+    this.check();
+    const pagesBefore = this.catalog.pages.size;
+    let settled = 0;
+    for (const m of [...this.catalog.models.values()]) {
+      if (m.substitutions?.length) {
+        settled += m.substitutions.length;
+        await this.settle(m.name);
+      }
+    }
+    if (!this.catalog.blocks.size) return { pagesBefore, pagesAfter: 0, settled };
+    const ids = [...this.catalog.blocks.keys()].sort((a, b) => a - b);
+    const dense = new Map(ids.map((id, i) => [id, i]));
+    const sizes = ids.map((id) => this.catalog.blocks.get(id)!.length);
+    const models = [...this.catalog.models.values()].map((m) => ({ name: m.name, blocks: [...this.blocksNeeded(m)].map((id) => dense.get(id)!) }));
+    // Blocks only retained for a delta base of another model's block still need a place.
+    const placedByModels = new Set(models.flatMap((m) => m.blocks));
+    const orphans = ids.map((_, i) => i).filter((i) => !placedByModels.has(i));
+    if (orphans.length) models.push({ name: '(retained)', blocks: orphans });
+    const plan = planPages(models, sizes, this.config.pageSize, 'relaxed');
+    const pageIds = this.catalog.freePageIds(plan.pages);
+    const reader = new BlockReader(this.backend, this.catalog, 64);
+    const epoch = this.catalog.seq + 1;
+    const moves: { id: number; page: number; offset: number }[] = [];
+    for (let k = 0; k < plan.pages; k++) {
+      const data = new Uint8Array(plan.pageUsedBytes[k]);
+      for (let i = plan.pageStart[k]; i < plan.pageStart[k + 1]; i++) {
+        const id = ids[plan.pageBlocks[i]];
+        data.set(await reader.stored(id), plan.pageOffsets[i]);
+        moves.push({ id, page: pageIds[k], offset: plan.pageOffsets[i] });
+      }
+      await this.backend.writePages([{ id: pageIds[k], epoch, data }]);
+      opts.onProgress?.({ phase: 'write', done: k + 1, total: plan.pages });
+    }
+    const old = [...this.catalog.pages.keys()];
+    await this.commit({ t: 'relayout', seq: epoch, blocks: moves, pages: pageIds.map((id, k) => ({ id, used: plan.pageUsedBytes[k] })) });
+    await this.backend.releasePages(old.filter((p) => !this.catalog.pages.has(p)));
+    return { pagesBefore, pagesAfter: plan.pages, settled };
+  }
+
+  /** Distinct blocks a model reads: its slots, retained originals, and the bases of its delta blocks. */
+  private blocksNeeded(model: ModelEntry): Set<number> {
+    const need = new Set<number>();
+    const add = (id: number): void => {
+      if (need.has(id)) return;
+      need.add(id);
+      const base = this.catalog.blocks.get(id)!.base;
+      if (base !== undefined) add(base);
+    };
+    for (const id of modelRefs(model)) add(id);
+    return need;
   }
 
   /** Stored bytes of blocks (deltas decoded), read through one page cache. */
@@ -482,19 +559,32 @@ export class TesseraStore {
       logicalBytes += logical;
       tensors += m.tensors.length;
       const own = new Map<number, number>();
-      let blocks = 0;
-      for (const t of m.tensors) {
-        blocks += t.blocks.length;
-        for (const id of t.blocks) own.set(id, (own.get(id) ?? 0) + 1);
-      }
+      for (const id of modelRefs(m)) own.set(id, (own.get(id) ?? 0) + 1);
       let uniqueBytes = 0;
-      const pages = new Set<number>();
       for (const [id, n] of own) {
         const b = cat.blocks.get(id)!;
-        pages.add(b.page);
         if (b.refs === n) uniqueBytes += b.length;
       }
-      perModel.push({ name: m.name, tensors: m.tensors.length, blocks, logicalBytes: logical, uniqueBytes, pages: pages.size, addedAt: m.addedAt });
+      const pages = new Set<number>();
+      let neededBytes = 0;
+      for (const id of this.blocksNeeded(m)) {
+        const b = cat.blocks.get(id)!;
+        pages.add(b.page);
+        neededBytes += b.length;
+      }
+      let readBytes = 0;
+      for (const p of pages) readBytes += cat.pages.get(p)!.used;
+      perModel.push({
+        name: m.name,
+        tensors: m.tensors.length,
+        blocks: m.tensors.reduce((n, t) => n + t.blocks.length, 0),
+        logicalBytes: logical,
+        uniqueBytes,
+        pages: pages.size,
+        readAmplification: neededBytes ? readBytes / neededBytes : 1,
+        substitutions: m.substitutions?.length ?? 0,
+        addedAt: m.addedAt,
+      });
     }
     return {
       models: cat.models.size,
@@ -505,6 +595,7 @@ export class TesseraStore {
       pages: cat.pages.size,
       pageSize: this.config.pageSize,
       pageBytes: cat.pages.size * this.config.pageSize,
+      pageLowerBound: Math.ceil(storedBytes / this.config.pageSize),
       dedupRatio: storedBytes ? logicalBytes / storedBytes : 1,
       tile: this.config.tile,
       perModel,
