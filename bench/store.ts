@@ -98,7 +98,7 @@ export async function run(opts: BenchOptions) {
   for (const f of files) await addModelFile(store, f);
   const { test } = loadMnist();
   const input = manifest.inputName;
-  const serving = [];
+  const serving: Record<string, number | string>[] = [];
   const sample = opts.quick ? manifest.models.slice(0, 2) : manifest.models;
   for (const m of sample) {
     const bytes = new Uint8Array(await readFile(join(dir, m.file)));

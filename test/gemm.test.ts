@@ -2,18 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createGemm, gemmRef, type GemmOptions } from '../src/kernels/gemm.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
+import { rng } from './helpers.ts';
 
-// mulberry32: a fixed-seed PRNG so failures reproduce.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function randArray(n: number, r: () => number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = r() * 2 - 1;

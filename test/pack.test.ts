@@ -6,7 +6,8 @@ import {
   packRelaxed, packTessera, packTwoStage, packers, planPages, PackingInputError, PACKING_ALGORITHMS,
   type PackingProblem,
 } from '../src/pack/index.ts';
-import { modelFamily, mulberry32 } from '../src/pack/synthetic.ts';
+import { modelFamily } from '../src/pack/synthetic.ts';
+import { mulberry32 } from '../src/random.ts';
 import { TesseraError } from '../src/errors.ts';
 
 const strict = ['baseline', 'greedy1', 'greedy2', 'twoStage', 'tessera'] as const;

@@ -7,6 +7,7 @@
 import type { Gemm } from '../../src/kernels/gemm.ts';
 import { InvalidArgumentError } from '../../src/errors.ts';
 import { IMAGE_SIDE, IMAGE_SIZE } from './mnist.ts';
+import { mulberry32 } from '../../src/random.ts';
 
 /** One fully connected layer, ONNX MatMul layout: y = x·weight + bias, weight is inDim x outDim. */
 export interface Layer {
@@ -24,18 +25,11 @@ export interface Mlp {
 
 /** mulberry32: small, fast, seeded; the zoo never calls Math.random. */
 export class Rng {
-  private s: number;
   private spare: number | null = null;
-  constructor(seed: number) {
-    this.s = (seed ^ 0x9e3779b9) >>> 0;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32(seed ^ 0x9e3779b9);
   }
   /** Uniform integer in [0, n). */
   int(n: number): number {

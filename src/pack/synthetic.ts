@@ -3,6 +3,8 @@
  * groups of random size, each group needed by a random subset of the models (fine-tuned variants
  * share big groups; each model also has private blocks). Deterministic for a seed.
  */
+import { mulberry32 } from '../random.ts';
+
 export interface FamilyOptions {
   models: number;
   groups: number;
@@ -12,15 +14,6 @@ export interface FamilyOptions {
   share: number;
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Returns each model's block ids (ascending, distinct, ids 0..distinct-1 all used). */
 export function modelFamily(seed: number, o: FamilyOptions): Int32Array[] {

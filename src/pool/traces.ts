@@ -4,18 +4,11 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import type { PageLayout } from './simulate.ts';
+import { mulberry32 } from '../random.ts';
 
-/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform floats in [0, 1) (the project's one PRNG). */
+export const seededRandom = mulberry32;
+
 
 function shuffled<T>(items: readonly T[], rand: () => number): T[] {
   const a = items.slice();
