@@ -13,6 +13,7 @@ import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
 import { pageStoreConformance } from './store-conformance.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
+import { codeOf } from './helpers.ts';
 
 let dbCounter = 0;
 const freshName = () => `tessera-test-${process.pid}-${++dbCounter}`;
@@ -42,16 +43,6 @@ pageStoreConformance('indexeddb (fake-indexeddb)', async (pageSize) => {
     },
   };
 });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, TesseraError, String(e));
-    return (e as TesseraError).code;
-  }
-  return 'resolved';
-}
 
 test('indexeddb: a database without a store is NOT_A_STORE unless created; read-only refuses writes', async () => {
   const name = freshName();

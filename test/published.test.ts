@@ -12,7 +12,7 @@ import { importModels, INDEX_FILE, PublishedStore, type PublishedSource } from '
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
-import { tempDir } from './helpers.ts';
+import { codeOf, tempDir } from './helpers.ts';
 import { familyMember } from './fixtures/family.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 
@@ -34,16 +34,6 @@ async function published(): Promise<{ dir: string; cleanup: () => Promise<void>;
 }
 
 const localStore = (tile = TILE) => TesseraStore.open(new MemoryPageStore({ pageSize: 65536 }), { tile });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, TesseraError, String(e));
-    return (e as TesseraError).code;
-  }
-  return 'resolved';
-}
 
 test('a related model fetches only the pages holding blocks the local store lacks', async () => {
   const pub = await published();

@@ -5,9 +5,8 @@ import * as assert from 'uvu/assert';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { FilePageStore } from '../src/node/file-store.ts';
 import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
-import { TesseraError } from '../src/errors.ts';
 import { pageStoreConformance } from './store-conformance.ts';
-import { tempDir } from './helpers.ts';
+import { codeOf, tempDir } from './helpers.ts';
 
 pageStoreConformance('memory', async (pageSize) => {
   const store = new MemoryPageStore({ pageSize });
@@ -49,16 +48,6 @@ pageStoreConformance('file', async (pageSize) => {
   };
 });
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, TesseraError, String(e));
-    return (e as TesseraError).code;
-  }
-  return 'resolved';
-}
-
 test('file store: a torn last catalog record is ignored and cut off by the next writer', async () => {
   const dir = await tempDir();
   try {
@@ -88,7 +77,7 @@ test('file store: a second writer is refused; a dead writer\'s lock is taken ove
   try {
     const path = join(dir.path, 's');
     const a = await FilePageStore.open(path, { create: true, pageSize: 4096 });
-    assert.is(await code(FilePageStore.open(path)), 'STORE_LOCKED');
+    assert.is(await codeOf(FilePageStore.open(path)), 'STORE_LOCKED');
     const reader = await FilePageStore.open(path, { readOnly: true });
     await reader.close();
     await a.close();
@@ -104,13 +93,13 @@ test('file store: a second writer is refused; a dead writer\'s lock is taken ove
 test('file store: folders that are not stores are refused with NOT_A_STORE', async () => {
   const dir = await tempDir();
   try {
-    assert.is(await code(FilePageStore.open(join(dir.path, 'missing'))), 'NOT_A_STORE');
+    assert.is(await codeOf(FilePageStore.open(join(dir.path, 'missing'))), 'NOT_A_STORE');
     await writeFile(join(dir.path, 'file'), 'x');
-    assert.is(await code(FilePageStore.open(join(dir.path, 'file'), { create: true })), 'NOT_A_STORE');
+    assert.is(await codeOf(FilePageStore.open(join(dir.path, 'file'), { create: true })), 'NOT_A_STORE');
     await writeFile(join(dir.path, 'other.txt'), 'x');
-    assert.is(await code(FilePageStore.open(dir.path, { create: true })), 'NOT_A_STORE');
+    assert.is(await codeOf(FilePageStore.open(dir.path, { create: true })), 'NOT_A_STORE');
     await writeFile(join(dir.path, 'tessera.json'), '{not json');
-    assert.is(await code(FilePageStore.open(dir.path)), 'NOT_A_STORE');
+    assert.is(await codeOf(FilePageStore.open(dir.path)), 'NOT_A_STORE');
   } finally {
     await dir.cleanup();
   }
