@@ -37,19 +37,22 @@ for (const file of sources) {
 }
 
 
-// The CLI as one ESM file (dependencies stay external: onnxruntime-web finds its .wasm beside itself).
+// The Node library and the CLI, each one ESM file (dependencies stay external: onnxruntime-web
+// finds its .wasm beside itself).
 const esbuild = await import('esbuild');
-await esbuild.build({
-  entryPoints: [join(root, 'src', 'cli', 'bin.ts')],
-  outfile: join(outDir, 'tessera.mjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  packages: 'external',
-  logLevel: 'warning',
-});
-console.error('bundled src/cli/bin.ts -> build/out/tessera.mjs');
+for (const [entry, out] of [['src/index.ts', 'index.mjs'], ['src/cli/bin.ts', 'tessera.mjs']]) {
+  await esbuild.build({
+    entryPoints: [join(root, entry)],
+    outfile: join(outDir, out),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+  });
+  console.error(`bundled ${entry} -> build/out/${out}`);
+}
 
 // The browser build (src/browser.ts + onnxruntime-web's wasm) into build/out/browser/.
 await import('./bundle-browser.mjs');
