@@ -41,18 +41,27 @@ function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Splits a log into its valid records; `validBytes` is where the first torn/corrupt frame starts. */
-function unframe(bytes: Uint8Array): { records: Uint8Array[]; validBytes: number } {
+/**
+ * Splits a log into its valid records; `validBytes` is where a torn last frame starts. Only the
+ * last append can be torn (appends are sequential and each is fsynced before the next), so a frame
+ * that fails its checksum while more bytes follow it is damage, not a crash: dropping it would
+ * silently lose every later commit (and the next writer would cut them off for good).
+ */
+function unframe(bytes: Uint8Array, file: string): { records: Uint8Array[]; validBytes: number } {
   const records: Uint8Array[] = [];
   let pos = 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   while (pos + FRAME_HEADER <= bytes.length) {
     const len = view.getUint32(pos, true);
-    if (pos + FRAME_HEADER + len > bytes.length) break;
-    const payload = bytes.subarray(pos + FRAME_HEADER, pos + FRAME_HEADER + len);
-    if (hash64(payload) !== view.getBigUint64(pos + 4, true)) break;
+    const end = pos + FRAME_HEADER + len;
+    if (end > bytes.length) break;
+    const payload = bytes.subarray(pos + FRAME_HEADER, end);
+    if (hash64(payload) !== view.getBigUint64(pos + 4, true)) {
+      if (end === bytes.length) break;
+      throw new CorruptionError('CATALOG_CORRUPT', `${file}: the record at byte ${pos} fails its checksum and committed records follow it: the catalog is damaged. Restore the store from a backup.`);
+    }
     records.push(payload);
-    pos += FRAME_HEADER + len;
+    pos = end;
   }
   return { records, validBytes: pos };
 }
@@ -161,7 +170,7 @@ export class FilePageStore implements PageStore {
 
   private async cutTornTail(): Promise<void> {
     const bytes = await readFile(join(this.dir, 'catalog.log'));
-    const { validBytes } = unframe(bytes);
+    const { validBytes } = unframe(bytes, join(this.dir, 'catalog.log'));
     if (validBytes < bytes.length) {
       await this.log!.truncate(validBytes);
       await this.log!.sync();
@@ -225,7 +234,7 @@ export class FilePageStore implements PageStore {
       let snapshot: Uint8Array | null = null;
       try {
         const bytes = new Uint8Array(await readFile(join(this.dir, 'catalog.snap')));
-        const { records } = unframe(bytes);
+        const { records } = unframe(bytes, join(this.dir, 'catalog.snap'));
         if (records.length !== 1) throw new CorruptionError('CATALOG_CORRUPT', `${this.dir}/catalog.snap fails its checksum: the catalog is damaged.`);
         snapshot = records[0];
       } catch (e) {
@@ -235,7 +244,7 @@ export class FilePageStore implements PageStore {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Uint8Array(0);
         throw e;
       });
-      if ((await snapStamp(this.dir)) === before) return { snapshot, records: unframe(new Uint8Array(log)).records };
+      if ((await snapStamp(this.dir)) === before) return { snapshot, records: unframe(new Uint8Array(log), join(this.dir, 'catalog.log')).records };
     }
     throw new StoreError('STORE_LOCKED', `the catalog of ${this.dir} kept changing while being read: retry.`);
   }
