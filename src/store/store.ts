@@ -337,7 +337,10 @@ export class TesseraStore {
     const placedByModels = new Set(models.flatMap((m) => m.blocks));
     const orphans = ids.map((_, i) => i).filter((i) => !placedByModels.has(i));
     if (orphans.length) models.push({ name: '(retained)', blocks: orphans });
-    const plan = planPages(models, sizes, this.config.pageSize, 'relaxed');
+    // The planner wants a page size that is a multiple of the largest block; edge, small-dtype and
+    // delta blocks need not divide the store's page size, so plan with the largest such size that fits.
+    const largest = sizes.reduce((a, b) => Math.max(a, b), 1);
+    const plan = planPages(models, sizes, this.config.pageSize - (this.config.pageSize % largest), 'relaxed');
     const pageIds = this.catalog.freePageIds(plan.pages);
     const reader = new BlockReader(this.backend, this.catalog, 64);
     const epoch = this.catalog.seq + 1;
