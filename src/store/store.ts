@@ -534,11 +534,19 @@ export class TesseraStore {
     return ModelSession.create(name, model.skeleton, await this.tensorData(name), model, opts);
   }
 
-  /** Models that reference a block on `pageId`. */
+  /** Models that need a block on `pageId`: in a slot, as a retained original, or as a delta's base. */
   modelsOnPage(pageId: number): string[] {
     const out: string[] = [];
     for (const m of this.catalog.models.values()) {
-      if (m.tensors.some((t) => t.blocks.some((id) => this.catalog.blocks.get(id)?.page === pageId))) out.push(m.name);
+      // Walked here rather than with blocksNeeded: verify calls this on catalogs that may not add up.
+      const seen = new Set<number>();
+      const onPage = (id: number): boolean => {
+        if (seen.has(id)) return false;
+        seen.add(id);
+        const b = this.catalog.blocks.get(id);
+        return !!b && (b.page === pageId || (b.base !== undefined && onPage(b.base)));
+      };
+      if (modelRefs(m).some(onPage)) out.push(m.name);
     }
     return out;
   }
