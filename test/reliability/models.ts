@@ -84,6 +84,13 @@ export function sourceTensors(spec: ModelSpec): Promise<Uint8Array[]> {
   return p;
 }
 
+/** Whether `name` reads back (from pages) bit-identical to `spec`'s source; read errors propagate. */
+export async function modelMatches(store: TesseraStore, name: string, spec: ModelSpec): Promise<boolean> {
+  const src = await sourceTensors(spec);
+  const got = await store.tensorData(name);
+  return got.length === src.length && got.every((t, i) => sameBytes(t, src[i]));
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 }
