@@ -9,7 +9,7 @@
  * by a crash (snapshot renamed, log not yet emptied) does not apply a record twice.
  */
 import { decode, encode } from '@msgpack/msgpack';
-import { CorruptionError } from '../errors.ts';
+import { CorruptionError, TesseraError } from '../errors.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { gridOf } from '../blocks/tiling.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
@@ -183,6 +183,15 @@ export function encodeRecord(rec: CatalogRecord): Uint8Array {
 }
 
 export function decodeRecord(bytes: Uint8Array): CatalogRecord {
+  try {
+    return decodeWire(bytes);
+  } catch (e) {
+    if (e instanceof TesseraError) throw e;
+    throw new CorruptionError('CATALOG_CORRUPT', `a catalog record is malformed (${(e as Error)?.message ?? e}): the catalog is damaged.`);
+  }
+}
+
+function decodeWire(bytes: Uint8Array): CatalogRecord {
   let w: any;
   try {
     w = decode(bytes);
@@ -215,6 +224,17 @@ export class Catalog {
   recordsSinceSnapshot = 0;
 
   static load(snapshot: Uint8Array | null, records: Uint8Array[]): Catalog {
+    try {
+      return Catalog.replay(snapshot, records);
+    } catch (e) {
+      // Records pass a checksum first, so only a crafted or incompatible catalog gets here: one
+      // whose msgpack decodes but whose fields have the wrong types (TypeError while replaying).
+      if (e instanceof TesseraError) throw e;
+      throw new CorruptionError('CATALOG_CORRUPT', `the catalog holds a malformed record (${(e as Error)?.message ?? e}): it is damaged or was written by an incompatible tessera.`);
+    }
+  }
+
+  private static replay(snapshot: Uint8Array | null, records: Uint8Array[]): Catalog {
     const cat = new Catalog();
     if (snapshot) {
       let snap: { t: string; seq: number; records: Uint8Array[]; epochs: number[][] };
