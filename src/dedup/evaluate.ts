@@ -1,0 +1,200 @@
+/**
+ * Scoring a candidate dedup state without committing it: the model's weights (skeleton order) go
+ * to a fresh runtime session and are scored on an evaluation set.
+ *
+ * - labelled: accuracy (argmax of the output's last axis vs the set's labels);
+ * - agreement (label-free): the fraction of samples whose prediction is the one the original model
+ *   makes. Accuracy can only change on samples whose prediction changed, so
+ *   |accuracy drop| <= 1 - agreement: bounding the disagreement bounds any labelled drop.
+ * Without an evaluation set, agreement is measured on seeded synthetic inputs in [0, 1) (a weaker
+ * guarantee than the user's own inputs; the CLI says so).
+ */
+import type * as OrtCommon from 'onnxruntime-common';
+import { InferenceError, InvalidArgumentError } from '../errors.ts';
+import type { ModelEntry } from '../catalog/catalog.ts';
+import { mulberry32 } from '../random.ts';
+import { ModelSession, type SessionOptions } from '../runtime/session.ts';
+
+/**
+ * An evaluation set, as given in an `--eval` JSON file:
+ * `{ "input": "<name>", "dims": [n, ...], "data": [...], "labels": [...]?, "output": "<name>"? }`.
+ * Samples are rows along dim 0. Without labels, scoring is label-free (agreement).
+ */
+export interface EvalSet {
+  input: string;
+  dims: number[];
+  data: Float32Array;
+  labels?: Int32Array;
+  /** The output scored (default: the model's first output). */
+  output?: string;
+}
+
+export interface Evaluator {
+  readonly kind: 'labelled' | 'agreement';
+  /** Score in [0, 1] of the model with these weights (skeleton order). */
+  score(weights: Uint8Array[]): Promise<number>;
+  /** Number of `score` calls so far (each one a full pass over the evaluation set). */
+  readonly evaluations: number;
+}
+
+/** Reads an evaluation set from parsed JSON; structural problems are INVALID_ARGUMENT. */
+export function parseEvalSet(json: unknown, source = 'evaluation set'): EvalSet {
+  const bad = (what: string): never => {
+    throw new InvalidArgumentError(`${source}: ${what}. Expected {"input": "<name>", "dims": [n, ...], "data": [n*... numbers], "labels": [n integers] (optional), "output": "<name>" (optional)}.`);
+  };
+  if (!json || typeof json !== 'object' || Array.isArray(json)) bad('not a JSON object');
+  const o = json as Record<string, unknown>;
+  if (typeof o.input !== 'string' || !o.input) bad('"input" must name the model input');
+  if (!Array.isArray(o.dims) || !o.dims.length || o.dims.some((d) => !Number.isInteger(d) || (d as number) < 1)) bad('"dims" must be a non-empty list of positive integers');
+  const dims = o.dims as number[];
+  const n = dims.reduce((a, d) => a * d, 1);
+  if (!Array.isArray(o.data) || o.data.length !== n) bad(`"data" must hold ${n} numbers (the product of dims [${dims.join(', ')}]), got ${Array.isArray(o.data) ? o.data.length : typeof o.data}`);
+  const data = Float32Array.from(o.data as number[]);
+  if ((o.data as unknown[]).some((v) => typeof v !== 'number' || !Number.isFinite(v))) bad('"data" must hold finite numbers only');
+  let labels: Int32Array | undefined;
+  if (o.labels !== undefined) {
+    if (!Array.isArray(o.labels) || o.labels.length !== dims[0]) bad(`"labels" must hold one integer per sample (${dims[0]})`);
+    if ((o.labels as unknown[]).some((v) => !Number.isInteger(v) || (v as number) < 0)) bad('"labels" must be non-negative integers (class indices)');
+    labels = Int32Array.from(o.labels as number[]);
+  }
+  if (o.output !== undefined && typeof o.output !== 'string') bad('"output" must be a string');
+  return { input: o.input as string, dims, data, labels, output: o.output as string | undefined };
+}
+
+/** Checks a set fits the model's inputs and outputs (INVALID_FEEDS otherwise). */
+export function checkEvalSet(model: ModelEntry, set: EvalSet): void {
+  const where = `evaluation set for model "${model.name}"`;
+  const input = model.inputs.find((i) => i.name === set.input);
+  if (!input) throw new InferenceError('INVALID_FEEDS', `${where}: the model has no input "${set.input}"; its inputs are: ${model.inputs.map((i) => i.name).join(', ')}.`);
+  if (model.inputs.length !== 1) throw new InferenceError('INVALID_FEEDS', `${where}: the model takes ${model.inputs.length} inputs (${model.inputs.map((i) => i.name).join(', ')}); an evaluation set feeds one.`);
+  if (input.dtype !== 'float32') throw new InferenceError('INVALID_FEEDS', `${where}: input "${input.name}" is ${input.dtype}; evaluation sets feed float32 inputs.`);
+  if (input.shape.length && input.shape.length !== set.dims.length) throw new InferenceError('INVALID_FEEDS', `${where}: input "${input.name}" has rank ${input.shape.length} ([${input.shape.map((d) => d ?? '?').join(', ')}]), the set's dims are [${set.dims.join(', ')}].`);
+  input.shape.forEach((d, i) => {
+    if (typeof d === 'number' && d >= 0 && set.dims[i] !== d && !(i === 0 && d === 1 && set.dims[0] >= 1)) {
+      throw new InferenceError('INVALID_FEEDS', `${where}: input "${input.name}" dim ${i} must be ${d}, the set's dims are [${set.dims.join(', ')}].`);
+    }
+  });
+  if (set.output !== undefined && !model.outputs.some((o) => o.name === set.output)) {
+    throw new InferenceError('INVALID_FEEDS', `${where}: the model has no output "${set.output}"; its outputs are: ${model.outputs.map((o) => o.name).join(', ')}.`);
+  }
+}
+
+/** Seeded synthetic inputs in [0, 1) for label-free scoring when the user gives no set. */
+export function syntheticEvalSet(model: ModelEntry, samples = 256, seed = 7): EvalSet {
+  if (model.inputs.length !== 1) throw new InvalidArgumentError(`model "${model.name}" takes ${model.inputs.length} inputs: give an evaluation set (--eval) to score it.`);
+  const input = model.inputs[0];
+  if (input.dtype !== 'float32') throw new InvalidArgumentError(`model "${model.name}" input "${input.name}" is ${input.dtype}: give an evaluation set (--eval) to score it.`);
+  const dims = input.shape.map((d, i) => {
+    if (typeof d === 'number' && d >= 1) return d;
+    if (i === 0) return samples;
+    throw new InvalidArgumentError(`model "${model.name}" input "${input.name}" has a symbolic dim ${i} ([${input.shape.map((s) => s ?? '?').join(', ')}]): give an evaluation set (--eval) to score it.`);
+  });
+  if (!dims.length) throw new InvalidArgumentError(`model "${model.name}" input "${input.name}" has no known shape: give an evaluation set (--eval) to score it.`);
+  const r = mulberry32(seed);
+  const n = dims.reduce((a, d) => a * d, 1);
+  return { input: input.name, dims, data: Float32Array.from({ length: n }, () => r()) };
+}
+
+/** Predicted class per sample: argmax over the output's last axis (rows = the rest). */
+function predictions(out: OrtCommon.Tensor, samples: number): Int32Array {
+  const y = out.data as Float32Array;
+  const perSample = y.length / samples;
+  const classes = out.dims.length ? out.dims[out.dims.length - 1] : 1;
+  if (!Number.isInteger(perSample) || perSample % classes) throw new InferenceError('INFERENCE_FAILED', `output "${out.dims}" does not split into ${samples} samples.`);
+  const rows = y.length / classes;
+  const pred = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (y[r * classes + c] > y[r * classes + best]) best = c;
+    pred[r] = best;
+  }
+  return pred;
+}
+
+/** Rows of the set's outputs, predicted in batches along dim 0. */
+async function predict(session: ModelSession, set: EvalSet, outputName: string, batch: number): Promise<{ pred: Int32Array; classes: number; raw: Float32Array }> {
+  const n = set.dims[0];
+  const per = set.data.length / n;
+  const preds: Int32Array[] = [];
+  const raws: Float32Array[] = [];
+  let classes = 0;
+  for (let r0 = 0; r0 < n; r0 += batch) {
+    const rows = Math.min(batch, n - r0);
+    const out = await session.run({ [set.input]: { data: set.data.subarray(r0 * per, (r0 + rows) * per), dims: [rows, ...set.dims.slice(1)] } });
+    const t = out[outputName];
+    if (!t) throw new InferenceError('INFERENCE_FAILED', `model "${session.name}" gave no output "${outputName}".`);
+    classes = t.dims.length ? t.dims[t.dims.length - 1] : 1;
+    preds.push(predictions(t, rows));
+    raws.push(t.data as Float32Array);
+  }
+  const concat = <T extends Int32Array | Float32Array>(parts: T[], make: (n: number) => T): T => {
+    const all = make(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    return all;
+  };
+  return { pred: concat(preds, (k) => new Int32Array(k)), classes, raw: concat(raws, (k) => new Float32Array(k)) };
+}
+
+export interface EvaluatorOptions extends SessionOptions {
+  /** Samples per inference call (default 500). */
+  batch?: number;
+}
+
+/**
+ * An evaluator for `model`: labelled accuracy when `set` has labels, agreement with the outputs of
+ * `originalWeights` otherwise (computed here once: the first evaluation).
+ */
+export async function createEvaluator(model: ModelEntry, originalWeights: Uint8Array[], set: EvalSet, opts: EvaluatorOptions = {}): Promise<Evaluator> {
+  checkEvalSet(model, set);
+  const outputName = set.output ?? model.outputs[0]?.name;
+  if (!outputName) throw new InferenceError('INVALID_FEEDS', `model "${model.name}" has no outputs to score.`);
+  const batch = opts.batch ?? 500;
+  let evaluations = 0;
+  const run = async (weights: Uint8Array[]) => {
+    evaluations++;
+    const session = await ModelSession.create(model.name, model.skeleton, weights, model, opts);
+    try {
+      return await predict(session, set, outputName, batch);
+    } finally {
+      await session.release();
+    }
+  };
+  if (set.labels) {
+    const labels = set.labels;
+    return {
+      kind: 'labelled',
+      get evaluations() { return evaluations; },
+      async score(weights) {
+        const { pred, classes } = await run(weights);
+        if (pred.length !== labels.length) throw new InferenceError('INVALID_FEEDS', `evaluation set for model "${model.name}": ${labels.length} labels, the model gives ${pred.length} predictions.`);
+        let ok = 0;
+        for (let i = 0; i < labels.length; i++) {
+          if (labels[i] >= classes) throw new InferenceError('INVALID_FEEDS', `evaluation set for model "${model.name}": label ${labels[i]} at sample ${i}, the model has ${classes} classes.`);
+          if (pred[i] === labels[i]) ok++;
+        }
+        return ok / labels.length;
+      },
+    };
+  }
+  const reference = await run(originalWeights);
+  return {
+    kind: 'agreement',
+    get evaluations() { return evaluations; },
+    async score(weights) {
+      const { pred, classes, raw } = await run(weights);
+      if (classes > 1) {
+        let same = 0;
+        for (let i = 0; i < pred.length; i++) if (pred[i] === reference.pred[i]) same++;
+        return same / pred.length;
+      }
+      // A single output per sample (regression): agree when within 1% (plus a small absolute slack).
+      let same = 0;
+      for (let i = 0; i < raw.length; i++) if (Math.abs(raw[i] - reference.raw[i]) <= 1e-3 + 1e-2 * Math.abs(reference.raw[i])) same++;
+      return same / raw.length;
+    },
+  };
+}
