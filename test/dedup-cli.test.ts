@@ -1,0 +1,89 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { registerDedup } from '../src/cli/dedup.ts';
+import { openStore } from '../src/node/open.ts';
+import { assembleModel, parseModel } from '../src/onnx/model.ts';
+import { mlp } from './fixtures/onnx-builders.ts';
+import { codeOf, rng, tempDir } from './helpers.ts';
+
+/** Runs `tessera dedup ...` in-process (the verb alone), returning what it printed. */
+async function dedup(args: string[]): Promise<string> {
+  const program = new Command('tessera').exitOverride();
+  registerDedup(program);
+  let out = '';
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string) => { out += s; return true; }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['node', 'tessera', 'dedup', ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}
+
+async function storeWithFamily(path: string) {
+  const base = mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 1 });
+  const p = await parseModel(base);
+  const r = rng(3);
+  const ft = assembleModel(p.skeleton, p.tensors.map((t) => {
+    const d = t.data.slice();
+    const f = new Float32Array(d.buffer);
+    for (let i = 0; i < f.length; i++) f[i] += (r() - 0.5) * 0.01;
+    return d;
+  }));
+  const store = await openStore(path, { create: true, tile: { rows: 16, cols: 16 } });
+  await store.add('base', base);
+  await store.add('ft', ft);
+  await store.close();
+  return { base, ft };
+}
+
+test('dedup --json reports per model; --undo restores; --settle frees; errors are typed', async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir.path, 'store');
+    const { ft } = await storeWithFamily(path);
+    const reports = JSON.parse(await dedup([path, '--max-drop', '0.05', '--json']));
+    assert.equal(reports.map((r: any) => r.name), ['base', 'ft']);
+    for (const r of reports) for (const k of ['name', 'blocksReplaced', 'bytesSaved', 'accuracyBefore', 'accuracyAfter']) assert.ok(k in r, k);
+    const ftReport = reports.find((r: any) => r.name === 'ft');
+    assert.ok(ftReport.blocksReplaced > 0 && ftReport.accuracyBefore - ftReport.accuracyAfter <= 0.05);
+
+    assert.equal(JSON.parse(await dedup([path, '--undo', 'ft', '--json'])), { name: 'ft', restored: ftReport.blocksReplaced });
+    let store = await openStore(path);
+    const want = (await parseModel(ft)).tensors.map((t) => t.data);
+    (await store.tensorData('ft')).forEach((t, i) => assert.ok(Buffer.from(t).equals(Buffer.from(want[i]))));
+    await store.close();
+
+    // A labelled evaluation file: labels from nothing in particular, the bound is relative to the model's own score.
+    const x = rng(5);
+    await writeFile(join(dir.path, 'eval.json'), JSON.stringify({ input: 'X', dims: [50, 64], data: Array.from({ length: 3200 }, () => x() - 0.5), labels: Array.from({ length: 50 }, (_, i) => i % 10) }));
+    const labelled = JSON.parse(await dedup([path, '--models', 'ft', '--max-drop', '0.02', '--eval', join(dir.path, 'eval.json'), '--json']));
+    assert.is(labelled.length, 1);
+    assert.is(labelled[0].scoring, 'labelled');
+    await dedup([path, '--settle']);
+    store = await openStore(path);
+    assert.is(store.model('ft').substitutions?.length ?? 0, 0);
+    assert.ok((await store.verify()).ok);
+    await store.close();
+
+    const lossless = JSON.parse(await dedup([path, '--lossless', '--json']));
+    assert.equal(lossless.map((r: any) => r.name), ['base', 'ft']);
+
+    await writeFile(join(dir.path, 'bad.json'), JSON.stringify({ input: 'image', dims: [1, 64], data: Array(64).fill(0) }));
+    assert.is(await codeOf(dedup([path, '--max-drop', '1.5'])), 'INVALID_ARGUMENT');
+    assert.is(await codeOf(dedup([path, '--max-drop', '-0.1'])), 'INVALID_ARGUMENT');
+    assert.is(await codeOf(dedup([path])), 'INVALID_ARGUMENT');
+    assert.is(await codeOf(dedup([path, '--max-drop', '0.01', '--models', 'nope'])), 'MODEL_NOT_FOUND');
+    assert.is(await codeOf(dedup([path, '--undo', 'nope'])), 'MODEL_NOT_FOUND');
+    assert.is(await codeOf(dedup([path, '--max-drop', '0.01', '--eval', join(dir.path, 'bad.json')])), 'INVALID_FEEDS');
+    assert.is(await codeOf(dedup([path, '--max-drop', '0.01', '--eval', join(dir.path, 'missing.json')])), 'INVALID_ARGUMENT');
+  } finally {
+    await dir.cleanup();
+  }
+});
+
+test.run();
