@@ -11,7 +11,9 @@ import { createEvaluator, parseEvalSet, syntheticEvalSet, type EvalSet } from '.
 import { DEDUP_METHODS, dedupLossless, dedupModels, validateMaxDrop, type DedupMethod } from '../dedup/planner.ts';
 import { formatBytes, progressBar, table } from './format.ts';
 
-const print = (s: string) => process.stdout.write(s + '\n');
+const print = (s: string): void => {
+  process.stdout.write(s + '\n');
+};
 const json = (v: unknown) => print(JSON.stringify(v, null, 2));
 
 function parseFraction(v: string): number {
