@@ -121,6 +121,15 @@ export class ModelSession {
     }
   }
 
+  /** Runs tensors already checked by toTensors, plus extra inputs such as weights fed per run. */
+  async runTensors(tensors: Record<string, OrtCommon.Tensor>): Promise<Record<string, OrtCommon.Tensor>> {
+    try {
+      return (await this.session.run(tensors)) as Record<string, OrtCommon.Tensor>;
+    } catch (e) {
+      throw new InferenceError('INFERENCE_FAILED', `model "${this.name}" failed to run: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
