@@ -9,6 +9,7 @@ import { TesseraError } from '../errors.ts';
 import type { Progress, TesseraStore } from '../store/store.ts';
 import { formatBytes, progressBar, table } from './format.ts';
 import { registerPublish } from './publish.ts';
+import { registerDedup } from './dedup.ts';
 
 function parseTile(v: string) {
   const m = /^(\d+)x(\d+)$/.exec(v);
@@ -198,6 +199,7 @@ export function buildCli(): Command {
     });
 
   registerPublish(program);
+  registerDedup(program);
   return program;
 }
 
