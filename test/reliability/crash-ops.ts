@@ -60,7 +60,7 @@ export const CRASH_OPS = {
   }),
   /** Lossless dedup: blocks of one model re-stored as deltas against a relative's (bit-exact). */
   dedup: op<{ model: string; other: string }>({
-    weight: 1.5,
+    weight: 4,
     points: ['writePages', 'appendCatalog', 'releasePages'],
     pick: (s, r) => {
       const related = [...s.models].filter(([, x]) => x.kind === 'variant' || x.kind === 'mlp');

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { openStore } from '../../src/node/open.ts';
 import { PAGE_HEADER_BYTES } from '../../src/store/page-format.ts';
 import { rng } from '../helpers.ts';
-import { checkModels, PAGE_SIZE, TILE } from './models.ts';
+import { checkModels, modelBytes, PAGE_SIZE, TILE, type ModelSpec } from './models.ts';
 import { CRASH_OPS, pickOp, type CrashOp, type CrashOpName, type ExpectedState } from './crash-ops.ts';
 import type { Injection, InjectMethod, WorkerJob } from './crash-worker.ts';
 
@@ -42,6 +42,7 @@ export interface CrashSummary {
   seed: number;
   trials: number;
   kills: number;
+  opsRun: Record<string, number>;
   killsByOp: Record<string, number>;
   killsByPoint: Record<string, number>;
   committedAfterKill: number;
@@ -87,15 +88,28 @@ export async function runCrashTrials(opts: { dir: string; seed: number; trials: 
   const t0 = performance.now();
   const r = rng(opts.seed);
   const dir = join(opts.dir, 'store');
-  const created = await openStore(dir, { create: true, tile: TILE, pageSize: PAGE_SIZE });
-  await created.close();
+  // Start from a populated store (a base, fine-tunes sharing its pages, a family) so that rm,
+  // dedup and compact have work from the first trial on.
   const state: ExpectedState = { models: new Map(), nextName: 0 };
+  const created = await openStore(dir, { create: true, tile: TILE, pageSize: PAGE_SIZE });
+  const initial: ModelSpec[] = [
+    { kind: 'mlp', seed: 1 },
+    { kind: 'variant', base: 1, tensor: 0, seed: 1 },
+    { kind: 'variant', base: 1, tensor: 2, seed: 2 },
+    { kind: 'family', backbone: 1, head: 1 },
+  ];
+  for (const spec of initial) {
+    const name = `m${state.nextName++}`;
+    await created.add(name, await modelBytes(spec));
+    state.models.set(name, spec);
+  }
+  let seq = created.state.seq;
+  await created.close();
   const estimate = new Map<CrashOpName, number>();
   const summary: CrashSummary = {
-    seed: opts.seed, trials: opts.trials, kills: 0, killsByOp: {}, killsByPoint: {},
+    seed: opts.seed, trials: opts.trials, kills: 0, opsRun: {}, killsByOp: {}, killsByPoint: {},
     committedAfterKill: 0, rolledBackAfterKill: 0, staleLocksRecovered: 0, trialsWithLeakedPagesBeforeGc: 0, failures: [], seconds: 0,
   };
-  let seq = 1;
   for (let trial = 0; trial < opts.trials; trial++) {
     const { op, args } = pickOp(state, r);
     const inject = pickInjection(r, CRASH_OPS[op].points, estimate.get(op) ?? 40);
@@ -138,6 +152,7 @@ export async function runCrashTrials(opts: { dir: string; seed: number; trials: 
       }
     }
     const result: TrialResult = { trial, op, inject, killed: run.killed, committed, staleLock, leakedBeforeGc, problems };
+    summary.opsRun[op] = (summary.opsRun[op] ?? 0) + 1;
     if (run.killed) {
       summary.kills++;
       summary.killsByOp[op] = (summary.killsByOp[op] ?? 0) + 1;
