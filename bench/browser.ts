@@ -31,7 +31,7 @@ export async function run(opts: BenchOptions): Promise<object> {
   const names = demo.manifest.models.map((m) => m.name).slice(0, opts.quick ? 4 : undefined);
   const files = Object.fromEntries(demo.manifest.models.map((m) => [m.name, m.file]));
   const server = await startStaticServer(
-    { '/lib/': join(repoRoot, 'build', 'out', 'browser'), '/pub/': demo.pubDir, '/onnx/': demo.onnxDir, '/data/': demo.dir },
+    { '/lib/': join(repoRoot, 'build', 'out', 'browser'), '/pub/': demo.pubDir, '/pub-lossless/': demo.pubLosslessDir, '/onnx/': demo.onnxDir, '/data/': demo.dir },
     { index: join(repoRoot, 'demo', 'index.html') },
   );
   const { context, close } = await launchChromium();
@@ -68,39 +68,50 @@ export async function run(opts: BenchOptions): Promise<object> {
       }
       const cacheApi = { bytesFetched: fetched, bytesStored: stored, firstInferenceMs: first, allModelsMs: performance.now() - c0, usageBytes: ((await navigator.storage.estimate()).usage ?? 0) - u0 };
 
-      // tessera: published pages into IndexedDB.
-      const u1 = (await navigator.storage.estimate()).usage ?? 0;
-      const s0 = performance.now();
-      const remote = await t.PublishedStore.open(t.httpSource('/pub/'));
-      const store = await t.openBrowserStore({ name: 'bench', published: remote });
-      const catalogBytes = remote.bytesFetched;
-      let tFetched = catalogBytes;
-      let tStored = 0;
-      let tFirst = 0;
+      // tessera: published pages into IndexedDB; exact dedup only, then with lossless deltas.
+      const sides: Record<string, unknown> = {};
       const perModel = [];
-      for (const name of names) {
-        const r = await remote.importModel(store, name);
-        tFetched += r.bytesFetched;
-        tStored += r.bytesStored;
-        const session = await store.session(name);
-        await session.run({ input: { data: digits, dims: [1, 784], dtype: 'float32' } });
-        if (!tFirst) tFirst = performance.now() - s0;
-        perModel.push({ name, wholeFileBytes: r.wholeFileBytes, bytesFetched: r.bytesFetched, bytesStored: r.bytesStored, pagesFetched: r.pagesFetched, pagesRead: r.pagesRead });
+      for (const [key, pub] of [['tessera', '/pub/'], ['tesseraLossless', '/pub-lossless/']]) {
+        const u1 = (await navigator.storage.estimate()).usage ?? 0;
+        const s0 = performance.now();
+        const remote = await t.PublishedStore.open(t.httpSource(pub));
+        const store = await t.openBrowserStore({ name: 'bench-' + key, published: remote });
+        const catalogBytes = remote.bytesFetched;
+        let tFetched = catalogBytes;
+        let tStored = 0;
+        let tFirst = 0;
+        for (const name of names) {
+          const r = await remote.importModel(store, name);
+          tFetched += r.bytesFetched;
+          tStored += r.bytesStored;
+          const session = await store.session(name);
+          await session.run({ input: { data: digits, dims: [1, 784], dtype: 'float32' } });
+          if (!tFirst) tFirst = performance.now() - s0;
+          if (key === 'tessera') perModel.push({ name, wholeFileBytes: r.wholeFileBytes, bytesFetched: r.bytesFetched, bytesStored: r.bytesStored, pagesFetched: r.pagesFetched, pagesRead: r.pagesRead });
+        }
+        const allMs = performance.now() - s0;
+        await store.close();
+        sides[key] = { bytesFetched: tFetched, bytesStored: tStored, firstInferenceMs: tFirst, allModelsMs: allMs, usageBytes: ((await navigator.storage.estimate()).usage ?? 0) - u1, catalogBytes };
       }
-      const allMs = performance.now() - s0;
-      await store.close();
-      const tessera = { bytesFetched: tFetched, bytesStored: tStored, firstInferenceMs: tFirst, allModelsMs: allMs, usageBytes: ((await navigator.storage.estimate()).usage ?? 0) - u1, catalogBytes };
-      return { tessera, cacheApi, perModel };
+      const tessera = sides.tessera;
+      const tesseraLossless = sides.tesseraLossless;
+      return { tessera, tesseraLossless, cacheApi, perModel };
     }, { names, files });
 
     const tessera = result.tessera as Side & { catalogBytes: number };
     const cacheApi = result.cacheApi as Side;
+    const tesseraLossless = result.tesseraLossless as Side & { catalogBytes: number };
     const ratio = (a: number, b: number) => (b ? Number((a / b).toFixed(3)) : null);
     const out = {
       models: names,
       zoo: size,
       tessera,
+      tesseraLossless,
       cacheApi,
+      losslessRatios: {
+        bytesFetched: ratio(tesseraLossless.bytesFetched, cacheApi.bytesFetched),
+        bytesStored: ratio(tesseraLossless.bytesStored, cacheApi.bytesStored),
+      },
       ratios: {
         bytesFetched: ratio(tessera.bytesFetched, cacheApi.bytesFetched),
         bytesStored: ratio(tessera.bytesStored, cacheApi.bytesStored),
@@ -108,7 +119,7 @@ export async function run(opts: BenchOptions): Promise<object> {
         firstInferenceMs: ratio(tessera.firstInferenceMs, cacheApi.firstInferenceMs),
       },
       perModel: result.perModel,
-      notes: 'Exact block dedup: frozen-backbone heads share all but their last layer; full fine-tunes and scratch models change every weight and share nothing exactly. tessera.bytesFetched includes the index and catalog.',
+      notes: 'Exact block dedup: frozen-backbone heads share all but their last layer; full fine-tunes and scratch models change every weight and share nothing exactly. tessera.bytesFetched includes the index and catalog. tesseraLossless: the same store after lossless delta dedup (bit-exact, not compacted, so every model keeps its deltas on its own pages): near-duplicate fine-tunes travel as compressed deltas; the importer stores blocks decoded, so stored bytes do not shrink.',
     };
     console.error(`browser: ${names.length} models; fetched ${tessera.bytesFetched} vs ${cacheApi.bytesFetched} bytes (x${out.ratios.bytesFetched}), stored ${tessera.bytesStored} vs ${cacheApi.bytesStored}, first inference ${tessera.firstInferenceMs.toFixed(1)} vs ${cacheApi.firstInferenceMs.toFixed(1)} ms`);
     return out;

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { buildZoo, zooTestSplit, type Manifest, type ZooSize } from '../bench/zoo/build.ts';
 import { openStore } from '../src/node/open.ts';
 import { publishStore, type PublishReport } from '../src/node/publish.ts';
+import { dedupLossless } from '../src/dedup/planner.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Small pages, so a model spans many and a relative fetches only the ones it does not share. */
@@ -21,6 +22,9 @@ export interface PreparedDemo {
   onnxDir: string;
   manifest: Manifest;
   publish: PublishReport;
+  /** The same store after lossless delta dedup (bit-exact), published beside. */
+  pubLosslessDir: string;
+  publishLossless: PublishReport;
 }
 
 export async function prepareDemo(opts: { size?: ZooSize; dir?: string; log?: (m: string) => void } = {}): Promise<PreparedDemo> {
@@ -41,12 +45,16 @@ export async function prepareDemo(opts: { size?: ZooSize; dir?: string; log?: (m
     }
     const publish = await publishStore(store, join(dir, 'pub'));
     log(`published ${publish.models} models: ${publish.pages} pages, ${publish.bytes} bytes vs ${publish.wholeFileBytes} as whole files`);
+    // No compaction: each model's delta blocks stay on its own pages, so an import reads only them.
+    await dedupLossless(store);
+    const publishLossless = await publishStore(store, join(dir, 'pub-lossless'));
+    log(`published with lossless deltas: ${publishLossless.pages} pages, ${publishLossless.bytes} bytes`);
     const test = zooTestSplit(size);
     const n = Math.min(DEMO_DIGITS, test.n);
     await writeFile(join(dir, 'digits.bin'), new Uint8Array(test.images.buffer, test.images.byteOffset, n * 784 * 4));
     await writeFile(join(dir, 'digits.json'), JSON.stringify({ n, labels: Array.from(test.labels.subarray(0, n)) }));
     await writeFile(join(dir, 'zoo.json'), JSON.stringify(manifest, null, 2));
-    return { dir, pubDir: join(dir, 'pub'), onnxDir: join(dir, 'onnx'), manifest, publish };
+    return { dir, pubDir: join(dir, 'pub'), onnxDir: join(dir, 'onnx'), manifest, publish, pubLosslessDir: join(dir, 'pub-lossless'), publishLossless };
   } finally {
     await store.close();
   }

@@ -12,7 +12,8 @@ import { importModels, INDEX_FILE, PublishedStore, type PublishedSource } from '
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
-import { codeOf, tempDir } from './helpers.ts';
+import { codeOf, rng, tempDir } from './helpers.ts';
+import { assembleModel, parseModel } from '../src/onnx/model.ts';
 import { familyMember } from './fixtures/family.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 
@@ -156,6 +157,39 @@ test('republishing after a removal writes only new pages and drops stale files',
     assert.equal(local.listModels(), ['a', 'c']);
     assert.equal(await local.exportModel('c'), await store.exportModel('c'));
     await store.close();
+  } finally {
+    await tmp.cleanup();
+  }
+});
+
+test('a lossless delta model fetches only its deltas when the local store holds the bases', async () => {
+  const tmp = await tempDir();
+  try {
+    const store = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 16384, tile: TILE });
+    const base = mlp({ inputDim: 256, hidden: 128, outputDim: 10, seed: 5 });
+    const p = await parseModel(base);
+    const r = rng(9);
+    const ft = assembleModel(p.skeleton, p.tensors.map((t) => {
+      const d = t.data.slice();
+      const f = new Float32Array(d.buffer);
+      for (let i = 0; i < f.length; i++) f[i] += (r() - 0.5) * 1e-4;
+      return d;
+    }));
+    await store.add('base', base);
+    await store.add('ft', ft);
+    const pairs = store.model('ft').tensors.flatMap((t, ti) => Array.from(t.blocks, (id, i) => ({ block: id, base: store.model('base').tensors[ti].blocks[i] })));
+    assert.ok((await store.storeDeltas('ft', pairs)).replaced > 0);
+    const want = await store.exportModel('ft');
+    await publishStore(store, join(tmp.path, 'pub'));
+    await store.close();
+    const remote = await PublishedStore.open(folderSource(join(tmp.path, 'pub')));
+    const local = await TesseraStore.open(new MemoryPageStore({ pageSize: 16384 }), { tile: TILE });
+    const [rb] = await importModels(local, remote, ['base']);
+    const [rf] = await importModels(local, remote, ['ft']);
+    assert.ok(rf.bytesFetched < rb.bytesFetched * 0.9, `ft fetched ${rf.bytesFetched}, base ${rb.bytesFetched}`);
+    const got = await local.exportModel('ft');
+    const [a, b] = [await parseModel(want), await parseModel(got)];
+    a.tensors.forEach((t, i) => assert.ok(Buffer.from(t.data).equals(Buffer.from(b.tensors[i].data)), t.name));
   } finally {
     await tmp.cleanup();
   }

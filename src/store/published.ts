@@ -185,8 +185,13 @@ export class PublishedStore {
       t.blocks.forEach((id, i) => {
         const b = this.catalog.blocks.get(id)!;
         const { h, w } = tileExtent(grid, tile, i);
-        if (localHas(local, b.hash, h * w * es)) return;
-        for (let x: typeof b | undefined = b; x; x = x.base === undefined ? undefined : this.catalog.blocks.get(x.base)) missing.add(x.page);
+        const length = h * w * es;
+        if (localBlock(local, b.hash, length) !== undefined) return;
+        // A delta block needs its base: from the local store when it has it, else fetched too.
+        for (let x: typeof b | undefined = b; x; x = x.base === undefined ? undefined : this.catalog.blocks.get(x.base)) {
+          if (x !== b && localBlock(local, x.hash, length) !== undefined) break;
+          missing.add(x.page);
+        }
       });
     }
     const sizes = new Map(this.index.pages.map(([id, , bytes]) => [id, bytes]));
@@ -214,15 +219,17 @@ export class PublishedStore {
     const bytesFetched = plan.missingPages.reduce((n, id) => n + (pages.get(id)!.sealedBytes), 0);
 
     const decoded = new Map<number, Uint8Array>();
-    const blockBytes = (id: number): Uint8Array => {
+    const blockBytes = async (id: number, length: number): Promise<Uint8Array> => {
       const hit = decoded.get(id);
       if (hit) return hit;
       const b = this.catalog.blocks.get(id)!;
       const page = pages.get(b.page);
+      const local = page ? undefined : localBlock(store.state, b.hash, length);
+      if (local !== undefined) return (await store.readBlocks([local]))[0];
       if (!page) throw new CorruptionError('CATALOG_CORRUPT', `block ${id} of the published catalog is on page ${b.page}, which was not fetched: the published catalog is inconsistent.`);
       if (b.offset + b.length > page.payload.length) throw new CorruptionError('PAGE_CORRUPT', `published page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
       const stored = page.payload.subarray(b.offset, b.offset + b.length);
-      const bytes = b.base === undefined ? stored : decodeDelta(stored, blockBytes(b.base));
+      const bytes = b.base === undefined ? stored : decodeDelta(stored, await blockBytes(b.base, length));
       if (hash64Hex(bytes) !== b.hash) throw new CorruptionError('PAGE_CORRUPT', `published block ${id} on page ${b.page} does not match its hash: the published store is damaged.`, { pageId: b.page });
       decoded.set(id, bytes);
       return bytes;
@@ -239,7 +246,7 @@ export class PublishedStore {
         blocks: Array.from(t.blocks, (id, i): BlockInput => {
           const { h, w } = tileExtent(grid, tile, i);
           const hash = this.catalog.blocks.get(id)!.hash;
-          return { hash, length: h * w * es, load: async () => blockBytes(id) };
+          return { hash, length: h * w * es, load: () => blockBytes(id, h * w * es) };
         }),
       };
     });
@@ -302,9 +309,10 @@ export class PublishedStore {
   }
 }
 
-function localHas(local: Catalog, hash: string, length: number): boolean {
-  for (const id of local.byHash.get(hash) ?? []) if (local.blocks.get(id)!.length === length) return true;
-  return false;
+/** A local block with this content hash and length (matched as `addBlocks` matches), if any. */
+function localBlock(local: Catalog, hash: string, length: number): number | undefined {
+  for (const id of local.byHash.get(hash) ?? []) if (local.blocks.get(id)!.length === length) return id;
+  return undefined;
 }
 
 /** Imports models (default: all published) into `store`, one commit per model, in order. */
