@@ -8,7 +8,7 @@
  *
  * Families: the MNIST zoo (13 models, bench/zoo/models) and a generated fine-tune family (50
  * models; full run ≥ 1 GB logical): one backbone layer shared by all, a middle layer per group of
- * 10, and per model a fine-tuned slice of the middle layer plus its own head.
+ * 10, and per model a fine-tuned quarter of the middle layer plus its own head.
  * Per policy: buffer-pool hit ratio (src/pool/simulate over the store's real page layout).
  * Per system: throughput, p50/p99, bytes read from the store, peak RSS; each system x budget runs
  * in a fresh child process so its peak RSS is its own.

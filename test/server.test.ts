@@ -102,6 +102,18 @@ test('the budget covers pages and sessions and is never exceeded under concurren
   }
 });
 
+test('a budget that holds one model at a time serves concurrent requests for different models (no deadlock)', async () => {
+  const store = await makeStore();
+  const server = await Server.create(store, { budgetBytes: 3 * PAGE + 2048, mode: 'kernel', concurrency: 4, maxBatch: 1 });
+  const jobs = ['c', 'd', 'c', 'd', 'a', 'd'].map((model, i) => server.run(model, { X: input(1, i) }).then(async (y) => close(y.Y.data as Float32Array, await reference(model, input(1, i)))));
+  await Promise.all(jobs);
+  assert.equal(server.checkInvariants(), []);
+  // The baseline, too small for any model, fails every concurrent request instead of hanging.
+  const base = await BaselineServer.create({ budgetBytes: ONNX.a.length, models: ['a', 'c'], sizeOf: (m) => ONNX[m].length, load: async (m) => ONNX[m], concurrency: 2 });
+  const codes = await Promise.all(['a', 'c', 'a'].map((m) => codeOf(base.run(m, { X: input(1, 1) }))));
+  assert.equal(codes, ['BUDGET_EXCEEDED', 'BUDGET_EXCEEDED', 'BUDGET_EXCEEDED']);
+});
+
 test('concurrent requests for one model build its session once', async () => {
   const store = await makeStore();
   const server = await Server.create(store, { budgetBytes: 1 << 20, mode: 'session', concurrency: 4 });

@@ -140,8 +140,13 @@ export class BaselineServer {
     this.buildLock = new Promise((r) => (unlock = r));
     await prev;
     const bytes = this.opts.sizeOf(model);
-    // The file read for the session and the session's copy: 2x while building, 1x kept.
-    await this.makeRoom(2 * bytes, model);
+    try {
+      // The file read for the session and the session's copy: 2x while building, 1x kept.
+      await this.makeRoom(2 * bytes, model);
+    } catch (e) {
+      unlock();
+      throw e;
+    }
     this.take(2 * bytes);
     let keptIt = false;
     try {

@@ -345,7 +345,9 @@ export class Server {
     while (this.loaded.get(model) !== l) l = await this.load(model, info);
     l.busy++;
     l.lastUsed = this.clock;
-    this.holders++;
+    // A busy session holds memory (its reservation) until this request ends; a kernel plan holds none.
+    const holds = l.reservation ? 1 : 0;
+    this.holders += holds;
     try {
       const tensors = info.mode === 'kernel' ? undefined : l.session!.toTensors(feeds);
       if (wasLoaded && allResident) this.counters.hits++;
@@ -354,10 +356,10 @@ export class Server {
       return await this.withModelPages(info, async (pages) => {
         if (info.mode === 'kernel') return this.runKernel(info, denseInput!);
         return this.runFeeds(info, l.session!, tensors!, pages);
-      }, 1);
+      }, holds);
     } finally {
       l.busy--;
-      this.holders--;
+      this.holders -= holds;
       this.notifyRelease();
     }
   }
@@ -463,9 +465,17 @@ export class Server {
             triedAlone = true;
             continue;
           }
+          // Nothing else holds memory that it will release: waiting could only deadlock.
           throw new CapacityError('BUDGET_EXCEEDED', `${what} does not fit the server budget of ${this.budgetBytes} bytes even with every other page and session evicted (${e.message})`);
         }
-        await new Promise<void>((r) => this.releaseWaiters.push(r));
+        // While waiting this request releases nothing, so it must not count as a holder for others.
+        this.holders -= selfHeld;
+        this.notifyRelease();
+        try {
+          await new Promise<void>((r) => this.releaseWaiters.push(r));
+        } finally {
+          this.holders += selfHeld;
+        }
         triedAlone = false;
       }
     }
@@ -562,7 +572,7 @@ export class Server {
 
   private async runFeeds(info: ModelInfo, session: ModelSession, inputs: Record<string, OrtCommon.Tensor>, _pages: Uint8Array[]): Promise<Record<string, OrtCommon.Tensor>> {
     // The weights are copied out of the frames into fresh arrays (a transient W, reserved).
-    const r = await this.reserve(info.weightBytes, `the weight feeds of "${info.entry.name}"`, 2);
+    const r = await this.reserve(info.weightBytes, `the weight feeds of "${info.entry.name}"`, 2); // the busy session + the pinned pages
     try {
       const data = this.assemble(info.entry);
       const feeds: Record<string, OrtCommon.Tensor> = { ...inputs };
