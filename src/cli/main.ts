@@ -10,6 +10,7 @@ import type { Progress, TesseraStore } from '../store/store.ts';
 import { formatBytes, progressBar, table } from './format.ts';
 import { registerPublish } from './publish.ts';
 import { registerDedup } from './dedup.ts';
+import { registerServe } from './serve.ts';
 
 function parseTile(v: string) {
   const m = /^(\d+)x(\d+)$/.exec(v);
@@ -200,6 +201,7 @@ export function buildCli(): Command {
 
   registerPublish(program);
   registerDedup(program);
+  registerServe(program);
   return program;
 }
 
