@@ -5,8 +5,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { registerDedup } from '../src/cli/dedup.ts';
 import { openStore } from '../src/node/open.ts';
-import { assembleModel, parseModel } from '../src/onnx/model.ts';
+import { parseModel } from '../src/onnx/model.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
+import { perturbed } from './fixtures/family.ts';
 import { codeOf, rng, tempDir } from './helpers.ts';
 
 /** Runs `tessera dedup ...` in-process (the verb alone), returning what it printed. */
@@ -26,14 +27,7 @@ async function dedup(args: string[]): Promise<string> {
 
 async function storeWithFamily(path: string) {
   const base = mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 1 });
-  const p = await parseModel(base);
-  const r = rng(3);
-  const ft = assembleModel(p.skeleton, p.tensors.map((t) => {
-    const d = t.data.slice();
-    const f = new Float32Array(d.buffer);
-    for (let i = 0; i < f.length; i++) f[i] += (r() - 0.5) * 0.01;
-    return d;
-  }));
+  const ft = await perturbed(base, { seed: 3, scale: 0.01 });
   const store = await openStore(path, { create: true, tile: { rows: 16, cols: 16 } });
   await store.add('base', base);
   await store.add('ft', ft);

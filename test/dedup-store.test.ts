@@ -2,9 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
-import { parseModel, assembleModel } from '../src/onnx/model.ts';
+import { parseModel } from '../src/onnx/model.ts';
 import { encodeDelta, decodeDelta } from '../src/dedup/delta.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
+import { perturbed } from './fixtures/family.ts';
 import { TesseraError } from '../src/errors.ts';
 import { codeOf, rng } from './helpers.ts';
 
@@ -13,15 +14,8 @@ const TILE = { rows: 16, cols: 16 };
 async function family() {
   const store = await TesseraStore.open(new MemoryPageStore({ pageSize: 1 << 16 }), { tile: TILE });
   const base = mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 1 });
-  const p = await parseModel(base);
-  const r = rng(3);
   // A full fine-tune: every weight nudged a little (no exact duplicates left).
-  const ft = assembleModel(p.skeleton, p.tensors.map((t) => {
-    const d = t.data.slice();
-    const f = new Float32Array(d.buffer);
-    for (let i = 0; i < f.length; i++) f[i] += (r() - 0.5) * 1e-4;
-    return d;
-  }));
+  const ft = await perturbed(base, { seed: 3, scale: 1e-4 });
   await store.add('base', base);
   await store.add('ft', ft);
   return { store, base, ft };

@@ -12,9 +12,9 @@ import { importModels, INDEX_FILE, PublishedStore, type PublishedSource } from '
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
-import { codeOf, rng, tempDir } from './helpers.ts';
-import { assembleModel, parseModel } from '../src/onnx/model.ts';
-import { familyMember } from './fixtures/family.ts';
+import { codeOf, tempDir } from './helpers.ts';
+import { parseModel } from '../src/onnx/model.ts';
+import { familyMember, perturbed } from './fixtures/family.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 
 const TILE = { rows: 32, cols: 32 };
@@ -167,14 +167,7 @@ test('a lossless delta model fetches only its deltas when the local store holds 
   try {
     const store = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 16384, tile: TILE });
     const base = mlp({ inputDim: 256, hidden: 128, outputDim: 10, seed: 5 });
-    const p = await parseModel(base);
-    const r = rng(9);
-    const ft = assembleModel(p.skeleton, p.tensors.map((t) => {
-      const d = t.data.slice();
-      const f = new Float32Array(d.buffer);
-      for (let i = 0; i < f.length; i++) f[i] += (r() - 0.5) * 1e-4;
-      return d;
-    }));
+    const ft = await perturbed(base, { seed: 9, scale: 1e-4 });
     await store.add('base', base);
     await store.add('ft', ft);
     const pairs = store.model('ft').tensors.flatMap((t, ti) => Array.from(t.blocks, (id, i) => ({ block: id, base: store.model('base').tensors[ti].blocks[i] })));

@@ -6,25 +6,19 @@ import * as ort from 'onnxruntime-web';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { openStore } from '../src/node/open.ts';
-import { parseModel, assembleModel } from '../src/onnx/model.ts';
+import { parseModel } from '../src/onnx/model.ts';
 import { TesseraError } from '../src/errors.ts';
 import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
 import type { PageStore } from '../src/store/page-store.ts';
 import { mlp, ifModel, loopModel, constantModel, typedFieldsModel, allDtypesModel } from './fixtures/onnx-builders.ts';
-import { codeOf, rng, tempDir } from './helpers.ts';
+import { perturbed } from './fixtures/family.ts';
+import { codeOf, tempDir } from './helpers.ts';
 
 ort.env.wasm.numThreads = 1;
 const TILE = { rows: 16, cols: 16 };
 
 /** A fine-tune of `bytes`: tensor `which` perturbed, every other tensor bit-identical. */
-async function variant(bytes: Uint8Array, which: number, seed: number): Promise<Uint8Array> {
-  const p = await parseModel(bytes);
-  const data = p.tensors.map((t) => t.data.slice());
-  const f = new Float32Array(data[which].buffer);
-  const r = rng(seed);
-  for (let i = 0; i < f.length; i++) f[i] += (r() - 0.5) * 1e-3;
-  return assembleModel(p.skeleton, data);
-}
+const variant = (bytes: Uint8Array, which: number, seed: number) => perturbed(bytes, { seed, scale: 1e-3, tensors: [which] });
 
 async function memoryStore(pageSize = 1 << 16): Promise<TesseraStore> {
   return TesseraStore.open(new MemoryPageStore({ pageSize }), { tile: TILE });
