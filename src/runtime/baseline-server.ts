@@ -9,7 +9,8 @@ import type * as OrtCommon from 'onnxruntime-common';
 import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError } from '../errors.ts';
 import { defaultOrt, type OrtModule } from './ort.ts';
 import type { Feed } from './session.ts';
-import { LatencyHistogram, SerialQueue, type LatencySummary } from './latency.ts';
+import { LatencyHistogram, SerialQueue } from './latency.ts';
+import type { ServerMetrics } from './server.ts';
 
 export interface BaselineOptions {
   budgetBytes: number;
@@ -23,19 +24,8 @@ export interface BaselineOptions {
   concurrency?: number;
 }
 
-export interface BaselineMetrics {
-  requests: number;
-  hits: number;
-  misses: number;
-  errors: number;
-  sessionBuilds: number;
-  sessionEvictions: number;
-  bytesRead: number;
-  latency: LatencySummary;
-  sessionBytes: number;
-  budgetBytes: number;
-  peakBytes: number;
-}
+/** The server's metrics that mean the same for the baseline (it has no pool, scratch or modes). */
+export type BaselineMetrics = Omit<ServerMetrics, 'scratchBytes' | 'pool' | 'modes'>;
 
 interface Kept {
   session: OrtCommon.InferenceSession;

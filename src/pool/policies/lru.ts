@@ -3,8 +3,8 @@ import { OrderedSet, firstEvictable } from '../ordered-set.ts';
 import type { EvictionPolicy, PageRef } from '../policy.ts';
 
 export class LruPolicy implements EvictionPolicy {
-  readonly name = 'lru';
-  private readonly order = new OrderedSet();
+  readonly name: string = 'lru';
+  protected readonly order = new OrderedSet();
   onInsert(page: PageRef): void {
     this.order.pushHead(page.id);
   }

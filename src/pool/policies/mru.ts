@@ -1,20 +1,11 @@
 /** Most recently used: evict the page touched last. Right for loops larger than the pool. */
-import { OrderedSet, firstEvictable } from '../ordered-set.ts';
-import type { EvictionPolicy, PageRef } from '../policy.ts';
+import { firstEvictable } from '../ordered-set.ts';
+import { LruPolicy } from './lru.ts';
 
-export class MruPolicy implements EvictionPolicy {
-  readonly name = 'mru';
-  private readonly order = new OrderedSet();
-  onInsert(page: PageRef): void {
-    this.order.pushHead(page.id);
-  }
-  onHit(page: PageRef): void {
-    this.order.pushHead(page.id);
-  }
-  onRemove(pageId: number): void {
-    this.order.delete(pageId);
-  }
-  victim(evictable: (pageId: number) => boolean): number | undefined {
+/** The same recency order as LRU, evicted from the other end. */
+export class MruPolicy extends LruPolicy {
+  override readonly name: string = 'mru';
+  override victim(evictable: (pageId: number) => boolean): number | undefined {
     return firstEvictable(this.order.fromNewest(), evictable);
   }
 }
