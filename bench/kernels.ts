@@ -8,6 +8,7 @@
  * Blocks are 64x64 tiles (4096 floats) of N(0, 0.05^2) weights unless said otherwise.
  */
 import type { BenchOptions } from './run.ts';
+import { gaussianBlocks, withNoise } from '../test/fixtures/blocks.ts';
 import { LshIndex } from '../src/dedup/lsh-index.ts';
 import { blockRegion, referenceBlockDistance, WasmBlockDistance, type BlockDistance } from '../src/kernels/distance.ts';
 import { createLshHasher, Xoshiro128, type LshParams } from '../src/kernels/lsh.ts';
@@ -23,15 +24,8 @@ const FAMILIES: Array<{ name: string; params: Omit<LshParams, 'dim' | 'seed'> }>
   { name: 'simhash (32 bands x 24 bits, 3 rounds)', params: { family: 'simhash', bands: 32, hashesPerBand: 24, rounds: 3 } },
 ];
 
-function weights(count: number, dim: number, seed: number): Float32Array {
-  const v = new Xoshiro128(seed).gaussians(new Float32Array(count * dim));
-  for (let i = 0; i < v.length; i++) v[i] *= SIGMA;
-  return v;
-}
-function perturbed(v: Float32Array, seed: number, sigma: number): Float32Array {
-  const noise = new Xoshiro128(seed).gaussians(new Float32Array(v.length));
-  return v.map((x, i) => x + noise[i] * sigma);
-}
+const weights = (count: number, dim: number, seed: number) => gaussianBlocks(count, dim, seed, SIGMA);
+const perturbed = withNoise;
 
 /** Blocks sharing at least one band with each block, summed (the work a search cannot avoid). */
 function collidingPairs(index: LshIndex, hashes: Int32Array): number {

@@ -1,19 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LshIndex } from '../src/dedup/lsh-index.ts';
-import { Xoshiro128, type LshFamily } from '../src/kernels/lsh.ts';
+import type { LshFamily } from '../src/kernels/lsh.ts';
+import { gaussianBlocks, withNoise } from './fixtures/blocks.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
 
 const dim = 1024;
-function blocks(count: number, seed: number, sigma = 0.05): Float32Array {
-  const v = new Xoshiro128(seed).gaussians(new Float32Array(count * dim));
-  for (let i = 0; i < v.length; i++) v[i] *= sigma;
-  return v;
-}
-function perturb(v: Float32Array, seed: number, sigma: number): Float32Array {
-  const noise = new Xoshiro128(seed).gaussians(new Float32Array(v.length));
-  return v.map((x, i) => x + noise[i] * sigma);
-}
+const blocks = (count: number, seed: number) => gaussianBlocks(count, dim, seed);
+const perturb = withNoise;
 const ids = (from: number, n: number) => Uint32Array.from({ length: n }, (_, i) => from + i);
 const block = (v: Float32Array, i: number) => v.subarray(i * dim, (i + 1) * dim);
 

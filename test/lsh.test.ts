@@ -5,17 +5,10 @@ import {
   type LshFamily, type LshParams,
 } from '../src/kernels/lsh.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
+import { gaussianBlocks, withNoise } from './fixtures/blocks.ts';
 
-/** `count` weight-like blocks: N(0, sigma^2) elements, fixed seed. */
-function blocks(count: number, dim: number, seed: number, sigma = 0.05): Float32Array {
-  const v = new Xoshiro128(seed).gaussians(new Float32Array(count * dim));
-  for (let i = 0; i < v.length; i++) v[i] *= sigma;
-  return v;
-}
-function perturb(v: Float32Array, seed: number, sigma: number): Float32Array {
-  const noise = new Xoshiro128(seed).gaussians(new Float32Array(v.length));
-  return v.map((x, i) => x + noise[i] * sigma);
-}
+const blocks = gaussianBlocks;
+const perturb = withNoise;
 function countEqual(a: Int32Array, b: Int32Array): number {
   let n = 0;
   for (let i = 0; i < a.length; i++) if (a[i] === b[i]) n++;
