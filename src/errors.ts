@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'STORE_EXISTS'
   | 'STORE_LOCKED'
   | 'STORE_CLOSED'
+  | 'STORE_UNAVAILABLE'
   | 'PAGE_CORRUPT'
   | 'CATALOG_CORRUPT'
   | 'INVALID_ARGUMENT'

@@ -1,19 +1,23 @@
-/** Opening a store kept in a folder (the Node default backend). */
+/** Opening a store: a folder (the Node default backend) or a PostgreSQL URL (postgres://…). */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { InvalidModelError } from '../errors.ts';
 import { TesseraStore, type Progress } from '../store/store.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { FilePageStore, type FileStoreOptions } from './file-store.ts';
+import { PgPageStore, isPostgresUrl } from './pg-store.ts';
 
 export interface OpenStoreOptions extends FileStoreOptions {
   /** Tile shape for a new store. */
   tile?: TileShape;
 }
 
-/** Opens (or with `create`, creates) the store in folder `path`. A writer takes the store's lock. */
-export async function openStore(path: string, opts: OpenStoreOptions = {}): Promise<TesseraStore> {
-  const backend = await FilePageStore.open(path, opts);
+/**
+ * Opens (or with `create`, creates) the store at `location`: a folder, or a PostgreSQL URL
+ * `postgres://user@host:port/db[?schema=name]`. A writer takes the store's lock.
+ */
+export async function openStore(location: string, opts: OpenStoreOptions = {}): Promise<TesseraStore> {
+  const backend = isPostgresUrl(location) ? await PgPageStore.open(location, opts) : await FilePageStore.open(location, opts);
   try {
     const store = await TesseraStore.open(backend, { tile: opts.tile });
     if (!opts.readOnly) {
