@@ -84,7 +84,7 @@ export async function run(opts: BenchOptions): Promise<object> {
           const r = await remote.importModel(store, name);
           tFetched += r.bytesFetched;
           tStored += r.bytesStored;
-          const session = await store.session(name);
+          const session = await t.openSession(store, name);
           await session.run({ input: { data: digits, dims: [1, 784], dtype: 'float32' } });
           if (!tFirst) tFirst = performance.now() - s0;
           if (key === 'tessera') perModel.push({ name, wholeFileBytes: r.wholeFileBytes, bytesFetched: r.bytesFetched, bytesStored: r.bytesStored, pagesFetched: r.pagesFetched, pagesRead: r.pagesRead });

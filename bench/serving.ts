@@ -54,7 +54,7 @@ interface ChildConfig {
 
 /** The store's real page layout as the simulator wants it: each model's pages (delta bases included). */
 export function layoutOf(store: TesseraStore): PageLayout {
-  const cat = store.state;
+  const cat = store.catalog;
   const models = store.listModels().map((name) => {
     const pages = new Set<number>();
     const walk = (id: number): void => {

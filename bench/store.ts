@@ -16,6 +16,7 @@ import { loadMnist } from './zoo/mnist.ts';
 import { openStore, addModelFile } from '../src/node/open.ts';
 import { medianLatencyMs } from './lib/serving.ts';
 import { feedsSession } from './lib/feeds-mode.ts';
+import { openSession } from '../src/runtime/store-session.ts';
 
 ort.env.wasm.numThreads = 1;
 
@@ -109,7 +110,7 @@ export async function run(opts: BenchOptions) {
     row.fileMs = await medianLatencyMs((x) => fileSession.run(x), input, test.images);
     for (const mode of ['external', 'inline'] as const) {
       t0 = performance.now();
-      const s = await store.session(m.name, { mode });
+      const s = await openSession(store, m.name, { mode });
       row[`${mode}BuildMs`] = performance.now() - t0;
       row[`${mode}Ms`] = await medianLatencyMs((x) => s.run(x), input, test.images);
       await s.release();

@@ -5,7 +5,7 @@
  *   const remote = await PublishedStore.open(httpSource('/models/'));
  *   const store = await openBrowserStore({ name: 'my-app', published: remote });
  *   await importModels(store, remote, ['base', 'fine-tune']);
- *   const session = await store.session('fine-tune');
+ *   const session = await openSession(store, 'fine-tune');
  *
  * The bundle (build/bundle-browser.mjs → build/out/browser/) ships onnxruntime-web's .wasm beside
  * itself and points the runtime at it; when bundling this file yourself, serve that .wasm and
@@ -25,6 +25,7 @@ export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type Sto
 export { MemoryPageStore } from './store/memory-store.ts';
 export type { PageStore } from './store/page-store.ts';
 export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
+export { openSession } from './runtime/store-session.ts';
 export { defaultOrt as loadOrt, type OrtModule } from './runtime/ort.ts';
 export * from './errors.ts';
 

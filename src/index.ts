@@ -5,6 +5,7 @@ export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type Sto
 export { MemoryPageStore } from './store/memory-store.ts';
 export type { PageStore } from './store/page-store.ts';
 export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
+export { openSession } from './runtime/store-session.ts';
 export type { OrtModule } from './runtime/ort.ts';
 export * from './errors.ts';
 export { publishStore, folderSource } from './node/publish.ts';

@@ -128,7 +128,7 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
       for (const name of ['a', 'b']) reports.push({ ...(await remote.importModel(store, name)), plan: remote.plan(store, name) });
       const outputs: Record<string, number[]> = {};
       for (const name of ['a', 'b']) {
-        const session = await store.session(name);
+        const session = await t.openSession(store, name);
         const out = await session.run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
         outputs[name] = Array.from(out.Y.data as Float32Array);
       }
@@ -188,7 +188,7 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
         error = { code: (e as { code?: string }).code, message: (e as Error).message };
       }
       const models = store.listModels();
-      const session = await store.session('a');
+      const session = await t.openSession(store, 'a');
       const out = await session.run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
       await store.close();
       return { error, models, a: Array.from(out.Y.data as Float32Array) };
@@ -204,7 +204,7 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
       const t = await import('/lib/tessera.browser.mjs' as string);
       const store = await t.openBrowserStore({ name: 'e2e' });
       const [r] = await t.importFromUrl(store, '/pub/', ['d']);
-      const out = await (await store.session('d')).run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
+      const out = await (await t.openSession(store, 'd')).run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
       const verify = await store.verify();
       await store.close();
       return { status: r.status, d: Array.from(out.Y.data as Float32Array), ok: verify.ok, leaked: verify.leakedPages };

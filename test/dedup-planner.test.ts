@@ -9,6 +9,7 @@ import { createEvaluator, parseEvalSet, syntheticEvalSet, checkEvalSet, type Eva
 import { dedupLossless, dedupModels, netsdbLoop, searchLoop, type Proposal } from '../src/dedup/planner.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 import { codeOf, rng } from './helpers.ts';
+import { openSession } from '../src/runtime/store-session.ts';
 
 const TILE = { rows: 16, cols: 16 };
 
@@ -35,7 +36,7 @@ async function family() {
 async function labelledSet(store: TesseraStore, n = 200): Promise<EvalSet> {
   const r = rng(11);
   const set: EvalSet = { input: 'X', dims: [n, 64], data: Float32Array.from({ length: n * 64 }, () => r() * 2 - 1) };
-  const session = await store.session('base');
+  const session = await openSession(store, 'base');
   const y = (await session.run({ X: { data: set.data, dims: set.dims } })).Y.data as Float32Array;
   await session.release();
   set.labels = Int32Array.from({ length: n }, (_, i) => {
@@ -174,7 +175,7 @@ test('interrupted dedup (evaluator throws mid-way) leaves every model servable a
   const reopened = await TesseraStore.open(store.backend);
   assert.ok((await reopened.verify()).ok);
   for (const name of reopened.listModels()) {
-    const session = await reopened.session(name);
+    const session = await openSession(reopened, name);
     await session.run({ X: { data: set.data.subarray(0, 64), dims: [1, 64] } });
     await session.release();
     const acc = await (await createEvaluator(reopened.model(name), await reopened.tensorData(name), set)).score(await reopened.tensorData(name));

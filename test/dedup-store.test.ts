@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { parseModel } from '../src/onnx/model.ts';
-import { encodeDelta, decodeDelta } from '../src/dedup/delta.ts';
+import { encodeDelta, decodeDelta } from '../src/codecs/delta.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 import { perturbed } from './fixtures/family.ts';
 import { TesseraError } from '../src/errors.ts';
@@ -114,7 +114,7 @@ test('compact repacks onto fewer pages, settles substitutions, and every model r
   assert.ok(r.pagesAfter < r.pagesBefore, `${r.pagesAfter} < ${r.pagesBefore}`);
   assert.is(after.pages, after.pageLowerBound, 'relaxed packing reaches the byte bound here');
   assert.ok(after.storedBytes < before.storedBytes, 'the settled original is gone');
-  assert.not.ok(store.state.blocks.has(third0));
+  assert.not.ok(store.catalog.blocks.has(third0));
   await tensorsEqual(store, 'ft', ft);
   await tensorsEqual(store, 'base', base);
   const got = await store.tensorData('third');

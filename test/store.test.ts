@@ -13,6 +13,7 @@ import type { PageStore } from '../src/store/page-store.ts';
 import { mlp, ifModel, loopModel, constantModel, typedFieldsModel, allDtypesModel } from './fixtures/onnx-builders.ts';
 import { perturbed } from './fixtures/family.ts';
 import { codeOf, tempDir } from './helpers.ts';
+import { openSession } from '../src/runtime/store-session.ts';
 
 ort.env.wasm.numThreads = 1;
 const TILE = { rows: 16, cols: 16 };
@@ -99,7 +100,7 @@ test('sessions from the store give outputs identical to the original file', asyn
     }
     const expected = await original.run(feeds);
     for (const mode of ['external', 'inline'] as const) {
-      const s = await store.session(name, { mode });
+      const s = await openSession(store, name, { mode });
       const got = await s.run(feeds);
       for (const k of Object.keys(expected)) assert.equal(Array.from(got[k].data as Float32Array), Array.from(expected[k].data as Float32Array), `${name}/${mode}/${k}`);
       await s.release();
@@ -112,7 +113,7 @@ test('sessions from the store give outputs identical to the original file', asyn
 test('bad feeds give INVALID_FEEDS naming the input', async () => {
   const store = await memoryStore();
   await store.add('m', mlp({ inputDim: 8, hidden: 4, outputDim: 2, seed: 1 }));
-  const s = await store.session('m');
+  const s = await openSession(store, 'm');
   assert.is(await codeOf(s.run({})), 'INVALID_FEEDS');
   assert.is(await codeOf(s.run({ X: { data: [1, 2, 3], dims: [1, 8] } })), 'INVALID_FEEDS');
   assert.is(await codeOf(s.run({ X: { data: new Array(9).fill(0), dims: [1, 9] } })), 'INVALID_FEEDS');
@@ -231,7 +232,7 @@ test('a flipped bit in a page is caught before inference, naming page and models
     const s = await openStore(path, { readOnly: true });
     let err: any;
     try {
-      await s.session('ft');
+      await openSession(s, 'ft');
     } catch (e) {
       err = e;
     }
@@ -255,7 +256,7 @@ test('opening something that is not a store, or a missing model, gives typed err
     const store = await openStore(join(dir.path, 's'), { create: true });
     assert.is(await codeOf(store.exportModel('missing')), 'MODEL_NOT_FOUND');
     assert.is(await codeOf(store.remove('missing')), 'MODEL_NOT_FOUND');
-    assert.is(await codeOf(store.session('missing')), 'MODEL_NOT_FOUND');
+    assert.is(await codeOf(openSession(store, 'missing')), 'MODEL_NOT_FOUND');
     await store.close();
   } finally {
     await dir.cleanup();

@@ -7,6 +7,7 @@ import { buildZoo } from '../bench/zoo/build.ts';
 import { openStore, addModelFile } from '../src/node/open.ts';
 import { parseModel } from '../src/onnx/model.ts';
 import { tempDir } from './helpers.ts';
+import { openSession } from '../src/runtime/store-session.ts';
 
 ort.env.wasm.numThreads = 1;
 
@@ -33,7 +34,7 @@ test('the tiny zoo: heads share the backbone, every model exports bit-exact and 
       const [a, b] = [await parseModel(original), await parseModel(exported)];
       a.tensors.forEach((t, i) => assert.ok(Buffer.from(t.data).equals(Buffer.from(b.tensors[i].data)), `${m.name}/${t.name}`));
       const fromFile = await ort.InferenceSession.create(original);
-      const fromStore = await store.session(m.name);
+      const fromStore = await openSession(store, m.name);
       const want = await fromFile.run({ [manifest.inputName]: x });
       const got = await fromStore.run({ [manifest.inputName]: x });
       assert.equal(Array.from(got[manifest.outputName].data as Float32Array), Array.from(want[manifest.outputName].data as Float32Array), m.name);

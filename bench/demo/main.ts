@@ -11,6 +11,7 @@ import { defaultOrt } from '../../src/runtime/ort.ts';
 import { buildZoo } from '../zoo/build.ts';
 import { loadMnist, taskLabel } from '../zoo/mnist.ts';
 import { accuracyOf, medianLatencyMs } from '../lib/serving.ts';
+import { openSession } from '../../src/runtime/store-session.ts';
 
 const storePath = process.argv[2] ?? 'tessera-store';
 const zooDir = join(import.meta.dirname, '..', 'zoo', 'models');
@@ -28,7 +29,7 @@ try {
   const stats = store.stats();
   const rows: string[][] = [];
   for (const m of manifest.models) {
-    const fromStore = await store.session(m.name);
+    const fromStore = await openSession(store, m.name);
     const original = await ort.InferenceSession.create(new Uint8Array(await readFile(join(zooDir, m.file))));
     const labels = Uint8Array.from(test.labels, (d) => taskLabel(m.task, d));
     const accStore = await accuracyOf((x) => fromStore.run(x), manifest.inputName, manifest.outputName, test.images, labels);

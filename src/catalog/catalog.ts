@@ -35,7 +35,7 @@ export interface BlockEntry {
   hash: string;
   /** Tensor slots, retained substitutions and delta blocks that reference it. */
   refs: number;
-  /** A delta block: stored as a compressed difference against block `base` (src/dedup/delta.ts). */
+  /** A delta block: stored as a compressed difference against block `base` (src/codecs/delta.ts). */
   base?: number;
 }
 

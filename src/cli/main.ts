@@ -11,6 +11,7 @@ import { formatBytes, progressBar, table } from './format.ts';
 import { registerPublish } from './publish.ts';
 import { registerDedup } from './dedup.ts';
 import { registerServe } from './serve.ts';
+import { openSession } from '../runtime/store-session.ts';
 
 function parseTile(v: string) {
   const m = /^(\d+)x(\d+)$/.exec(v);
@@ -139,7 +140,7 @@ export function buildCli(): Command {
         throw new TesseraError('INVALID_FEEDS', `feeds are not valid JSON (${(e as Error).message}): expected {"<input>": {"dims": [..], "data": [..]}}`);
       }
       await withStore(path, async (store) => {
-        const session = await store.session(name);
+        const session = await openSession(store, name);
         const outputs = await session.run(feeds);
         const result: Record<string, unknown> = {};
         for (const [k, t] of Object.entries(outputs)) result[k] = { dtype: t.type, dims: t.dims, data: Array.from(t.data as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? v.toString() : v)) };

@@ -154,7 +154,7 @@ export class BlockCatalogView {
       const grid = gridOf(t.dims, tile);
       for (let i = 0; i < t.blocks.length; i++) {
         const id = t.blocks[i];
-        if (substituted.has(`${ti}/${i}`) || this.store.state.blocks.get(id)?.base !== undefined) continue;
+        if (substituted.has(`${ti}/${i}`) || this.store.catalog.blocks.get(id)?.base !== undefined) continue;
         const { h, w } = tileExtent(grid, tile, i);
         out.push({ tensor: ti, index: i, id, h, w });
       }
@@ -415,7 +415,7 @@ function bytesFreed(store: TesseraStore, model: ModelEntry, subs: Proposal[]): n
   for (const s of subs) replaced.set(s.from, (replaced.get(s.from) ?? 0) + 1);
   let bytes = 0;
   for (const [id, n] of replaced) {
-    const b = store.state.blocks.get(id)!;
+    const b = store.catalog.blocks.get(id)!;
     if (b.refs === n && held.get(id) === n) bytes += b.length;
   }
   return bytes;

@@ -22,7 +22,7 @@ export async function openStore(location: string, opts: OpenStoreOptions = {}): 
     const store = await TesseraStore.open(backend, { tile: opts.tile });
     if (!opts.readOnly) {
       // Page slots past the last committed page were written by an add that never committed.
-      await backend.truncatePages(store.state.pageLimit());
+      await backend.truncatePages(store.catalog.pageLimit());
     }
     return store;
   } catch (e) {

@@ -32,7 +32,8 @@ function ioError(what: string, e: unknown): TesseraError {
 
 /** Writes every model of `store` into folder `dir` as a published store. */
 export async function publishStore(store: TesseraStore, dir: string, opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<PublishReport> {
-  const catalog = store.state;
+  const catalog = store.catalog;
+  const pages = store.blockSource({ maxCachedPages: 0 });
   const snapshot = catalog.snapshot();
   const index = buildIndex(catalog, snapshot);
   try {
@@ -43,7 +44,7 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
       const path = join(dir, pageFile(id, epoch));
       const existing = await stat(path).catch(() => null);
       if (existing?.size !== bytes) {
-        const sealed = sealPage(id, epoch, await store.backend.readPage(id, epoch));
+        const sealed = sealPage(id, epoch, await pages.page(id));
         await writeFile(path + '.tmp', sealed);
         await rename(path + '.tmp', path);
         pagesWritten++;

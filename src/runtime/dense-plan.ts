@@ -7,7 +7,8 @@
  */
 import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, type AttributeProto, type NodeProto } from 'onnx-buf';
-import type { Catalog, ModelEntry, TensorEntry } from '../catalog/catalog.ts';
+import type { ModelEntry, TensorEntry } from '../catalog/catalog.ts';
+import type { BlockTable } from '../store/block-source.ts';
 import { gridOf, tileExtent, type TileShape } from '../blocks/tiling.ts';
 import { InferenceError } from '../errors.ts';
 
@@ -34,7 +35,7 @@ function attr(node: NodeProto, name: string): AttributeProto | undefined {
 }
 
 /** The dense plan of a model, or a reason it cannot run block-native. */
-export function densePlanOf(model: ModelEntry, catalog: Catalog, tile: TileShape): DensePlan | { reason: string } {
+export function densePlanOf(model: ModelEntry, catalog: BlockTable, tile: TileShape): DensePlan | { reason: string } {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return { reason: 'needs exactly one input and one output' };
   const [inp] = model.inputs;
   const [out] = model.outputs;
@@ -129,7 +130,7 @@ export function densePlanOf(model: ModelEntry, catalog: Catalog, tile: TileShape
 }
 
 /** Per-run tile addresses: the byte address of each block of a tensor, given its page's frame. */
-export function tileAddresses(t: TensorEntry, catalog: Catalog, frameOf: (page: number) => number, out: Int32Array): number {
+export function tileAddresses(t: TensorEntry, catalog: BlockTable, frameOf: (page: number) => number, out: Int32Array): number {
   for (let i = 0; i < t.blocks.length; i++) {
     const b = catalog.blocks.get(t.blocks[i])!;
     out[i] = frameOf(b.page) + b.offset;
@@ -138,7 +139,7 @@ export function tileAddresses(t: TensorEntry, catalog: Catalog, frameOf: (page: 
 }
 
 /** Bias segments (ptr, start, len triples) of a bias tensor's tiles. */
-export function biasSegments(t: TensorEntry, catalog: Catalog, tile: TileShape, frameOf: (page: number) => number, out: Int32Array): number {
+export function biasSegments(t: TensorEntry, catalog: BlockTable, tile: TileShape, frameOf: (page: number) => number, out: Int32Array): number {
   const grid = gridOf(t.dims, tile);
   let s = 0;
   for (let i = 0; i < grid.count; i++) {

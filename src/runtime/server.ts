@@ -21,14 +21,13 @@
 import type * as OrtCommon from 'onnxruntime-common';
 import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError, TesseraError } from '../errors.ts';
 import type { TesseraStore } from '../store/store.ts';
-import type { ModelEntry, Catalog } from '../catalog/catalog.ts';
-import { modelRefs } from '../catalog/catalog.ts';
+import type { ModelEntry } from '../catalog/catalog.ts';
+import { BlockSource } from '../store/block-source.ts';
+import { tensorBytes, weightBytes } from '../store/catalog-view.ts';
 import { BufferPool, type PoolStats } from '../pool/buffer-pool.ts';
 import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
 import { createPolicy, type PolicyName } from '../pool/policies.ts';
-import { gridOf, placeBlock } from '../blocks/tiling.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
-import { decodeDelta } from '../dedup/delta.ts';
 import { createDenseKernel, type DenseKernel } from '../kernels/dense.ts';
 import { ModelSession, type Feed } from './session.ts';
 import { defaultOrt, type OrtModule } from './ort.ts';
@@ -144,6 +143,8 @@ export class Server {
   readonly budgetBytes: number;
   private readonly pool: BufferPool;
   private readonly frames: FrameTable;
+  /** Reads pages for the pool (no cache of its own: the pool is the cache). */
+  private readonly pageReader: BlockSource;
   private readonly infos = new Map<string, ModelInfo>();
   private readonly loaded = new Map<string, Loaded>();
   private readonly building = new Map<string, Promise<Loaded>>();
@@ -178,7 +179,6 @@ export class Server {
     const poolBudget = budgetBytes - scratchBytes;
     const frameBase = kernel.base + scratchBytes;
     this.frames = new FrameTable(frameBase, pageSize, Math.floor(poolBudget / pageSize));
-    const cat = store.state;
     this.pool = new BufferPool({
       budgetBytes: poolBudget,
       policy: framedPolicy(policy, (id) => this.frames.release(id)),
@@ -189,7 +189,7 @@ export class Server {
     const f = layout.rows * layout.width * 4;
     const base = kernel.base;
     this.scratch = { x: base, a: base + f, b: base + 2 * f, table: base + 3 * f, ...layout };
-    void cat;
+    this.pageReader = store.blockSource({ maxCachedPages: 0 });
   }
 
   /** A server over `store`. Fails with CapacityError when the budget cannot hold the largest tensor. */
@@ -211,11 +211,11 @@ export class Server {
     for (const name of store.listModels()) {
       const m = store.model(name);
       for (const t of m.tensors) {
-        const bytes = t.dims.reduce((a, d) => a * d, 1) * DTYPES[t.dtype].bytes;
+        const bytes = tensorBytes(t);
         if (bytes > largestTensor) (largestTensor = bytes), (largestName = `${name}/${t.name}`);
       }
       if (mode === 'auto' || mode === 'kernel') {
-        const plan = densePlanOf(m, store.state, tile);
+        const plan = densePlanOf(m, store.catalog, tile);
         if ('steps' in plan) {
           width = Math.max(width, plan.maxWidth);
           tableLen = Math.max(tableLen, plan.maxTiles * 3);
@@ -259,7 +259,7 @@ export class Server {
 
   /** Why a model is or is not served block-native. */
   kernelEligibility(model: string): { eligible: true } | { eligible: false; reason: string } {
-    const plan = densePlanOf(this.info(model).entry, this.store.state, this.store.config.tile);
+    const plan = densePlanOf(this.info(model).entry, this.store.catalog, this.store.config.tile);
     return 'steps' in plan ? { eligible: true } : { eligible: false, reason: plan.reason };
   }
 
@@ -310,15 +310,7 @@ export class Server {
     if (info) return info;
     if (typeof model !== 'string' || !this.store.has(model)) throw new ModelNotFoundError(String(model), this.store.listModels());
     const entry = this.store.model(model);
-    const cat = this.store.state;
-    const pages = new Set<number>();
-    const walk = (id: number): void => {
-      const b = cat.blocks.get(id)!;
-      pages.add(b.page);
-      if (b.base !== undefined) walk(b.base);
-    };
-    for (const id of modelRefs(entry)) walk(id);
-    const weightBytes = entry.tensors.reduce((n, t) => n + t.dims.reduce((a, d) => a * d, 1) * DTYPES[t.dtype].bytes, 0);
+    const cat = this.store.catalog;
     const plan = densePlanOf(entry, cat, this.store.config.tile);
     const fits = 'steps' in plan && plan.maxWidth <= this.scratch.width && plan.maxTiles * 3 <= this.scratch.tableLen;
     let mode: ServeMode;
@@ -327,7 +319,7 @@ export class Server {
       if (!fits) throw new InferenceError('INFERENCE_FAILED', `model "${model}" cannot run block-native (${'reason' in plan ? plan.reason : 'added after the server was sized'}): use mode 'auto' or 'session'`);
       mode = 'kernel';
     } else mode = this.opts.mode;
-    info = { entry, pages: [...pages].sort((a, b) => a - b), weightBytes, mode, plan: fits ? (plan as DensePlan) : undefined };
+    info = { entry, pages: cat.pagesRead(entry), weightBytes: weightBytes(entry), mode, plan: fits ? (plan as DensePlan) : undefined };
     this.infos.set(model, info);
     return info;
   }
@@ -534,8 +526,7 @@ export class Server {
 
   private async fetch(id: number): Promise<Uint8Array> {
     if (id >= RESERVATION_BASE) return this.reservationView(this.reservations.get(id)!);
-    const cat = this.store.state;
-    const data = await this.store.backend.readPage(id, cat.pages.get(id)?.epoch);
+    const data = await this.pageReader.page(id);
     this.counters.bytesRead += data.length;
     const frameBytes = this.frames.frameBytes;
     if (data.length > frameBytes) throw new CapacityError('BUDGET_EXCEEDED', `page ${id} holds ${data.length} bytes, more than a ${frameBytes}-byte frame`);
@@ -551,30 +542,17 @@ export class Server {
     return { sharers: Math.max(1, models.length), models };
   }
 
-  /** A block's content from pinned frames (a delta block decoded against its base). */
-  private blockBytes(cat: Catalog, id: number): Uint8Array {
-    const b = cat.blocks.get(id)!;
-    const stored = new Uint8Array(this.kernel.memory.buffer, this.frames.of(b.page) + b.offset, b.length);
-    return b.base === undefined ? stored : decodeDelta(stored, this.blockBytes(cat, b.base));
-  }
-
-  private assemble(entry: ModelEntry): Uint8Array[] {
-    const cat = this.store.state;
-    const { tile } = this.store.config;
-    return entry.tensors.map((t) => {
-      const es = DTYPES[t.dtype].bytes;
-      const grid = gridOf(t.dims, tile);
-      const buf = new Uint8Array(grid.rows * grid.cols * es);
-      for (let i = 0; i < t.blocks.length; i++) placeBlock(buf, grid, es, tile, i, this.blockBytes(cat, t.blocks[i]));
-      return buf;
-    });
+  /** A model's tensors assembled from its pinned frames (delta blocks decoded against their bases). */
+  private assemble(entry: ModelEntry): Promise<Uint8Array[]> {
+    const frames = new BlockSource(this.store.catalog, this.store.config.tile, async (page) => new Uint8Array(this.kernel.memory.buffer, this.frames.of(page), this.frames.frameBytes));
+    return frames.tensors(entry);
   }
 
   private async runFeeds(info: ModelInfo, session: ModelSession, inputs: Record<string, OrtCommon.Tensor>, _pages: Uint8Array[]): Promise<Record<string, OrtCommon.Tensor>> {
     // The weights are copied out of the frames into fresh arrays (a transient W, reserved).
     const r = await this.reserve(info.weightBytes, `the weight feeds of "${info.entry.name}"`, 2); // the busy session + the pinned pages
     try {
-      const data = this.assemble(info.entry);
+      const data = await this.assemble(info.entry);
       const feeds: Record<string, OrtCommon.Tensor> = { ...inputs };
       info.entry.tensors.forEach((t, i) => {
         if (t.location !== 'graph') return;
@@ -590,7 +568,7 @@ export class Server {
 
   private runKernel(info: ModelInfo, input: { data: Float32Array; batch: number }): Record<string, OrtCommon.Tensor> {
     const plan = info.plan!;
-    const cat = this.store.state;
+    const cat = this.store.catalog;
     const { tile } = this.store.config;
     const k = this.kernel.exports;
     const buf = this.kernel.memory.buffer;

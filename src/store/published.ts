@@ -17,7 +17,8 @@ import { CorruptionError, InvalidArgumentError, ModelNotFoundError, StoreError, 
 import { hash64Hex } from '../hash.ts';
 import { Catalog, type ModelEntry } from '../catalog/catalog.ts';
 import { gridOf, tileExtent, type TileShape } from '../blocks/tiling.ts';
-import { decodeDelta } from '../dedup/delta.ts';
+import { BlockSource } from './block-source.ts';
+import { catalogView, weightBytes, type CatalogView } from './catalog-view.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 import { PAGE_HEADER_BYTES, openPage } from './page-format.ts';
 import type { BlockInput, NewTensor, TesseraStore } from './store.ts';
@@ -67,16 +68,16 @@ export interface PublishedSource {
 }
 
 /** Builds the index for a catalog whose pages are published with the given sealed sizes. */
-export function buildIndex(catalog: Catalog, snapshot: Uint8Array): PublishedIndex {
+export function buildIndex(catalog: CatalogView, snapshot: Uint8Array): PublishedIndex {
   if (!catalog.config) throw new InvalidArgumentError('cannot publish a store that has no configuration (empty catalog)');
   const xxh64 = hash64Hex(snapshot);
   const pages = [...catalog.pages].sort((a, b) => a[0] - b[0]).map(([id, p]): [number, number, number] => [id, p.epoch, PAGE_HEADER_BYTES + p.used]);
   const sealedBytes = new Map(pages.map(([id, , bytes]) => [id, bytes]));
   const models = [...catalog.models.values()].map((m) => {
-    const ids = pagesReadBy(catalog, m);
+    const ids = catalog.pagesRead(m);
     let pageBytes = 0;
     for (const id of ids) pageBytes += sealedBytes.get(id) ?? 0;
-    return { name: m.name, sourceBytes: m.sourceBytes, logicalBytes: Catalog.logicalBytes(m), pages: ids.size, pageBytes };
+    return { name: m.name, sourceBytes: m.sourceBytes, logicalBytes: weightBytes(m), pages: ids.length, pageBytes };
   });
   return {
     format: PUBLISHED_FORMAT,
@@ -88,17 +89,6 @@ export function buildIndex(catalog: Catalog, snapshot: Uint8Array): PublishedInd
     pages,
     models,
   };
-}
-
-/** Pages a model reads, delta bases included. */
-function pagesReadBy(catalog: Catalog, m: ModelEntry): Set<number> {
-  const pages = new Set<number>();
-  for (const t of m.tensors) {
-    for (const id of t.blocks) {
-      for (let b = catalog.blocks.get(id); b; b = b.base === undefined ? undefined : catalog.blocks.get(b.base)) pages.add(b.page);
-    }
-  }
-  return pages;
 }
 
 export interface ImportProgress {
@@ -140,7 +130,7 @@ export class PublishedStore {
   private constructor(
     readonly source: PublishedSource,
     readonly index: PublishedIndex,
-    readonly catalog: Catalog,
+    readonly catalog: CatalogView,
   ) {}
 
   static async open(source: PublishedSource): Promise<PublishedStore> {
@@ -158,7 +148,7 @@ export class PublishedStore {
       throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.catalog.file} does not match its checksum in ${INDEX_FILE}: the download was damaged or the store is being republished; retry.`);
     }
     const catalog = Catalog.load(snapshot, []);
-    const store = new PublishedStore(source, index, catalog);
+    const store = new PublishedStore(source, index, catalogView(() => catalog));
     store.bytesFetched = raw.length + snapshot.length;
     return store;
   }
@@ -176,7 +166,7 @@ export class PublishedStore {
   /** The published pages `store` lacks to hold model `name` (what `importModel` will fetch). */
   plan(store: TesseraStore, name: string): { pagesRead: number; missingPages: number[]; bytesToFetch: number } {
     const m = this.remoteModel(name);
-    const local = store.state;
+    const local = store.catalog;
     const { tile } = this.index;
     const missing = new Set<number>();
     for (const t of m.tensors) {
@@ -186,17 +176,17 @@ export class PublishedStore {
         const b = this.catalog.blocks.get(id)!;
         const { h, w } = tileExtent(grid, tile, i);
         const length = h * w * es;
-        if (localBlock(local, b.hash, length) !== undefined) return;
+        if (local.findBlock(b.hash, length) !== undefined) return;
         // A delta block needs its base: from the local store when it has it, else fetched too.
         for (let x: typeof b | undefined = b; x; x = x.base === undefined ? undefined : this.catalog.blocks.get(x.base)) {
-          if (x !== b && localBlock(local, x.hash, length) !== undefined) break;
+          if (x !== b && local.findBlock(x.hash, length) !== undefined) break;
           missing.add(x.page);
         }
       });
     }
     const sizes = new Map(this.index.pages.map(([id, , bytes]) => [id, bytes]));
     const missingPages = [...missing].sort((a, b) => a - b);
-    return { pagesRead: pagesReadBy(this.catalog, m).size, missingPages, bytesToFetch: missingPages.reduce((n, id) => n + (sizes.get(id) ?? 0), 0) };
+    return { pagesRead: this.catalog.pagesRead(m).length, missingPages, bytesToFetch: missingPages.reduce((n, id) => n + (sizes.get(id) ?? 0), 0) };
   }
 
   /**
@@ -218,20 +208,29 @@ export class PublishedStore {
     const pages = await this.fetchPages(name, plan.missingPages, opts);
     const bytesFetched = plan.missingPages.reduce((n, id) => n + (pages.get(id)!.sealedBytes), 0);
 
-    const decoded = new Map<number, Uint8Array>();
-    const blockBytes = async (id: number, length: number): Promise<Uint8Array> => {
-      const hit = decoded.get(id);
-      if (hit) return hit;
+    // Blocks come from the fetched pages, or (a delta's base the local store holds, on a page
+    // not fetched) from the local store.
+    const local = store.blockSource();
+    const remote = new BlockSource(
+      this.catalog,
+      tile,
+      async (page) => {
+        const fetched = pages.get(page);
+        if (!fetched) throw new CorruptionError('CATALOG_CORRUPT', `a block of the published catalog is on page ${page}, which was not fetched: the published catalog is inconsistent.`);
+        return fetched.payload;
+      },
+      {
+        elsewhere: (_id, b) => {
+          if (pages.has(b.page)) return undefined;
+          const mine = store.catalog.findBlock(b.hash, this.contentLength(b));
+          return mine === undefined ? undefined : local.block(mine);
+        },
+      },
+    );
+    const blockBytes = async (id: number): Promise<Uint8Array> => {
+      const bytes = await remote.block(id);
       const b = this.catalog.blocks.get(id)!;
-      const page = pages.get(b.page);
-      const local = page ? undefined : localBlock(store.state, b.hash, length);
-      if (local !== undefined) return (await store.readBlocks([local]))[0];
-      if (!page) throw new CorruptionError('CATALOG_CORRUPT', `block ${id} of the published catalog is on page ${b.page}, which was not fetched: the published catalog is inconsistent.`);
-      if (b.offset + b.length > page.payload.length) throw new CorruptionError('PAGE_CORRUPT', `published page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
-      const stored = page.payload.subarray(b.offset, b.offset + b.length);
-      const bytes = b.base === undefined ? stored : decodeDelta(stored, await blockBytes(b.base, length));
       if (hash64Hex(bytes) !== b.hash) throw new CorruptionError('PAGE_CORRUPT', `published block ${id} on page ${b.page} does not match its hash: the published store is damaged.`, { pageId: b.page });
-      decoded.set(id, bytes);
       return bytes;
     };
 
@@ -246,7 +245,7 @@ export class PublishedStore {
         blocks: Array.from(t.blocks, (id, i): BlockInput => {
           const { h, w } = tileExtent(grid, tile, i);
           const hash = this.catalog.blocks.get(id)!.hash;
-          return { hash, length: h * w * es, load: () => blockBytes(id, h * w * es) };
+          return { hash, length: h * w * es, load: () => blockBytes(id) };
         }),
       };
     });
@@ -266,6 +265,16 @@ export class PublishedStore {
       newBlocks: report.newBlocks,
       ms: performance.now() - t0,
     };
+  }
+
+  /** Bytes of a published block's content (a delta's: its base's, as deltas keep lengths). */
+  private contentLength(b: { length: number; base?: number }): number {
+    for (let x = b; ; ) {
+      if (x.base === undefined) return x.length;
+      const base = this.catalog.blocks.get(x.base);
+      if (!base) throw new CorruptionError('CATALOG_CORRUPT', `a published delta block names base ${x.base}, which the published catalog does not hold.`);
+      x = base;
+    }
   }
 
   /** Fetches and verifies pages, `concurrency` at a time. All succeed, or it throws. */
@@ -307,12 +316,6 @@ export class PublishedStore {
     }
     return out;
   }
-}
-
-/** A local block with this content hash and length (matched as `addBlocks` matches), if any. */
-function localBlock(local: Catalog, hash: string, length: number): number | undefined {
-  for (const id of local.byHash.get(hash) ?? []) if (local.blocks.get(id)!.length === length) return id;
-  return undefined;
 }
 
 /** Imports models (default: all published) into `store`, one commit per model, in order. */

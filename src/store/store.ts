@@ -13,10 +13,11 @@ import { assembleModel, parseModel, type ExtractedTensor } from '../onnx/model.t
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
 import { cutTensor, gridOf, placeBlock, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { Catalog, checkCatalog, modelRefs, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type Substitution, type TensorEntry } from '../catalog/catalog.ts';
-import { decodeDelta, encodeDelta } from '../dedup/delta.ts';
+import { encodeDelta } from '../codecs/delta.ts';
 import { planPages } from '../pack/plan.ts';
 import type { PageStore } from './page-store.ts';
-import { ModelSession, type SessionOptions } from '../runtime/session.ts';
+import { BlockSource } from './block-source.ts';
+import { catalogView, type CatalogView } from './catalog-view.ts';
 
 /** Default tile: 64 x 64 elements (16 KiB of float32). Chosen by `npm run bench -- blocks`; see README. */
 export const DEFAULT_TILE: TileShape = { rows: 64, cols: 64 };
@@ -111,44 +112,16 @@ export function validateModelName(name: string): void {
   }
 }
 
-/** Reads blocks through a per-operation page cache, so each page is read once. */
-class BlockReader {
-  private readonly cache = new Map<number, Promise<Uint8Array>>();
-  /** `maxPages` bounds the cache for whole-store scans (oldest page dropped first). */
-  constructor(private readonly backend: PageStore, private readonly catalog: Catalog, private readonly maxPages = Infinity) {}
-
-  /** The block's bytes as stored (a delta block's compressed delta). */
-  async stored(id: number): Promise<Uint8Array> {
-    const b = this.catalog.blocks.get(id);
-    if (!b) throw new CorruptionError('CATALOG_CORRUPT', `block ${id} is referenced but not in the catalog.`);
-    let page = this.cache.get(b.page);
-    if (!page) {
-      page = this.backend.readPage(b.page, this.catalog.pages.get(b.page)?.epoch);
-      this.cache.set(b.page, page);
-      if (this.cache.size > this.maxPages) this.cache.delete(this.cache.keys().next().value!);
-    }
-    const data = await page;
-    if (b.offset + b.length > data.length) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
-    return data.subarray(b.offset, b.offset + b.length);
-  }
-
-  /** The block's content (deltas decoded). */
-  async block(id: number): Promise<Uint8Array> {
-    const stored = await this.stored(id);
-    const b = this.catalog.blocks.get(id)!;
-    if (b.base === undefined) return stored;
-    try {
-      return decodeDelta(stored, await this.block(b.base));
-    } catch (e) {
-      if (e instanceof CorruptionError && e.pageId === undefined) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page}: ${e.message}`, { pageId: b.page });
-      throw e;
-    }
-  }
-}
-
 export class TesseraStore {
   private closed = false;
-  private constructor(readonly backend: PageStore, private catalog: Catalog) {}
+  /** The committed catalog, read-only (follows `refresh`). */
+  readonly catalog: CatalogView = catalogView(() => this.live);
+
+  private constructor(
+    /** The raw page store: for reopening and for the store's own modules, not for readers of blocks. */
+    readonly backend: PageStore,
+    private live: Catalog,
+  ) {}
 
   /** Opens the store on `backend`, initialising an empty one (with `tile`) if it has no catalog. */
   static async open(backend: PageStore, opts: { tile?: TileShape } = {}): Promise<TesseraStore> {
@@ -168,12 +141,15 @@ export class TesseraStore {
   }
 
   get config(): StoreConfig {
-    return this.catalog.config!;
+    return this.live.config!;
   }
 
-  /** The committed catalog (read-only use: tools such as verify, stats, packing). */
-  get state(): Catalog {
-    return this.catalog;
+  /**
+   * A reader of this store's blocks with its own page cache: make one per operation
+   * (`maxCachedPages` bounds the cache for whole-store scans; 0 caches nothing).
+   */
+  blockSource(opts: { maxCachedPages?: number } = {}): BlockSource {
+    return new BlockSource(this.catalog, this.config.tile, (id) => this.backend.readPage(id, this.live.pages.get(id)?.epoch), opts);
   }
 
   private check(): void {
@@ -182,35 +158,35 @@ export class TesseraStore {
 
   private async commit(rec: Parameters<typeof encodeRecord>[0]): Promise<void> {
     await this.backend.appendCatalog(encodeRecord(rec));
-    this.catalog.apply(rec);
-    this.catalog.recordsSinceSnapshot++;
-    if (this.catalog.recordsSinceSnapshot >= CHECKPOINT_EVERY) await this.checkpoint();
+    this.live.apply(rec);
+    this.live.recordsSinceSnapshot++;
+    if (this.live.recordsSinceSnapshot >= CHECKPOINT_EVERY) await this.checkpoint();
   }
 
   /** Folds the journal into a snapshot (also done automatically every few commits). */
   async checkpoint(): Promise<void> {
-    await this.backend.checkpointCatalog(this.catalog.snapshot());
-    this.catalog.recordsSinceSnapshot = 0;
+    await this.backend.checkpointCatalog(this.live.snapshot());
+    this.live.recordsSinceSnapshot = 0;
   }
 
   /** Re-reads the committed catalog (another process may have committed since). */
   async refresh(): Promise<void> {
     const { snapshot, records } = await this.backend.readCatalog();
-    this.catalog = Catalog.load(snapshot, records);
+    this.live = Catalog.load(snapshot, records);
   }
 
   listModels(): string[] {
-    return [...this.catalog.models.keys()];
+    return [...this.live.models.keys()];
   }
 
   model(name: string): ModelEntry {
-    const m = this.catalog.models.get(name);
+    const m = this.live.models.get(name);
     if (!m) throw new ModelNotFoundError(name, this.listModels());
     return m;
   }
 
   has(name: string): boolean {
-    return this.catalog.models.has(name);
+    return this.live.models.has(name);
   }
 
   async add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
@@ -231,7 +207,7 @@ export class TesseraStore {
 
   private checkNewName(name: string): void {
     validateModelName(name);
-    if (this.catalog.models.has(name)) throw new ModelExistsError(name);
+    if (this.live.models.has(name)) throw new ModelExistsError(name);
   }
 
   /**
@@ -245,13 +221,13 @@ export class TesseraStore {
     this.checkNewName(meta.name);
     const progress = opts.onProgress ?? (() => {});
     const { tile, pageSize } = this.config;
-    const reader = new BlockReader(this.backend, this.catalog);
+    const reader = this.blockSource();
     const pending = new Map<string, PendingBlock>();
     const fresh: PendingBlock[] = [];
     const entries: TensorEntry[] = [];
     const totalBlocks = tensors.reduce((n, t) => n + t.blocks.length, 0);
     let done = 0;
-    let nextId = this.catalog.nextBlockId;
+    let nextId = this.live.nextBlockId;
     for (const t of tensors) {
       const grid = gridOf(t.dims, tile);
       if (grid.count !== t.blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${t.blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
@@ -264,7 +240,7 @@ export class TesseraStore {
     }
     progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
 
-    const epoch = this.catalog.seq + 1;
+    const epoch = this.live.seq + 1;
     const { pages, newBytes } = await this.writeFresh(fresh, epoch, progress);
 
     const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
@@ -298,7 +274,7 @@ export class TesseraStore {
       used += b.length;
       pageLoads[pageLoads.length - 1] = used;
     }
-    const pageIds = this.catalog.freePageIds(pageLoads.length);
+    const pageIds = this.live.freePageIds(pageLoads.length);
     const pageData = pageLoads.map((n) => new Uint8Array(n));
     for (const b of fresh) {
       pageData[b.page].set(b.data, b.offset);
@@ -320,19 +296,19 @@ export class TesseraStore {
    */
   async compact(opts: { onProgress?: (p: Progress) => void } = {}): Promise<{ pagesBefore: number; pagesAfter: number; settled: number }> {
     this.check();
-    const pagesBefore = this.catalog.pages.size;
+    const pagesBefore = this.live.pages.size;
     let settled = 0;
-    for (const m of [...this.catalog.models.values()]) {
+    for (const m of [...this.live.models.values()]) {
       if (m.substitutions?.length) {
         settled += m.substitutions.length;
         await this.settle(m.name);
       }
     }
-    if (!this.catalog.blocks.size) return { pagesBefore, pagesAfter: 0, settled };
-    const ids = [...this.catalog.blocks.keys()].sort((a, b) => a - b);
+    if (!this.live.blocks.size) return { pagesBefore, pagesAfter: 0, settled };
+    const ids = [...this.live.blocks.keys()].sort((a, b) => a - b);
     const dense = new Map(ids.map((id, i) => [id, i]));
-    const sizes = ids.map((id) => this.catalog.blocks.get(id)!.length);
-    const models = [...this.catalog.models.values()].map((m) => ({ name: m.name, blocks: [...this.blocksNeeded(m)].map((id) => dense.get(id)!) }));
+    const sizes = ids.map((id) => this.live.blocks.get(id)!.length);
+    const models = [...this.live.models.values()].map((m) => ({ name: m.name, blocks: [...this.blocksNeeded(m)].map((id) => dense.get(id)!) }));
     // Blocks only retained for a delta base of another model's block still need a place.
     const placedByModels = new Set(models.flatMap((m) => m.blocks));
     const orphans = ids.map((_, i) => i).filter((i) => !placedByModels.has(i));
@@ -341,9 +317,9 @@ export class TesseraStore {
     // delta blocks need not divide the store's page size, so plan with the largest such size that fits.
     const largest = sizes.reduce((a, b) => Math.max(a, b), 1);
     const plan = planPages(models, sizes, this.config.pageSize - (this.config.pageSize % largest), 'relaxed');
-    const pageIds = this.catalog.freePageIds(plan.pages);
-    const reader = new BlockReader(this.backend, this.catalog, 64);
-    const epoch = this.catalog.seq + 1;
+    const pageIds = this.live.freePageIds(plan.pages);
+    const reader = this.blockSource({ maxCachedPages: 64 });
+    const epoch = this.live.seq + 1;
     const moves: { id: number; page: number; offset: number }[] = [];
     for (let k = 0; k < plan.pages; k++) {
       const data = new Uint8Array(plan.pageUsedBytes[k]);
@@ -355,9 +331,9 @@ export class TesseraStore {
       await this.backend.writePages([{ id: pageIds[k], epoch, data }]);
       opts.onProgress?.({ phase: 'write', done: k + 1, total: plan.pages });
     }
-    const old = [...this.catalog.pages.keys()];
+    const old = [...this.live.pages.keys()];
     await this.commit({ t: 'relayout', seq: epoch, blocks: moves, pages: pageIds.map((id, k) => ({ id, used: plan.pageUsedBytes[k] })) });
-    await this.backend.releasePages(old.filter((p) => !this.catalog.pages.has(p)));
+    await this.backend.releasePages(old.filter((p) => !this.live.pages.has(p)));
     return { pagesBefore, pagesAfter: plan.pages, settled };
   }
 
@@ -367,7 +343,7 @@ export class TesseraStore {
     const add = (id: number): void => {
       if (need.has(id)) return;
       need.add(id);
-      const base = this.catalog.blocks.get(id)!.base;
+      const base = this.live.blocks.get(id)!.base;
       if (base !== undefined) add(base);
     };
     for (const id of modelRefs(model)) add(id);
@@ -377,8 +353,7 @@ export class TesseraStore {
   /** Stored bytes of blocks (deltas decoded), read through one page cache. */
   async readBlocks(ids: ArrayLike<number>): Promise<Uint8Array[]> {
     this.check();
-    const reader = new BlockReader(this.backend, this.catalog);
-    return Promise.all(Array.from(ids, (id) => reader.block(id)));
+    return this.blockSource().blocksOf(ids);
   }
 
   /**
@@ -392,19 +367,19 @@ export class TesseraStore {
     const full: Substitution[] = subs.map((s) => {
       const from = model.tensors[s.tensor]?.blocks[s.index];
       if (from === undefined) throw new InvalidArgumentError(`model "${name}" has no block slot ${s.tensor}/${s.index}`);
-      const target = this.catalog.blocks.get(s.to);
+      const target = this.live.blocks.get(s.to);
       if (!target) throw new InvalidArgumentError(`representative block ${s.to} is not in the store`);
-      if (target.length !== this.catalog.blocks.get(from)!.length) throw new InvalidArgumentError(`representative block ${s.to} has another shape than slot ${s.tensor}/${s.index}`);
+      if (target.length !== this.live.blocks.get(from)!.length) throw new InvalidArgumentError(`representative block ${s.to} has another shape than slot ${s.tensor}/${s.index}`);
       return { tensor: s.tensor, index: s.index, from, to: s.to, distance: s.distance };
     });
-    if (full.length) await this.commit({ t: 'subst', seq: this.catalog.seq + 1, model: name, subs: full });
+    if (full.length) await this.commit({ t: 'subst', seq: this.live.seq + 1, model: name, subs: full });
   }
 
   /** Puts back every original block of `name` that a substitution replaced; returns how many. */
   async undoSubstitutions(name: string): Promise<number> {
     this.check();
     const n = this.model(name).substitutions?.length ?? 0;
-    if (n) await this.commit({ t: 'undo', seq: this.catalog.seq + 1, model: name });
+    if (n) await this.commit({ t: 'undo', seq: this.live.seq + 1, model: name });
     return n;
   }
 
@@ -412,9 +387,9 @@ export class TesseraStore {
   async settle(name: string): Promise<{ freedPages: number }> {
     this.check();
     if (!this.model(name).substitutions?.length) return { freedPages: 0 };
-    const before = new Set(this.catalog.pages.keys());
-    await this.commit({ t: 'settle', seq: this.catalog.seq + 1, model: name });
-    const freed = [...before].filter((p) => !this.catalog.pages.has(p));
+    const before = new Set(this.live.pages.keys());
+    await this.commit({ t: 'settle', seq: this.live.seq + 1, model: name });
+    const freed = [...before].filter((p) => !this.live.pages.has(p));
     await this.backend.releasePages(freed);
     return { freedPages: freed.length };
   }
@@ -434,15 +409,15 @@ export class TesseraStore {
       if (list) list.push({ tensor: ti, index: i });
       else slotsOf.set(id, [{ tensor: ti, index: i }]);
     }));
-    const reader = new BlockReader(this.backend, this.catalog);
+    const reader = this.blockSource();
     const fresh: PendingBlock[] = [];
     const slots: { tensor: number; index: number; to: number }[] = [];
-    let nextId = this.catalog.nextBlockId;
+    let nextId = this.live.nextBlockId;
     let bytesSaved = 0;
     const done = new Set<number>();
     for (const { block, base } of pairs) {
-      const entry = this.catalog.blocks.get(block);
-      const baseEntry = this.catalog.blocks.get(base);
+      const entry = this.live.blocks.get(block);
+      const baseEntry = this.live.blocks.get(base);
       const mine = slotsOf.get(block);
       // Only blocks this model holds alone, against raw bases (one delta level bounds read cost).
       if (!entry || !baseEntry || !mine || done.has(block) || block === base || entry.base !== undefined || baseEntry.base !== undefined) continue;
@@ -457,24 +432,24 @@ export class TesseraStore {
       bytesSaved += entry.length - delta.length;
     }
     if (!fresh.length) return { replaced: 0, bytesSaved: 0 };
-    const before = new Set(this.catalog.pages.keys());
-    const epoch = this.catalog.seq + 1;
+    const before = new Set(this.live.pages.keys());
+    const epoch = this.live.seq + 1;
     const { pages } = await this.writeFresh(fresh, epoch, () => {});
     await this.commit({ t: 'delta', seq: epoch, model: name, blocks: fresh.map(({ id, page, offset, length, hash, base }) => ({ id, page, offset, length, hash, base })), pages, slots });
-    await this.backend.releasePages([...before].filter((p) => !this.catalog.pages.has(p)));
+    await this.backend.releasePages([...before].filter((p) => !this.live.pages.has(p)));
     return { replaced: fresh.length, bytesSaved };
   }
 
   private async findOrCreate(
     input: BlockInput,
-    reader: BlockReader,
+    reader: BlockSource,
     pending: Map<string, PendingBlock>,
     fresh: PendingBlock[],
     allocate: () => number,
   ): Promise<number> {
     const hash = input.hash ?? hash64Hex(input.data!);
-    for (const id of this.catalog.byHash.get(hash) ?? []) {
-      if (input.data ? bytesEqual(await reader.block(id), input.data) : this.catalog.blocks.get(id)!.length === input.length) return id;
+    for (const id of this.live.byHash.get(hash) ?? []) {
+      if (input.data ? bytesEqual(await reader.block(id), input.data) : this.live.blocks.get(id)!.length === input.length) return id;
     }
     const mine = pending.get(hash);
     if (mine && (input.data ? bytesEqual(mine.data, input.data) : mine.length === input.length)) return mine.id;
@@ -489,8 +464,8 @@ export class TesseraStore {
   async remove(name: string): Promise<{ freedPages: number }> {
     this.check();
     this.model(name);
-    const freed = this.catalog.pagesFreedBy(name);
-    await this.commit({ t: 'rm', seq: this.catalog.seq + 1, name });
+    const freed = this.live.pagesFreedBy(name);
+    await this.commit({ t: 'rm', seq: this.live.seq + 1, name });
     await this.backend.releasePages(freed);
     return { freedPages: freed.length };
   }
@@ -499,27 +474,14 @@ export class TesseraStore {
   async tensorData(name: string, opts: { onProgress?: (p: Progress) => void } = {}): Promise<Uint8Array[]> {
     this.check();
     const model = this.model(name);
-    const reader = new BlockReader(this.backend, this.catalog);
-    const { tile } = this.config;
-    const out: Uint8Array[] = [];
-    let i = 0;
     try {
-      for (const t of model.tensors) {
-        const es = DTYPES[t.dtype].bytes;
-        const grid = gridOf(t.dims, tile);
-        const buf = new Uint8Array(grid.rows * grid.cols * es);
-        const blocks = await Promise.all(Array.from(t.blocks, (id) => reader.block(id)));
-        for (let b = 0; b < blocks.length; b++) placeBlock(buf, grid, es, tile, b, blocks[b]);
-        out.push(buf);
-        opts.onProgress?.({ phase: 'read', done: ++i, total: model.tensors.length });
-      }
+      return await this.blockSource().tensors(model, (done, total) => opts.onProgress?.({ phase: 'read', done, total }));
     } catch (e) {
       if (e instanceof CorruptionError && e.pageId !== undefined) {
-        throw new CorruptionError('PAGE_CORRUPT', `model "${name}" cannot be read: ${e.message}`, { pageId: e.pageId, models: this.modelsOnPage(e.pageId) });
+        throw new CorruptionError('PAGE_CORRUPT', `model "${name}" cannot be read: ${e.message}`, { pageId: e.pageId, models: this.catalog.modelsOnPage(e.pageId) });
       }
       throw e;
     }
-    return out;
   }
 
   /** The model as a self-contained ONNX file, every tensor bit-identical to what was added. */
@@ -528,38 +490,18 @@ export class TesseraStore {
     return assembleModel(model.skeleton, await this.tensorData(name));
   }
 
-  /** An inference session for a model, its weights assembled from the store's pages. */
-  async session(name: string, opts: SessionOptions = {}): Promise<ModelSession> {
-    const model = this.model(name);
-    return ModelSession.create(name, model.skeleton, await this.tensorData(name), model, opts);
-  }
-
   /** Models that need a block on `pageId`: in a slot, as a retained original, or as a delta's base. */
   modelsOnPage(pageId: number): string[] {
-    const out: string[] = [];
-    for (const m of this.catalog.models.values()) {
-      // Walked here rather than with blocksNeeded: verify calls this on catalogs that may not add up.
-      const seen = new Set<number>();
-      const onPage = (id: number): boolean => {
-        if (seen.has(id)) return false;
-        seen.add(id);
-        const b = this.catalog.blocks.get(id);
-        return !!b && (b.page === pageId || (b.base !== undefined && onPage(b.base)));
-      };
-      if (modelRefs(m).some(onPage)) out.push(m.name);
-    }
-    return out;
+    return this.catalog.modelsOnPage(pageId);
   }
 
-  /** Distinct pages a model reads. */
+  /** Distinct pages a model reads (delta bases included). */
   pagesOf(name: string): number[] {
-    const pages = new Set<number>();
-    for (const t of this.model(name).tensors) for (const id of t.blocks) pages.add(this.catalog.blocks.get(id)!.page);
-    return [...pages].sort((a, b) => a - b);
+    return this.catalog.pagesRead(this.model(name));
   }
 
   stats(): StoreStats {
-    const cat = this.catalog;
+    const cat = this.live;
     let storedBytes = 0;
     for (const b of cat.blocks.values()) storedBytes += b.length;
     const perModel: ModelStats[] = [];
@@ -578,7 +520,7 @@ export class TesseraStore {
       }
       const pages = new Set<number>();
       let neededBytes = 0;
-      for (const id of this.blocksNeeded(m)) {
+      for (const id of this.catalog.blocksRead(m)) {
         const b = cat.blocks.get(id)!;
         pages.add(b.page);
         neededBytes += b.length;
@@ -616,12 +558,12 @@ export class TesseraStore {
   /** Reads every page (checksums), checks the catalog adds up, and lists leaked page slots. */
   async verify(opts: { onProgress?: (p: Progress) => void } = {}): Promise<VerifyReport> {
     this.check();
-    const catalogProblems = checkCatalog(this.catalog);
+    const catalogProblems = checkCatalog(this.live);
     const damagedPages: VerifyReport['damagedPages'] = [];
-    const pageIds = [...this.catalog.pages.keys()].sort((a, b) => a - b);
+    const pageIds = [...this.live.pages.keys()].sort((a, b) => a - b);
     let done = 0;
     for (const id of pageIds) {
-      const entry = this.catalog.pages.get(id)!;
+      const entry = this.live.pages.get(id)!;
       try {
         const data = await this.backend.readPage(id, entry.epoch);
         if (data.length !== entry.used) throw new CorruptionError('PAGE_CORRUPT', `page ${id} holds ${data.length} bytes, the catalog expects ${entry.used}`, { pageId: id });
@@ -632,7 +574,7 @@ export class TesseraStore {
       opts.onProgress?.({ phase: 'read', done: ++done, total: pageIds.length });
     }
     const stored = await this.backend.listPages();
-    const leakedPages = stored.filter((id) => !this.catalog.pages.has(id));
+    const leakedPages = stored.filter((id) => !this.live.pages.has(id));
     return { ok: !damagedPages.length && !catalogProblems.length, pagesChecked: pageIds.length, damagedPages, catalogProblems, leakedPages };
   }
 
@@ -640,7 +582,7 @@ export class TesseraStore {
   async collectGarbage(): Promise<number[]> {
     this.check();
     const stored = await this.backend.listPages();
-    const leaked = stored.filter((id) => !this.catalog.pages.has(id));
+    const leaked = stored.filter((id) => !this.live.pages.has(id));
     await this.backend.releasePages(leaked);
     return leaked;
   }

@@ -57,7 +57,7 @@ export async function buildCorruptionStore(dir: string): Promise<Map<string, Mod
 /** Pages whose stored bytes (header + used payload) differ between two images of pages.dat. */
 function changedPages(store: TesseraStore, before: Uint8Array, after: Uint8Array): number[] {
   const out: number[] = [];
-  for (const [id, p] of store.state.pages) {
+  for (const [id, p] of store.catalog.pages) {
     const start = id * SLOT;
     const end = start + PAGE_HEADER_BYTES + p.used;
     for (let i = start; i < end; i++) {
@@ -125,8 +125,8 @@ export async function runCorruption(opts: { dir: string; seed: number; flips: nu
   const pagesFile = join(dir, 'pages.dat');
   const original = new Uint8Array(await readFile(pagesFile));
   const ref = await openStore(dir, { readOnly: true });
-  const live = [...ref.state.pages].map(([id, p]) => ({ id, used: p.used }));
-  const fullSeq = ref.state.seq;
+  const live = [...ref.catalog.pages].map(([id, p]) => ({ id, used: p.used }));
+  const fullSeq = ref.catalog.seq;
   const ok = await ref.verify();
   if (!ok.ok) throw new Error('the corruption store does not verify before any damage');
 
@@ -212,7 +212,7 @@ export async function runCorruption(opts: { dir: string; seed: number; flips: nu
           }
         }
         const v = await store.verify();
-        const seq = store.state.seq;
+        const seq = store.catalog.seq;
         await store.close();
         if (v.ok !== !unreadable) problems.push(`verify ok=${v.ok} while ${unreadable} models cannot be read`);
         const rolledBack = file === 'catalog.log' && (bit >> 3) >= lastFrame && seq === fullSeq - 1;

@@ -103,7 +103,7 @@ export async function runCrashTrials(opts: { dir: string; seed: number; trials: 
     await created.add(name, await modelBytes(spec));
     state.models.set(name, spec);
   }
-  let seq = created.state.seq;
+  let seq = created.catalog.seq;
   await created.close();
   const estimate = new Map<CrashOpName, number>();
   const summary: CrashSummary = {
@@ -132,9 +132,9 @@ export async function runCrashTrials(opts: { dir: string; seed: number; trials: 
     }
     if (store) {
       try {
-        committed = store.state.seq > seq;
+        committed = store.catalog.seq > seq;
         if (run.doneMs !== null && !committed && op !== 'checkpoint' && op !== 'dedup' && op !== 'compact') problems.push('the operation returned but its commit is not visible');
-        if (committed && store.state.seq !== seq + 1) problems.push(`catalog went from seq ${seq} to ${store.state.seq}`);
+        if (committed && store.catalog.seq !== seq + 1) problems.push(`catalog went from seq ${seq} to ${store.catalog.seq}`);
         const expected = committed ? after : before;
         const v = await store.verify();
         if (!v.ok) problems.push(`verify: ${JSON.stringify({ damaged: v.damagedPages, catalog: v.catalogProblems })}`);
@@ -144,9 +144,9 @@ export async function runCrashTrials(opts: { dir: string; seed: number; trials: 
         const v2 = await store.verify();
         if (!v2.ok || v2.leakedPages.length) problems.push(`after GC: ok=${v2.ok}, leaked pages [${v2.leakedPages.join(', ')}]`);
         const { size } = await stat(join(dir, 'pages.dat'));
-        if (size > store.state.pageLimit() * (PAGE_HEADER_BYTES + PAGE_SIZE)) problems.push(`pages.dat holds ${size} bytes, past the last committed page ${store.state.pageLimit() - 1}`);
+        if (size > store.catalog.pageLimit() * (PAGE_HEADER_BYTES + PAGE_SIZE)) problems.push(`pages.dat holds ${size} bytes, past the last committed page ${store.catalog.pageLimit() - 1}`);
         state.models = expected;
-        seq = store.state.seq;
+        seq = store.catalog.seq;
       } finally {
         await store.close();
       }

@@ -1,0 +1,114 @@
+/**
+ * BlockSource: the one reader of blocks. Given a block table (a store's catalog, or a published
+ * one) and a way to get a page's payload, it returns a block's stored bytes, its content (a delta
+ * block decoded against its base), and whole tensors assembled from their tiles.
+ *
+ * Every reader of blocks goes through it: the store (export, sessions, dedup, compact), the
+ * server (pages pinned in its frames), the importer (fetched pages, local copies) and the
+ * publisher (raw pages). Pages are read once per source (each source keeps a page cache, bounded
+ * by `maxCachedPages` for whole-store scans), so make one source per operation.
+ */
+import { CorruptionError } from '../errors.ts';
+import type { BlockEntry, ModelEntry, TensorEntry } from '../catalog/catalog.ts';
+import { gridOf, placeBlock, type TileShape } from '../blocks/tiling.ts';
+import { DTYPES } from '../onnx/dtypes.ts';
+import { decodeDelta } from '../codecs/delta.ts';
+
+/** What a BlockSource needs to know of a catalog: where each block lies. */
+export interface BlockTable {
+  readonly blocks: ReadonlyMap<number, Readonly<BlockEntry>>;
+}
+
+export interface BlockSourceOptions {
+  /** Pages kept after reading (default: all of them); the oldest is dropped first. */
+  maxCachedPages?: number;
+  /**
+   * The content of a block found without reading its page (the importer's copies already in the
+   * local store), or undefined to read it from its page.
+   */
+  elsewhere?: (id: number, entry: Readonly<BlockEntry>) => Promise<Uint8Array> | undefined;
+}
+
+export class BlockSource {
+  private readonly cache = new Map<number, Promise<Uint8Array>>();
+  private readonly maxPages: number;
+
+  constructor(
+    private readonly table: BlockTable,
+    private readonly tile: TileShape,
+    private readonly readPage: (page: number) => Promise<Uint8Array>,
+    private readonly opts: BlockSourceOptions = {},
+  ) {
+    this.maxPages = opts.maxCachedPages ?? Infinity;
+  }
+
+  private entry(id: number): Readonly<BlockEntry> {
+    const b = this.table.blocks.get(id);
+    if (!b) throw new CorruptionError('CATALOG_CORRUPT', `block ${id} is referenced but not in the catalog.`);
+    return b;
+  }
+
+  /** A page's payload (verified by the backend), read once per source. */
+  page(id: number): Promise<Uint8Array> {
+    let page = this.cache.get(id);
+    if (!page) {
+      page = this.readPage(id);
+      if (this.maxPages > 0) {
+        this.cache.set(id, page);
+        if (this.cache.size > this.maxPages) this.cache.delete(this.cache.keys().next().value!);
+        // A failed read is not kept: the next caller tries again.
+        page.catch(() => this.cache.get(id) === page && this.cache.delete(id));
+      }
+    }
+    return page;
+  }
+
+  /** The block's bytes as stored (a delta block's compressed delta). */
+  async stored(id: number): Promise<Uint8Array> {
+    const b = this.entry(id);
+    const data = await this.page(b.page);
+    if (b.offset + b.length > data.length) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page} is shorter than block ${id} needs.`, { pageId: b.page });
+    return data.subarray(b.offset, b.offset + b.length);
+  }
+
+  /** The block's content (a delta decoded against its base's content). */
+  async block(id: number): Promise<Uint8Array> {
+    const b = this.entry(id);
+    const found = this.opts.elsewhere?.(id, b);
+    if (found) return found;
+    const stored = await this.stored(id);
+    if (b.base === undefined) return stored;
+    const base = await this.block(b.base);
+    try {
+      return decodeDelta(stored, base);
+    } catch (e) {
+      if (e instanceof CorruptionError && e.pageId === undefined) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page}: ${e.message}`, { pageId: b.page });
+      throw e;
+    }
+  }
+
+  /** Several blocks' contents. */
+  blocksOf(ids: ArrayLike<number>): Promise<Uint8Array[]> {
+    return Promise.all(Array.from(ids, (id) => this.block(id)));
+  }
+
+  /** A tensor's bytes, assembled from its tiles. */
+  async tensor(t: TensorEntry): Promise<Uint8Array> {
+    const es = DTYPES[t.dtype].bytes;
+    const grid = gridOf(t.dims, this.tile);
+    const buf = new Uint8Array(grid.rows * grid.cols * es);
+    const blocks = await this.blocksOf(t.blocks);
+    for (let b = 0; b < blocks.length; b++) placeBlock(buf, grid, es, this.tile, b, blocks[b]);
+    return buf;
+  }
+
+  /** A model's weight tensors in skeleton order. */
+  async tensors(model: ModelEntry, onTensor?: (done: number, total: number) => void): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const t of model.tensors) {
+      out.push(await this.tensor(t));
+      onTensor?.(out.length, model.tensors.length);
+    }
+    return out;
+  }
+}
