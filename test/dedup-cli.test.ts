@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { test } from 'uvu';
@@ -58,6 +58,21 @@ test('dedup --json reports per model; --undo restores; --settle frees; errors ar
     const labelled = JSON.parse(await dedup([path, '--models', 'ft', '--max-drop', '0.02', '--eval', join(dir.path, 'eval.json'), '--json']));
     assert.is(labelled.length, 1);
     assert.is(labelled[0].scoring, 'labelled');
+    // A folder of per-model files (what the zoo writes), in both base64 encodings.
+    const evalDir = join(dir.path, 'evals');
+    await mkdir(evalDir);
+    const f32 = Float32Array.from({ length: 3200 }, () => x() - 0.5);
+    const u8 = Uint8Array.from({ length: 3200 }, () => Math.floor(x() * 256));
+    await writeFile(join(evalDir, 'ft.eval.json'), JSON.stringify({ input: 'X', dims: [50, 64], dataType: 'float32', data: Buffer.from(f32.buffer).toString('base64'), labels: Array.from({ length: 50 }, (_, i) => i % 10) }));
+    await writeFile(join(evalDir, 'base.eval.json'), JSON.stringify({ input: 'X', dims: [50, 64], dataType: 'uint8', scale: 1 / 255, data: Buffer.from(u8).toString('base64') }));
+    const perModel = JSON.parse(await dedup([path, '--max-drop', '0.02', '--eval', evalDir, '--json']));
+    assert.equal(perModel.map((r: any) => [r.name, r.scoring]), [['base', 'agreement'], ['ft', 'labelled']]);
+    await dedup([path, '--undo', 'ft']);
+    await dedup([path, '--undo', 'base']);
+    await writeFile(join(evalDir, 'ft.eval.json'), JSON.stringify({ input: 'X', dims: [50, 64], dataType: 'uint8', data: Buffer.from(u8.subarray(0, 10)).toString('base64') }));
+    assert.is(await codeOf(dedup([path, '--max-drop', '0.02', '--eval', evalDir, '--models', 'ft'])), 'INVALID_ARGUMENT');
+    assert.is(await codeOf(dedup([path, '--max-drop', '0.02', '--eval', join(dir.path, 'evals-missing')])), 'INVALID_ARGUMENT');
+
     await dedup([path, '--settle']);
     store = await openStore(path);
     assert.is(store.model('ft').substitutions?.length ?? 0, 0);

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildZoo, evaluateOnnx, taskClasses, taskLabel, zooTestSplit, type Manifest } from '../bench/zoo/build.ts';
+import { buildZoo, evaluationSplit, MIN_GAIN_POINTS, onnxLogits, taskClasses, taskLabel, type Manifest } from '../bench/zoo/build.ts';
+import { parseEvalSet } from '../src/dedup/evaluate.ts';
 import { readMlpOnnx } from '../bench/zoo/onnx-export.ts';
 import type { Mlp } from '../bench/zoo/train.ts';
 
@@ -40,7 +41,7 @@ test('tiny manifest lists the family with the documented fields', () => {
   assert.is(manifest.inputName, 'input');
   assert.is(manifest.outputName, 'logits');
   const names = manifest.models.map((m) => m.name);
-  for (const n of ['base-digit', 'head-parity', 'head-gt4', 'ft-noisy', 'ft-v2', 'ft-parity-full', 'scratch-seed2']) assert.ok(names.includes(n), n);
+  for (const n of ['base-digit', 'head-parity', 'head-gt4', 'ft-noisy', 'ft-v2', 'ft-parity-shifted', 'scratch-seed2']) assert.ok(names.includes(n), n);
   for (const m of manifest.models) {
     assert.is(m.file, `${m.name}.onnx`);
     assert.is(m.classes, taskClasses(m.task));
@@ -49,7 +50,7 @@ test('tiny manifest lists the family with the documented fields', () => {
     assert.equal(mlp.layers.map((l) => [l.inDim, l.outDim]), [[784, 64], [64, 32], [32, m.classes]]);
   }
   assert.is(entry('head-parity').derivedFrom, 'base-digit');
-  assert.is(entry('ft-parity-full').derivedFrom, 'head-parity');
+  assert.is(entry('ft-parity-shifted').derivedFrom, 'head-parity');
   assert.is(entry('scratch-seed2').derivedFrom, null);
 });
 
@@ -67,7 +68,7 @@ test('frozen heads share fc1 and fc2 with the base bit-exactly, and have their o
 
 test('fine-tunes stay close to their parent without being identical; scratch controls are far', () => {
   const base = model('base-digit');
-  for (const [name, parent] of [['ft-noisy', 'base-digit'], ['ft-v2', 'base-digit'], ['ft-parity-full', 'head-parity']]) {
+  for (const [name, parent] of [['ft-noisy', 'base-digit'], ['ft-v2', 'base-digit'], ['ft-parity-shifted', 'head-parity']]) {
     const ft = model(name), p = model(parent);
     for (let i = 0; i < 3; i++) {
       const d = relDistance(ft.layers[i].weight, p.layers[i].weight);
@@ -81,14 +82,52 @@ test('fine-tunes stay close to their parent without being identical; scratch con
   }
 });
 
-test('accuracies are sane and onnxruntime-web agrees with the trainer on the exported models', async () => {
+test('every model is scored on its own task; kept fine-tunes beat their parent there by the margin', () => {
+  assert.is(manifest.minGainPoints, MIN_GAIN_POINTS);
+  assert.equal(entry('ft-noisy').domain, { task: 'digit', transform: { kind: 'noise', std: 0.6 } });
+  assert.equal(entry('ft-parity-shifted').domain, { task: 'parity', transform: { kind: 'shift', max: 2 } });
+  assert.equal(entry('head-gt4').domain, { task: 'gt4' });
+  for (const m of manifest.models) {
+    assert.is(m.evaluation.task, m.task);
+    assert.ok(m.evaluation.validation.to <= m.evaluation.heldOut.from, `${m.name}: validation and held-out overlap`);
+    if (m.kind === 'finetune') {
+      assert.ok(m.parentAccuracy !== undefined && (m.testAccuracy - m.parentAccuracy) * 100 >= MIN_GAIN_POINTS, `${m.name}: ${m.testAccuracy} vs parent ${m.parentAccuracy}`);
+    }
+  }
+  // The base is much worse than its noise fine-tune on noisy digits: the split is the fine-tune's own.
+  assert.ok(entry('ft-noisy').parentAccuracy! < entry('base-digit').testAccuracy - 0.1);
   assert.ok(entry('base-digit').testAccuracy >= 0.85, `base ${entry('base-digit').testAccuracy}`);
-  for (const m of manifest.models) assert.ok(m.testAccuracy >= 0.8, `${m.name}: ${m.testAccuracy}`);
-  const split = zooTestSplit('tiny');
-  for (const name of ['base-digit', 'head-parity', 'ft-parity-full']) {
-    const ort = await evaluateOnnx(fileBytes(name), split, entry(name).task);
+  for (const m of manifest.models) assert.ok(m.testAccuracy >= 0.6, `${m.name}: ${m.testAccuracy}`);
+});
+
+test('evaluation data regenerates bit-identically from the recipe, and a subset domain keeps only its digits', () => {
+  const r = entry('ft-noisy').evaluation;
+  const a = evaluationSplit(r, 'heldOut'), b = evaluationSplit(r, 'heldOut');
+  assert.ok(Buffer.from(a.pixels).equals(Buffer.from(b.pixels)));
+  const v = evaluationSplit(r, 'validation');
+  assert.is.not(Buffer.from(v.pixels.subarray(0, 784)).equals(Buffer.from(a.pixels.subarray(0, 784))), true);
+  const subset = evaluationSplit({ ...entry('base-digit').evaluation, digits: [0, 1, 2, 3, 4] }, 'heldOut');
+  assert.ok(subset.n > 0 && subset.n < a.n);
+  assert.ok(Array.from(subset.labels).every((d) => d <= 4));
+});
+
+test('the evaluation file beside each model is its held-out split; onnxruntime-web on it agrees with the trainer', async () => {
+  for (const name of ['base-digit', 'head-parity', 'ft-noisy', 'ft-parity-shifted']) {
+    const e = entry(name);
+    const set = parseEvalSet(JSON.parse(readFileSync(join(dir, e.evaluation.file), 'utf8')));
+    const split = evaluationSplit(e.evaluation, 'heldOut');
+    assert.equal(set.dims, [split.n, 784]);
+    assert.ok(Buffer.from(set.data.buffer).equals(Buffer.from(split.images.buffer)), `${name}: file data differs from the regenerated split`);
+    assert.equal(Array.from(set.labels!), Array.from(split.taskLabels));
+    const { logits, classes } = await onnxLogits(fileBytes(name), set.data, split.n);
+    let right = 0;
+    for (let r = 0; r < split.n; r++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (logits[r * classes + c] > logits[r * classes + best]) best = c;
+      if (best === set.labels![r]) right++;
+    }
     // Float rounding may flip at most a rare near-tie sample.
-    assert.ok(Math.abs(ort - entry(name).testAccuracy) <= 1 / split.n, `${name}: ort ${ort} vs trainer ${entry(name).testAccuracy}`);
+    assert.ok(Math.abs(right / split.n - e.testAccuracy) <= 1 / split.n, `${name}: ort ${right / split.n} vs trainer ${e.testAccuracy}`);
   }
 });
 

@@ -13,24 +13,35 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createGemm, type Gemm } from '../../src/kernels/gemm.ts';
 import { hash64Hex } from '../../src/hash.ts';
 import { InvalidArgumentError } from '../../src/errors.ts';
-import { headOf, IMAGE_SIZE, loadMnist, type MnistSplit, type Task, taskClasses, taskLabels } from './mnist.ts';
+import { IMAGE_SIZE, loadMnist, type MnistSplit, type Task, taskClasses, taskLabels } from './mnist.ts';
 import { exportMlpOnnx, INPUT_NAME, OUTPUT_NAME, readMlpOnnx } from './onnx-export.ts';
-import { cloneMlp, forwardLayers, gaussianNoise, initMlp, paramCount, randomShift, trainMlp, type Augment, type Mlp } from './train.ts';
-import { evaluateMlp } from './evaluate.ts';
+import { accuracyOfLogits, cloneMlp, forward, forwardLayers, initMlp, paramCount, trainMlp, type Mlp, type Rng } from './train.ts';
+import { applyTransform, domainIndices, domainName, evaluationFileOf, evaluationSplit, recipeOf, type Domain, type EvaluationRecipe, type EvaluationSplit, type Transform } from './tasks.ts';
 
 export { evaluateMlp, evaluateOnnx, onnxLogits } from './evaluate.ts';
 export { loadMnist, taskClasses, taskLabel, taskLabels } from './mnist.ts';
+export { evaluationSplit, domainName, type Domain, type EvaluationRecipe, type EvaluationSplit } from './tasks.ts';
 
 export type ZooSize = 'standard' | 'tiny';
+
+export type ModelKind = 'scratch' | 'head' | 'finetune' | 'version';
 
 export interface ZooModel {
   name: string;
   /** File name inside the zoo folder. */
   file: string;
+  /** The labelling task (the domain's task). */
   task: Task;
-  /** Accuracy on the zoo's test split (MNIST test, the first `testSamples` images), under `task`. */
+  /** What the model is for: its task and inputs (digits kept, noise, shift). */
+  domain: Domain;
+  /** How its evaluation data is regenerated, and the file holding its held-out split. */
+  evaluation: EvaluationRecipe;
+  /** Accuracy on its own held-out split (its domain), as trained. */
   testAccuracy: number;
+  /** Fine-tunes and versions: the parent's accuracy on this model's held-out split. */
+  parentAccuracy?: number;
   derivedFrom: string | null;
+  kind: ModelKind;
   how: string;
   classes: number;
   params: number;
@@ -40,10 +51,26 @@ export interface ZooModel {
   fileHash: string;
 }
 
+/** A fine-tune trained but not kept: it did not beat its parent on its own task by enough. */
+export interface RejectedModel {
+  name: string;
+  derivedFrom: string;
+  domain: Domain;
+  testAccuracy: number;
+  parentAccuracy: number;
+  gainPoints: number;
+}
+
 export interface Manifest {
   models: ZooModel[];
+  /** Fine-tunes that missed `minGainPoints` on their own task (not written, not in `models`). */
+  rejected: RejectedModel[];
+  /** A fine-tune must beat its parent on its own held-out split by this many points to be kept. */
+  minGainPoints: number;
   inputName: string;
   outputName: string;
+  /** Input shape of one sample (the evaluation files' dims after n). */
+  inputDims: number[];
   size: ZooSize;
   /** Layer widths, input to the widest head (784, hidden..., classes vary per model). */
   hidden: number[];
@@ -52,7 +79,8 @@ export interface Manifest {
 }
 
 /** Bump when training or export code changes results, so existing zoos rebuild. */
-const GENERATOR_VERSION = 1;
+const GENERATOR_VERSION = 2;
+export const MIN_GAIN_POINTS = 3;
 
 interface SizeConfig {
   hidden: number[];
@@ -68,87 +96,80 @@ const SIZES: Record<ZooSize, SizeConfig> = {
 
 interface ModelSpec {
   name: string;
-  task: Task;
+  domain: Domain;
   derivedFrom: string | null;
-  /** scratch: all layers from He init; head: parent's backbone frozen, last layer new; finetune: all layers from the parent. */
-  kind: 'scratch' | 'head' | 'finetune';
+  /**
+   * scratch: all layers from He init; head: parent's backbone frozen, last layer new; finetune:
+   * all layers from the parent, trained on a new domain; version: the parent trained longer on
+   * its own domain.
+   */
+  kind: ModelKind;
   how: string;
   seed: number;
   /** Passes over the training pool. */
   epochs: number;
   lr: number;
-  augment?: { kind: 'noise'; std: number } | { kind: 'shift'; max: number };
-  /** Train only on images of these digits ... */
-  digits?: number[];
-  /** ... and only on the first this many of them. */
+  /** Train only on the first this many images of the domain. */
   poolLimit?: number;
 }
+
+const NOISE: Transform = { kind: 'noise', std: 0.6 };
+const SHIFT: Transform = { kind: 'shift', max: 2 };
 
 function zooSpecs(size: ZooSize): ModelSpec[] {
   const std = size === 'standard';
   // Standard: few epochs so the zoo builds in minutes; tiny: more passes over far fewer samples.
   const baseEpochs = std ? 2 : 6;
-  const ftEpochs = std ? 0.25 : 1;
+  const ftEpochs = std ? 0.5 : 2;
   const headEpochs = std ? 3 : 6;
   const ftLr = std ? 1e-4 : 3e-4;
   const head = (name: string, task: Task, seed: number): ModelSpec => ({
-    name, task, derivedFrom: 'base-digit', kind: 'head', seed, epochs: headEpochs, lr: 3e-3,
+    name, domain: { task }, derivedFrom: 'base-digit', kind: 'head', seed, epochs: headEpochs, lr: 3e-3,
     how: `fc1 and fc2 copied from base-digit and frozen; a new last layer trained for the ${task} task.`,
   });
   const all: ModelSpec[] = [
-    { name: 'base-digit', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 1, epochs: baseEpochs, lr: 1e-3,
+    { name: 'base-digit', domain: { task: 'digit' }, derivedFrom: null, kind: 'scratch', seed: 1, epochs: baseEpochs, lr: 1e-3,
       how: `Trained from scratch (He init, seed 1) on the digit task, Adam, ${baseEpochs} epochs.` },
     head('head-parity', 'parity', 11),
     head('head-gt4', 'gt4', 12),
     head('head-onevsrest-3', 'onevsrest-3', 13),
     head('head-onevsrest-7', 'onevsrest-7', 14),
     head('head-mod3', 'mod3', 15),
-    { name: 'ft-noisy', task: 'digit', derivedFrom: 'base-digit', kind: 'finetune', seed: 21, epochs: ftEpochs, lr: ftLr,
-      augment: { kind: 'noise', std: 0.3 },
-      how: `All layers of base-digit fine-tuned at a small learning rate on images with Gaussian noise (std 0.3), ${ftEpochs} epoch.` },
-    { name: 'ft-shifted', task: 'digit', derivedFrom: 'base-digit', kind: 'finetune', seed: 22, epochs: ftEpochs, lr: ftLr,
-      augment: { kind: 'shift', max: 2 },
+    { name: 'ft-noisy', domain: { task: 'digit', transform: NOISE }, derivedFrom: 'base-digit', kind: 'finetune', seed: 21, epochs: ftEpochs, lr: ftLr,
+      how: `All layers of base-digit fine-tuned at a small learning rate on images with Gaussian noise (std 0.6), ${ftEpochs} epoch.` },
+    { name: 'ft-shifted', domain: { task: 'digit', transform: SHIFT }, derivedFrom: 'base-digit', kind: 'finetune', seed: 22, epochs: ftEpochs, lr: ftLr,
       how: `All layers of base-digit fine-tuned at a small learning rate on images shifted by 1-2 pixels, ${ftEpochs} epoch.` },
-    { name: 'ft-parity-full', task: 'parity', derivedFrom: 'head-parity', kind: 'finetune', seed: 23, epochs: ftEpochs, lr: ftLr,
-      how: `All layers of head-parity (backbone included) fine-tuned at a small learning rate on the parity task, ${ftEpochs} epoch.` },
-    { name: 'ft-subset', task: 'digit', derivedFrom: 'base-digit', kind: 'finetune', seed: 24, epochs: 1, lr: ftLr,
-      digits: [0, 1, 2, 3, 4], poolLimit: std ? 6000 : 600,
+    { name: 'ft-parity-shifted', domain: { task: 'parity', transform: SHIFT }, derivedFrom: 'head-parity', kind: 'finetune', seed: 23, epochs: ftEpochs, lr: ftLr,
+      how: `All layers of head-parity (backbone included) fine-tuned at a small learning rate on the parity of shifted digits, ${ftEpochs} epoch.` },
+    { name: 'ft-subset', domain: { task: 'digit', digits: [0, 1, 2, 3, 4] }, derivedFrom: 'base-digit', kind: 'finetune', seed: 24, epochs: 1, lr: ftLr,
+      poolLimit: std ? 6000 : 600,
       how: `All layers of base-digit fine-tuned at a small learning rate on ${std ? 6000 : 600} images of digits 0-4 only (one pass).` },
-    { name: 'ft-v2', task: 'digit', derivedFrom: 'base-digit', kind: 'finetune', seed: 25, epochs: std ? 1 : 3, lr: 3e-4,
+    { name: 'ft-v2', domain: { task: 'digit' }, derivedFrom: 'base-digit', kind: 'version', seed: 25, epochs: std ? 1 : 3, lr: 3e-4,
       how: `A next version: base-digit trained ${std ? 1 : 3} more epoch(s) on the digit task (fresh Adam, lower learning rate).` },
-    { name: 'scratch-seed2', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 2, epochs: std ? 0.5 : baseEpochs, lr: 1e-3,
+    { name: 'scratch-seed2', domain: { task: 'digit' }, derivedFrom: null, kind: 'scratch', seed: 2, epochs: std ? 0.5 : baseEpochs, lr: 1e-3,
       how: 'Negative control: same architecture and task, trained from scratch with seed 2 (unrelated weights).' },
-    { name: 'scratch-seed3', task: 'digit', derivedFrom: null, kind: 'scratch', seed: 3, epochs: std ? 0.5 : baseEpochs, lr: 1e-3,
+    { name: 'scratch-seed3', domain: { task: 'digit' }, derivedFrom: null, kind: 'scratch', seed: 3, epochs: std ? 0.5 : baseEpochs, lr: 1e-3,
       how: 'Negative control: same architecture and task, trained from scratch with seed 3 (unrelated weights).' },
   ];
   if (std) return all;
-  const tiny = new Set(['base-digit', 'head-parity', 'head-gt4', 'ft-noisy', 'ft-v2', 'ft-parity-full', 'scratch-seed2']);
+  const tiny = new Set(['base-digit', 'head-parity', 'head-gt4', 'ft-noisy', 'ft-v2', 'ft-parity-shifted', 'scratch-seed2']);
   return all.filter((s) => tiny.has(s.name));
 }
 
-function augmentOf(spec: ModelSpec): Augment | undefined {
-  if (!spec.augment) return undefined;
-  return spec.augment.kind === 'noise' ? gaussianNoise(spec.augment.std) : randomShift(spec.augment.max);
-}
-
-function trainingPool(spec: ModelSpec, train: MnistSplit): Int32Array {
-  const keep: number[] = [];
-  const digits = spec.digits ? new Set(spec.digits) : null;
-  for (let i = 0; i < train.n && keep.length < (spec.poolLimit ?? Infinity); i++) {
-    if (!digits || digits.has(train.labels[i])) keep.push(i);
-  }
-  return Int32Array.from(keep);
+/** Seed of a model's evaluation data: fixed per name, so every build regenerates the same images. */
+function evaluationSeed(name: string): number {
+  return Number.parseInt(hash64Hex(new TextEncoder().encode(`eval:${name}`)).slice(0, 8), 16);
 }
 
 function configHashOf(spec: ModelSpec, size: SizeConfig, parentHash: string | null): string {
-  const text = JSON.stringify({ GENERATOR_VERSION, size, spec, parentHash });
+  const text = JSON.stringify({ GENERATOR_VERSION, MIN_GAIN_POINTS, size, spec, parentHash });
   return hash64Hex(new TextEncoder().encode(text));
 }
 
 async function readManifest(dir: string): Promise<Manifest | null> {
   try {
     const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest;
-    return Array.isArray(m.models) ? m : null;
+    return Array.isArray(m.models) && Array.isArray(m.rejected) ? m : null;
   } catch {
     return null; // missing or unreadable: rebuild everything
   }
@@ -166,7 +187,13 @@ export interface BuildZooOptions {
   onProgress?: (msg: string) => void;
 }
 
-/** Builds (or completes) the zoo in `dir`, reusing every model whose config and file are unchanged. */
+/** Accuracy of an MLP on a domain's evaluation split. */
+function accuracyOn(gemm: Gemm, mlp: Mlp, split: EvaluationSplit): number {
+  const logits = forward(gemm, mlp, split.images, split.n);
+  return accuracyOfLogits(logits, split.taskLabels, split.n, mlp.layers[mlp.layers.length - 1].outDim);
+}
+
+/** Builds (or completes) the zoo in `dir`, reusing every model whose config and files are unchanged. */
 export async function buildZoo(opts: BuildZooOptions): Promise<Manifest> {
   const { size, dir } = opts;
   const cfg = SIZES[size];
@@ -188,6 +215,8 @@ export async function buildZoo(opts: BuildZooOptions): Promise<Manifest> {
   const hashes = new Map<string, string>();
   const features = new Map<string, Float32Array>(); // backbone outputs on the train split, per parent
   const entries: ZooModel[] = [];
+  const rejected: RejectedModel[] = [];
+  const skipped = new Set<string>();
 
   const modelOf = async (name: string): Promise<Mlp> => {
     let m = models.get(name);
@@ -199,13 +228,28 @@ export async function buildZoo(opts: BuildZooOptions): Promise<Manifest> {
   };
 
   for (const spec of specs) {
+    if (spec.derivedFrom && skipped.has(spec.derivedFrom)) {
+      skipped.add(spec.name);
+      log(`${spec.name}: skipped (its parent ${spec.derivedFrom} was not kept)`);
+      continue;
+    }
     const parentHash = spec.derivedFrom ? hashes.get(spec.derivedFrom)! : null;
     const configHash = configHashOf(spec, cfg, parentHash);
     hashes.set(spec.name, configHash);
     const file = `${spec.name}.onnx`;
     const path = join(dir, file);
-    const prev = previous?.size === size ? previous.models.find((e) => e.name === spec.name) : undefined;
-    if (prev && prev.configHash === configHash && existsSync(path)) {
+    const evaluation = recipeOf(spec.domain, cfg.testSamples, evaluationSeed(spec.name), `${spec.name}.eval.json`);
+    const same = previous?.size === size;
+    const prevRejected = same ? previous.rejected.find((e) => e.name === spec.name) : undefined;
+    const prevHash = same ? (previous as Manifest & { configHashes?: Record<string, string> }).configHashes?.[spec.name] : undefined;
+    if (prevRejected && prevHash === configHash) {
+      rejected.push(prevRejected);
+      skipped.add(spec.name);
+      log(`${spec.name}: not kept (cached: +${prevRejected.gainPoints.toFixed(2)} points over ${spec.derivedFrom} on its own task)`);
+      continue;
+    }
+    const prev = same ? previous.models.find((e) => e.name === spec.name) : undefined;
+    if (prev && prev.configHash === configHash && existsSync(path) && existsSync(join(dir, evaluation.file))) {
       const bytes = new Uint8Array(await readFile(path));
       if (hash64Hex(bytes) === prev.fileHash) {
         entries.push(prev);
@@ -216,15 +260,17 @@ export async function buildZoo(opts: BuildZooOptions): Promise<Manifest> {
 
     const t0 = performance.now();
     gemm ??= await createGemm();
-    const { train, test } = needData();
-    const classes = taskClasses(spec.task);
-    const labels = taskLabels(spec.task, train.labels);
+    const { train } = needData();
+    const classes = taskClasses(spec.domain.task);
+    const labels = taskLabels(spec.domain.task, train.labels);
     const dims = [IMAGE_SIZE, ...cfg.hidden, classes];
     let mlp: Mlp;
     let steps: number;
     const progress = (step: number, loss: number) => {
       if (step % 100 === 0 || step === steps) log(`${spec.name}: step ${step}/${steps} loss ${loss.toFixed(4)}`);
     };
+    const transform = spec.domain.transform;
+    const augment = transform ? (x: Float32Array, rows: number, rng: Rng) => applyTransform(transform, x, rows, rng) : undefined;
     if (spec.kind === 'head') {
       const parent = await modelOf(spec.derivedFrom!);
       const backbone = parent.layers.slice(0, -1);
@@ -243,32 +289,53 @@ export async function buildZoo(opts: BuildZooOptions): Promise<Manifest> {
     } else {
       if (spec.kind === 'scratch') mlp = initMlp(dims, spec.seed);
       else mlp = cloneMlp(await modelOf(spec.derivedFrom!));
-      const pool = trainingPool(spec, train);
+      const pool = domainIndices(spec.domain, train.labels, 0, train.n, spec.poolLimit);
       steps = Math.max(1, Math.round((spec.epochs * pool.length) / cfg.batch));
-      trainMlp(gemm, mlp, train.images, labels, { indices: pool, steps, batch: cfg.batch, lr: spec.lr, seed: spec.seed, augment: augmentOf(spec), onStep: progress });
+      trainMlp(gemm, mlp, train.images, labels, { indices: pool, steps, batch: cfg.batch, lr: spec.lr, seed: spec.seed, augment, onStep: progress });
     }
-    const testAccuracy = evaluateMlp(gemm, mlp, test, spec.task);
+    const heldOut = evaluationSplit(evaluation, 'heldOut');
+    const testAccuracy = accuracyOn(gemm, mlp, heldOut);
+    let parentAccuracy: number | undefined;
+    if (spec.kind === 'finetune' || spec.kind === 'version') {
+      parentAccuracy = accuracyOn(gemm, await modelOf(spec.derivedFrom!), heldOut);
+      const gainPoints = (testAccuracy - parentAccuracy) * 100;
+      if (spec.kind === 'finetune' && gainPoints < MIN_GAIN_POINTS) {
+        rejected.push({ name: spec.name, derivedFrom: spec.derivedFrom!, domain: spec.domain, testAccuracy, parentAccuracy, gainPoints });
+        skipped.add(spec.name);
+        log(`${spec.name}: NOT KEPT: ${(testAccuracy * 100).toFixed(2)}% vs ${spec.derivedFrom} ${(parentAccuracy * 100).toFixed(2)}% on ${domainName(spec.domain)} (+${gainPoints.toFixed(2)} < ${MIN_GAIN_POINTS} points)`);
+        continue;
+      }
+    }
     const bytes = exportMlpOnnx(mlp, { graphName: spec.name, docString: spec.how });
+    await writeAtomic(join(dir, evaluation.file), evaluationFileOf(heldOut, INPUT_NAME, [IMAGE_SIZE], OUTPUT_NAME));
     await writeAtomic(path, bytes);
     models.set(spec.name, mlp);
     entries.push({
-      name: spec.name, file, task: spec.task, testAccuracy, derivedFrom: spec.derivedFrom, how: spec.how, classes,
+      name: spec.name, file, task: spec.domain.task, domain: spec.domain, evaluation, testAccuracy, ...(parentAccuracy !== undefined ? { parentAccuracy } : {}),
+      derivedFrom: spec.derivedFrom, kind: spec.kind, how: spec.how, classes,
       params: paramCount(mlp), configHash, fileHash: hash64Hex(bytes),
     });
-    log(`${spec.name}: trained in ${((performance.now() - t0) / 1000).toFixed(1)} s, test accuracy ${(testAccuracy * 100).toFixed(2)}%`);
+    const vs = parentAccuracy !== undefined ? ` (${spec.derivedFrom}: ${(parentAccuracy * 100).toFixed(2)}%)` : '';
+    log(`${spec.name}: trained in ${((performance.now() - t0) / 1000).toFixed(1)} s, held-out accuracy on ${domainName(spec.domain)} ${(testAccuracy * 100).toFixed(2)}%${vs}`);
   }
 
   const manifest: Manifest = {
-    models: entries, inputName: INPUT_NAME, outputName: OUTPUT_NAME, size,
+    models: entries, rejected, minGainPoints: MIN_GAIN_POINTS, inputName: INPUT_NAME, outputName: OUTPUT_NAME, inputDims: [IMAGE_SIZE], size,
     hidden: cfg.hidden, trainSamples: cfg.trainSamples, testSamples: cfg.testSamples,
   };
-  await writeAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  const configHashes = Object.fromEntries(hashes);
+  await writeAtomic(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, configHashes }, null, 2) + '\n');
   return manifest;
 }
 
-/** The zoo's test split (what `testAccuracy` was measured on). */
+/** The first images of MNIST's test split (clean digits, the zoo's test-set size): demo inputs. */
 export function zooTestSplit(size: ZooSize): MnistSplit {
   return loadMnist({ test: SIZES[size].testSamples, train: 0 }).test;
+}
+
+/** A model's own evaluation split, regenerated from its manifest recipe. */
+export function modelEvaluationSplit(model: ZooModel, which: 'validation' | 'heldOut'): EvaluationSplit {
+  return evaluationSplit(model.evaluation, which);
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
@@ -282,6 +349,8 @@ if (isMain) {
   const manifest = await buildZoo({ size, dir, onProgress: (m) => console.error(m) });
   console.error(`zoo (${size}) ready in ${dir}: ${manifest.models.length} models, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   for (const m of manifest.models) {
-    console.error(`  ${m.name.padEnd(18)} ${m.task.padEnd(12)} ${(m.testAccuracy * 100).toFixed(2).padStart(6)}%  from ${m.derivedFrom ?? '-'}`);
+    const vs = m.parentAccuracy !== undefined ? ` (parent ${(m.parentAccuracy * 100).toFixed(2)}%)` : '';
+    console.error(`  ${m.name.padEnd(18)} ${domainName(m.domain).padEnd(28)} ${(m.testAccuracy * 100).toFixed(2).padStart(6)}%  from ${m.derivedFrom ?? '-'}${vs}`);
   }
+  for (const r of manifest.rejected) console.error(`  not kept: ${r.name} (+${r.gainPoints.toFixed(2)} points over ${r.derivedFrom} on ${domainName(r.domain)})`);
 }

@@ -6,7 +6,6 @@
  */
 import type { Gemm } from '../../src/kernels/gemm.ts';
 import { InvalidArgumentError } from '../../src/errors.ts';
-import { IMAGE_SIDE, IMAGE_SIZE } from './mnist.ts';
 import { mulberry32 } from '../../src/random.ts';
 
 /** One fully connected layer, ONNX MatMul layout: y = x·weight + bias, weight is inDim x outDim. */
@@ -136,42 +135,6 @@ export function accuracyOfLogits(logits: Float32Array, labels: Uint8Array, n: nu
 
 /** In-place batch augmentations applied to the assembled minibatch (rows of 28x28 images). */
 export type Augment = (x: Float32Array, rows: number, rng: Rng) => void;
-
-/** Additive Gaussian pixel noise, clipped back to [0, 1]. */
-export function gaussianNoise(std: number): Augment {
-  return (x, rows, rng) => {
-    const len = rows * IMAGE_SIZE;
-    for (let i = 0; i < len; i++) {
-      const v = x[i] + std * rng.normal();
-      x[i] = v < 0 ? 0 : v > 1 ? 1 : v;
-    }
-  };
-}
-
-/** Each image moved by dx, dy in [-max, max] (not both 0) pixels, zero-filled. */
-export function randomShift(max: number): Augment {
-  const tmp = new Float32Array(IMAGE_SIZE);
-  return (x, rows, rng) => {
-    for (let r = 0; r < rows; r++) {
-      let dx = 0, dy = 0;
-      while (dx === 0 && dy === 0) {
-        dx = rng.int(2 * max + 1) - max;
-        dy = rng.int(2 * max + 1) - max;
-      }
-      const img = x.subarray(r * IMAGE_SIZE, (r + 1) * IMAGE_SIZE);
-      tmp.fill(0);
-      for (let y = 0; y < IMAGE_SIDE; y++) {
-        const sy = y - dy;
-        if (sy < 0 || sy >= IMAGE_SIDE) continue;
-        for (let c = 0; c < IMAGE_SIDE; c++) {
-          const sx = c - dx;
-          if (sx >= 0 && sx < IMAGE_SIDE) tmp[y * IMAGE_SIDE + c] = img[sy * IMAGE_SIDE + sx];
-        }
-      }
-      img.set(tmp);
-    }
-  };
-}
 
 export interface TrainConfig {
   /** Rows of `inputs` the trainer may draw from (default: all). */

@@ -3,7 +3,8 @@
  * `tessera dedup <store> --undo <model>`, `tessera dedup <store> --settle [--models a,b]`.
  */
 import { Command, InvalidArgumentError as CliArgError } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { openStore } from '../node/open.ts';
 import { TesseraError } from '../errors.ts';
 import type { TesseraStore } from '../store/store.ts';
@@ -38,6 +39,24 @@ async function readEvalFile(file: string): Promise<EvalSet> {
   return parseEvalSet(parsed, `evaluation file ${file}`);
 }
 
+/**
+ * `--eval FILE`: one set for every model. `--eval DIR`: each model is scored on its own
+ * `DIR/<model>.eval.json` (the zoo writes one per model: its own held-out split).
+ */
+async function evalSource(path: string): Promise<(model: string) => Promise<EvalSet>> {
+  let isDir = false;
+  try {
+    isDir = (await stat(path)).isDirectory();
+  } catch (e) {
+    throw new TesseraError('INVALID_ARGUMENT', `cannot read evaluation file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!isDir) {
+    const set = await readEvalFile(path);
+    return async () => set;
+  }
+  return (model) => readEvalFile(join(path, `${model}.eval.json`));
+}
+
 function modelsOption(store: TesseraStore, list?: string): string[] | undefined {
   if (!list) return undefined;
   const names = list.split(',').map((s) => s.trim()).filter(Boolean);
@@ -52,7 +71,7 @@ export function registerDedup(program: Command): void {
     .argument('<store>')
     .option('--models <a,b>', 'models to deduplicate (default: all, in store order)')
     .option('--max-drop <fraction>', 'largest accepted accuracy drop, in [0, 1] (0.01 = one point)', parseFraction)
-    .option('--eval <file>', 'evaluation set JSON {"input", "dims", "data", "labels"?}: labelled accuracy, or agreement with the original outputs without labels (default: agreement on synthetic inputs)')
+    .option('--eval <file|dir>', 'evaluation set JSON {"input", "dims", "data" (numbers, or base64 with "dataType" float32|uint8 and "scale"), "labels"?, "output"?}: labelled accuracy, or agreement with the original outputs without labels; a folder holds one <model>.eval.json per model (default: agreement on synthetic inputs)')
     .option('--lossless', 'store near-duplicate blocks as compressed deltas (bit-exact; no accuracy bound needed)')
     .option('--method <name>', `planner: ${DEDUP_METHODS.join(', ')}`, 'ours')
     .option('--undo <model>', "restore a model's original blocks (bit-exact)")
@@ -66,7 +85,7 @@ export function registerDedup(program: Command): void {
         validateMaxDrop(o.maxDrop);
       }
       if (!DEDUP_METHODS.includes(o.method)) throw new TesseraError('INVALID_ARGUMENT', `unknown --method "${o.method}": use one of ${DEDUP_METHODS.join(', ')}.`);
-      const evalSet = o.eval ? await readEvalFile(o.eval) : undefined;
+      const evalSet = o.eval ? await evalSource(o.eval) : undefined;
       const store = await openStore(path);
       try {
         if (o.undo !== undefined) {
@@ -105,7 +124,7 @@ export function registerDedup(program: Command): void {
             method: o.method as DedupMethod,
             models,
             onProgress,
-            evaluator: (model, weights) => createEvaluator(model, weights, evalSet ?? syntheticEvalSet(model)),
+            evaluator: async (model, weights) => createEvaluator(model, weights, evalSet ? await evalSet(model.name) : syntheticEvalSet(model)),
           });
           bar.stop();
           const out = reports.map((r) => ({ name: r.name, blocksReplaced: r.blocksReplaced, bytesSaved: r.bytesSaved, accuracyBefore: r.accuracyBefore, accuracyAfter: r.accuracyAfter, scoring: r.scoring, evaluations: r.evaluations }));

@@ -16,9 +16,20 @@ import { mulberry32 } from '../random.ts';
 import { ModelSession, type SessionOptions } from '../runtime/session.ts';
 
 /**
- * An evaluation set, as given in an `--eval` JSON file:
- * `{ "input": "<name>", "dims": [n, ...], "data": [...], "labels": [...]?, "output": "<name>"? }`.
- * Samples are rows along dim 0. Without labels, scoring is label-free (agreement).
+ * An evaluation set, as given in an `--eval` JSON file (one object):
+ *
+ * | field | meaning |
+ * | --- | --- |
+ * | `input` | name of the model input the samples feed |
+ * | `dims` | `[n, ...]`: the input shape of all samples together; samples are rows along dim 0 |
+ * | `data` | the n x ... input values: a JSON list of numbers, or a base64 string (see `dataType`) |
+ * | `dataType` | with base64 `data`: `"float32"` (little-endian) or `"uint8"` (each byte times `scale`) |
+ * | `scale` | with `"uint8"`: the multiplier (default 1; the zoo writes 1/255 for pixels) |
+ * | `labels` | optional: one class index per sample; without labels scoring is label-free agreement |
+ * | `output` | optional: the output scored (default: the model's first output) |
+ *
+ * `--eval` may also name a folder: each model is then scored on `<folder>/<model>.eval.json`
+ * (what `npm run zoo` writes beside its models: each model's own held-out split).
  */
 export interface EvalSet {
   input: string;
@@ -37,10 +48,18 @@ export interface Evaluator {
   readonly evaluations: number;
 }
 
+function decodeBase64(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return null;
+  const bin = atob(text);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
 /** Reads an evaluation set from parsed JSON; structural problems are INVALID_ARGUMENT. */
 export function parseEvalSet(json: unknown, source = 'evaluation set'): EvalSet {
   const bad = (what: string): never => {
-    throw new InvalidArgumentError(`${source}: ${what}. Expected {"input": "<name>", "dims": [n, ...], "data": [n*... numbers], "labels": [n integers] (optional), "output": "<name>" (optional)}.`);
+    throw new InvalidArgumentError(`${source}: ${what}. Expected {"input": "<name>", "dims": [n, ...], "data": [n*... numbers] or "<base64>" with "dataType": "float32" | "uint8" (and "scale"), "labels": [n integers] (optional), "output": "<name>" (optional)}.`);
   };
   if (!json || typeof json !== 'object' || Array.isArray(json)) bad('not a JSON object');
   const o = json as Record<string, unknown>;
@@ -48,9 +67,27 @@ export function parseEvalSet(json: unknown, source = 'evaluation set'): EvalSet 
   if (!Array.isArray(o.dims) || !o.dims.length || o.dims.some((d) => !Number.isInteger(d) || (d as number) < 1)) bad('"dims" must be a non-empty list of positive integers');
   const dims = o.dims as number[];
   const n = dims.reduce((a, d) => a * d, 1);
-  if (!Array.isArray(o.data) || o.data.length !== n) bad(`"data" must hold ${n} numbers (the product of dims [${dims.join(', ')}]), got ${Array.isArray(o.data) ? o.data.length : typeof o.data}`);
-  const data = Float32Array.from(o.data as number[]);
-  if ((o.data as unknown[]).some((v) => typeof v !== 'number' || !Number.isFinite(v))) bad('"data" must hold finite numbers only');
+  let data: Float32Array;
+  if (typeof o.data === 'string') {
+    const bytes = decodeBase64(o.data);
+    if (!bytes) bad('"data" as a string must be base64');
+    if (o.dataType === 'float32') {
+      if (bytes!.length !== n * 4) bad(`base64 float32 "data" must hold ${n} values (${n * 4} bytes) for dims [${dims.join(', ')}], got ${bytes!.length} bytes`);
+      data = new Float32Array(bytes!.buffer, 0, n).slice();
+    } else if (o.dataType === 'uint8') {
+      if (bytes!.length !== n) bad(`base64 uint8 "data" must hold ${n} bytes for dims [${dims.join(', ')}], got ${bytes!.length}`);
+      const scale = o.scale === undefined ? 1 : o.scale;
+      if (typeof scale !== 'number' || !Number.isFinite(scale)) bad('"scale" must be a finite number');
+      data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = bytes![i] * (scale as number);
+    } else {
+      return bad('base64 "data" needs "dataType": "float32" or "uint8"');
+    }
+  } else {
+    if (!Array.isArray(o.data) || o.data.length !== n) bad(`"data" must hold ${n} numbers (the product of dims [${dims.join(', ')}]), got ${Array.isArray(o.data) ? o.data.length : typeof o.data}`);
+    if ((o.data as unknown[]).some((v) => typeof v !== 'number' || !Number.isFinite(v))) bad('"data" must hold finite numbers only');
+    data = Float32Array.from(o.data as number[]);
+  }
   let labels: Int32Array | undefined;
   if (o.labels !== undefined) {
     if (!Array.isArray(o.labels) || o.labels.length !== dims[0]) bad(`"labels" must hold one integer per sample (${dims[0]})`);
