@@ -1,6 +1,6 @@
 /**
  * Page packing: netsDB's four algorithms (our re-implementations) against tessera's on the four
- * real netsDB inputs (../shared/data/netsdb-page-packing.json, read here, never copied), page
+ * real netsDB inputs (bench/data/netsdb-page-packing.json, source in bench/data/README.md), page
  * counts under netsDB's rule, times per algorithm, netsDB's own reported counts beside them, the
  * lower bounds, and what the relaxed rule gains and costs. Then a synthetic scaling family up to
  * 1M blocks, with the WASM class kernel against its TS twin (baseline) in the same run.
@@ -19,7 +19,7 @@ import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const DATA_CANDIDATES = [join(here, '..', '..', 'shared', 'data', 'netsdb-page-packing.json'), join(here, '..', 'shared', 'data', 'netsdb-page-packing.json')];
+const DATA_FILE = join(here, 'data', 'netsdb-page-packing.json');
 const STRICT: PackingAlgorithm[] = ['baseline', 'greedy1', 'greedy2', 'twoStage', 'tessera'];
 /** netsDB's Python times on the 300x300 / 32 MB case, from PAPER.md section 2 (not in the data file). */
 const NETSDB_PYTHON_MS = { case: 'text-classification-300x300-32MB', twoStage: 1300, baseline: 40000 };
@@ -67,9 +67,8 @@ function timed<T>(reps: number, f: () => T): { ms: number; out: T } {
 }
 
 export async function run(opts: BenchOptions): Promise<object> {
-  const path = DATA_CANDIDATES.find((p) => existsSync(p));
-  if (!path) throw new Error(`netsdb-page-packing.json not found (looked in ${DATA_CANDIDATES.join(', ')})`);
-  const data = JSON.parse(readFileSync(path, 'utf8')) as { cases: DataCase[] };
+  if (!existsSync(DATA_FILE)) throw new Error(`${DATA_FILE} is missing: it ships with the repository (see bench/data/README.md).`);
+  const data = JSON.parse(readFileSync(DATA_FILE, 'utf8')) as { cases: DataCase[] };
   data.cases.push(await zooCase(opts.quick));
   const wasm = await createClassifier();
   const reps = opts.quick ? 3 : 11;
@@ -168,5 +167,5 @@ export async function run(opts: BenchOptions): Promise<object> {
     scaling.push(row);
     console.log(`scaling ${JSON.stringify(row)}`);
   }
-  return { data: path, cases, scaling };
+  return { data: 'bench/data/netsdb-page-packing.json', cases, scaling };
 }

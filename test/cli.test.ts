@@ -1,28 +1,11 @@
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseModel } from '../src/onnx/model.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
-
-const bin = join(import.meta.dirname, '..', 'bin', 'tessera.js');
-
-async function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = promisify(execFile)(process.execPath, [bin, ...args], { encoding: 'utf8' });
-  if (input !== undefined) {
-    p.child.stdin!.write(input);
-    p.child.stdin!.end();
-  }
-  try {
-    const { stdout, stderr } = await p;
-    return { code: 0, stdout, stderr };
-  } catch (e: any) {
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+import { cli } from './cli-helpers.ts';
 
 test('add, ls, stats, export, run, rm, verify work end to end with --json', async () => {
   const dir = await tempDir();
@@ -70,9 +53,11 @@ test('errors exit non-zero with one clear line on stderr', async () => {
       [['ls', join(dir.path, 'nope')], /not a tessera store/],
       [['add', store, join(dir.path, 'missing.onnx')], /cannot read model file/],
       [['export', store, 'ghost', join(dir.path, 'x.onnx')], /model "ghost" is not in the store/],
-      [['run', store, 'ghost'], /feeds are not valid JSON/, 'not json'],
     ];
     await writeFile(join(dir.path, 'junk.onnx'), 'definitely not protobuf');
+    await writeFile(join(dir.path, 'ok.onnx'), mlp({ inputDim: 4, hidden: 4, outputDim: 2, seed: 5 }));
+    assert.is((await cli(['add', store, join(dir.path, 'ok.onnx')])).code, 0);
+    cases.push([['run', store, 'ok'], /feeds are not valid JSON/, 'not json']);
     cases.push([['add', store, join(dir.path, 'junk.onnx')], /not a valid ONNX model/]);
     for (const [args, re, input] of cases) {
       const r = await cli(args, input);

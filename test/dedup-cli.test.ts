@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { registerDedup } from '../src/cli/dedup.ts';
+import { register as registerDedup } from '../src/cli/verbs/dedup.ts';
 import { openStore } from '../src/node/open.ts';
 import { parseModel } from '../src/onnx/model.ts';
 import { mlp } from './fixtures/onnx-builders.ts';

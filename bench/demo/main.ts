@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openStore, addModelFile } from '../../src/node/open.ts';
-import { formatBytes, table } from '../../src/cli/format.ts';
+import { formatBytes, table } from '../../src/cli/output.ts';
 import { defaultOrt } from '../../src/runtime/ort.ts';
 import { buildZoo } from '../zoo/build.ts';
 import { loadMnist, taskLabel } from '../zoo/mnist.ts';

@@ -2,40 +2,32 @@
  * `tessera serve-bench <store>`: serves a Zipf request stream over every model in the store under
  * a memory budget and prints the server's metrics (hits, misses, bytes read, latency).
  */
-import { Command, InvalidArgumentError as CliArgError } from 'commander';
-import { openStore } from '../node/open.ts';
-import { InferenceError } from '../errors.ts';
-import { Server, type ServeMode } from '../runtime/server.ts';
-import { loadOrt, type OrtBackend } from '../runtime/ort.ts';
-import { zipfTrace } from '../pool/traces.ts';
-import { mulberry32 } from '../random.ts';
-import type { PolicyName } from '../pool/policies.ts';
-import { formatBytes } from './format.ts';
+import type { Command } from 'commander';
+import { InferenceError } from '../../errors.ts';
+import { Server, type ServeMode } from '../../runtime/server.ts';
+import { loadOrt, type OrtBackend } from '../../runtime/ort.ts';
+import { zipfTrace } from '../../pool/traces.ts';
+import { mulberry32 } from '../../random.ts';
+import type { PolicyName } from '../../pool/policies.ts';
+import { parseNumber, parsePositiveInt, parseSize } from '../args.ts';
+import { formatBytes, print, printJson } from '../output.ts';
+import { withStore } from '../store.ts';
 
-function parseBytes(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(k|m|g|kb|mb|gb|kib|mib|gib)?$/i.exec(v.trim());
-  if (!m) throw new CliArgError('expected a size such as 64MB or 1.5GiB');
-  const unit = (m[2] ?? '').toLowerCase();
-  const mult = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
-  return Math.floor(Number(m[1]) * mult);
-}
-
-export function registerServe(program: Command): void {
+export function register(program: Command): void {
   program
     .command('serve-bench')
     .description('serve a Zipf request stream over the store\'s models under a memory budget; print hits, misses, bytes read and latency')
     .argument('<store>', 'store folder')
-    .requiredOption('--budget <size>', 'memory budget for pages, sessions and scratch (e.g. 64MB)', parseBytes)
-    .option('--requests <n>', 'requests to serve', (v) => Number(v), 500)
-    .option('--skew <s>', 'Zipf skew (0 = uniform)', (v) => Number(v), 1)
+    .requiredOption('--budget <size>', 'memory budget for pages, sessions and scratch (e.g. 64MiB)', parseSize)
+    .option('--requests <n>', 'requests to serve', parsePositiveInt, 500)
+    .option('--skew <s>', 'Zipf skew (0 = uniform)', parseNumber, 1)
     .option('--mode <mode>', 'auto | kernel | session | feeds', 'auto')
     .option('--policy <name>', 'page eviction policy', 'dedup')
     .option('--ort <backend>', 'onnxruntime backend: web | node', 'web')
-    .option('--seed <n>', 'trace seed', (v) => Number(v), 1)
+    .option('--seed <n>', 'trace seed', parseNumber, 1)
     .option('--json', 'print JSON')
     .action(async (path: string, o: { budget: number; requests: number; skew: number; mode: string; policy: string; ort: string; seed: number; json?: boolean }) => {
-      const store = await openStore(path, { readOnly: true });
-      try {
+      await withStore(path, async (store) => {
         const ort = await loadOrt(o.ort as OrtBackend);
         const server = await Server.create(store, { budgetBytes: o.budget, mode: o.mode as ServeMode | 'auto', policy: o.policy as PolicyName, ort });
         const models = store.listModels();
@@ -56,16 +48,14 @@ export function registerServe(program: Command): void {
         const m = server.metrics();
         await server.close();
         const summary = { requests: m.requests, throughput: m.requests / seconds, hits: m.hits, misses: m.misses, bytesRead: m.bytesRead, p50Ms: m.latency.p50Ms, p99Ms: m.latency.p99Ms, peakBytes: m.peakBytes, budgetBytes: m.budgetBytes, sessionBuilds: m.sessionBuilds, modes: m.modes, latency: m.latency };
-        if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+        if (o.json) printJson(summary);
         else {
-          process.stdout.write(
+          print(
             `${m.requests} requests over ${models.length} models in ${seconds.toFixed(2)} s (${summary.throughput.toFixed(1)} req/s)\n` +
               `hits ${m.hits}, misses ${m.misses}, read ${formatBytes(m.bytesRead)}, session builds ${m.sessionBuilds}\n` +
-              `latency p50 ${m.latency.p50Ms.toFixed(2)} ms, p99 ${m.latency.p99Ms.toFixed(2)} ms; peak ${formatBytes(m.peakBytes)} of ${formatBytes(m.budgetBytes)}\n`,
+              `latency p50 ${m.latency.p50Ms.toFixed(2)} ms, p99 ${m.latency.p99Ms.toFixed(2)} ms; peak ${formatBytes(m.peakBytes)} of ${formatBytes(m.budgetBytes)}`,
           );
         }
-      } finally {
-        await store.close();
-      }
+      }, { readOnly: true });
     });
 }

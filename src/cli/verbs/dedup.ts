@@ -2,26 +2,16 @@
  * `tessera dedup <store> [--models a,b] --max-drop 0.01 [--eval FILE] [--lossless] [--json]`,
  * `tessera dedup <store> --undo <model>`, `tessera dedup <store> --settle [--models a,b]`.
  */
-import { Command, InvalidArgumentError as CliArgError } from 'commander';
+import type { Command } from 'commander';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openStore } from '../node/open.ts';
-import { TesseraError } from '../errors.ts';
-import type { TesseraStore } from '../store/store.ts';
-import { createEvaluator, parseEvalSet, syntheticEvalSet, type EvalSet } from '../dedup/evaluate.ts';
-import { DEDUP_METHODS, dedupLossless, dedupModels, validateMaxDrop, type DedupMethod } from '../dedup/planner.ts';
-import { formatBytes, progressBar, table } from './format.ts';
-
-const print = (s: string): void => {
-  process.stdout.write(s + '\n');
-};
-const json = (v: unknown) => print(JSON.stringify(v, null, 2));
-
-function parseFraction(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new CliArgError('expected a number in [0, 1], e.g. 0.01 for one accuracy point');
-  return n;
-}
+import { TesseraError } from '../../errors.ts';
+import type { TesseraStore } from '../../store/store.ts';
+import { createEvaluator, parseEvalSet, syntheticEvalSet, type EvalSet } from '../../dedup/evaluate.ts';
+import { DEDUP_METHODS, dedupLossless, dedupModels, validateMaxDrop, type DedupMethod } from '../../dedup/planner.ts';
+import { parseFraction } from '../args.ts';
+import { formatBytes, print, printJson as json, progressBar, table } from '../output.ts';
+import { withStore } from '../store.ts';
 
 async function readEvalFile(file: string): Promise<EvalSet> {
   let text: string;
@@ -64,7 +54,7 @@ function modelsOption(store: TesseraStore, list?: string): string[] | undefined 
   return names;
 }
 
-export function registerDedup(program: Command): void {
+export function register(program: Command): void {
   program
     .command('dedup')
     .description('near-duplicate dedup under an accuracy bound (substitutions are undoable until settled or compacted), or lossless deltas')
@@ -86,8 +76,7 @@ export function registerDedup(program: Command): void {
       }
       if (!DEDUP_METHODS.includes(o.method)) throw new TesseraError('INVALID_ARGUMENT', `unknown --method "${o.method}": use one of ${DEDUP_METHODS.join(', ')}.`);
       const evalSet = o.eval ? await evalSource(o.eval) : undefined;
-      const store = await openStore(path);
-      try {
+      await withStore(path, async (store) => {
         if (o.undo !== undefined) {
           const n = await store.undoSubstitutions(o.undo);
           if (o.json) json({ name: o.undo, restored: n });
@@ -138,8 +127,6 @@ export function registerDedup(program: Command): void {
         } finally {
           bar.stop();
         }
-      } finally {
-        await store.close();
-      }
+      });
     });
 }

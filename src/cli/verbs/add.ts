@@ -1,0 +1,130 @@
+/**
+ * `tessera add <store> <model.onnx...> [--name NAME] [--keep-going]`.
+ *
+ * Every name is settled before anything is written: a file's name is its base name without
+ * `.onnx`, except that `model.onnx` (the usual name inside a model's own folder) takes its
+ * folder's name. Two files that would get one name, or a name the store already holds, stop the
+ * command before it touches the store. A batch is all or nothing: when a file fails, the models
+ * this command already added are removed again. `--keep-going` instead keeps the good files and
+ * lists the bad ones. `-` reads one model from stdin (with --name).
+ */
+import type { Command } from 'commander';
+import { access, constants } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { addModelFile } from '../../node/open.ts';
+import { InvalidArgumentError, InvalidModelError, ModelExistsError, TesseraError } from '../../errors.ts';
+import { validateModelName, type AddReport, type Progress, type TesseraStore } from '../../store/store.ts';
+import { parseSize, parseTile } from '../args.ts';
+import { readStdin } from '../input.ts';
+import { formatBytes, note, print, printJson, progressBar, table } from '../output.ts';
+import { withStore } from '../store.ts';
+
+/** The name a file is stored under when no --name is given. */
+export function defaultModelName(file: string): string {
+  const base = basename(file).replace(/\.onnx$/i, '');
+  if (base.toLowerCase() !== 'model') return base;
+  const folder = basename(dirname(resolve(file)));
+  return folder && folder !== '.' && folder !== '/' ? folder : base;
+}
+
+interface Planned {
+  file: string;
+  name: string;
+}
+
+/** Names for every file, checked against each other (and their readability), before any write. */
+async function planNames(files: string[], name: string | undefined): Promise<Planned[]> {
+  if (name !== undefined && files.length > 1) {
+    throw new InvalidArgumentError(`--name names one model, but ${files.length} files were given: add them under their own names, or one at a time with --name.`);
+  }
+  if (files.includes('-') && name === undefined) throw new InvalidArgumentError('a model read from stdin (-) needs a name: pass --name NAME.');
+  if (files.filter((f) => f === '-').length > 1) throw new InvalidArgumentError('stdin (-) can be given once.');
+  const planned = files.map((file) => ({ file, name: name ?? defaultModelName(file) }));
+  const byName = new Map<string, string[]>();
+  for (const p of planned) byName.set(p.name, [...(byName.get(p.name) ?? []), p.file]);
+  for (const [n, fs] of byName) {
+    if (fs.length > 1) {
+      throw new InvalidArgumentError(`${fs.join(' and ')} would all be stored as "${n}": nothing was added. Add them one at a time with --name NAME.`);
+    }
+  }
+  for (const p of planned) {
+    try {
+      validateModelName(p.name);
+    } catch (e) {
+      if (e instanceof TesseraError) e.message = `${p.file}: ${e.message} Pass --name NAME.`;
+      throw e;
+    }
+    if (p.file === '-') continue;
+    try {
+      await access(p.file, constants.R_OK);
+    } catch (e) {
+      throw new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${p.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; nothing was added.`);
+    }
+  }
+  return planned;
+}
+
+async function addOne(store: TesseraStore, p: Planned, onProgress: (p: Progress) => void): Promise<AddReport> {
+  if (p.file === '-') return store.add(p.name, await readStdin(), { onProgress });
+  return addModelFile(store, p.file, { name: p.name, onProgress });
+}
+
+const line = (r: AddReport) =>
+  `added ${r.name}: ${r.tensors} tensors, ${formatBytes(r.logicalBytes)} logical, ${formatBytes(r.newBytes)} new (${r.newBlocks}/${r.blocks} blocks new, ${r.newPages} pages)`;
+
+export function register(program: Command): void {
+  program
+    .command('add')
+    .description('add ONNX models to a store (created if missing); `model.onnx` takes its folder\'s name, others their file name')
+    .argument('<store>', 'store folder')
+    .argument('<models...>', 'ONNX files (- reads one from stdin; needs --name)')
+    .option('--name <name>', 'store name (only with one model)')
+    .option('--keep-going', 'add the files that can be added and report the others (default: all or nothing)')
+    .option('--tile <RxC>', 'block shape for a new store, e.g. 64x64', parseTile)
+    .option('--page-size <size>', 'page size for a new store, e.g. 1MiB', parseSize)
+    .option('--json', 'print the reports as JSON')
+    .action(async (path: string, files: string[], o: { name?: string; keepGoing?: boolean; tile?: { rows: number; cols: number }; pageSize?: number; json?: boolean }) => {
+      const planned = await planNames(files, o.name);
+      await withStore(path, async (store) => {
+        for (const p of planned) if (store.has(p.name)) {
+          const e = new ModelExistsError(p.name);
+          e.message = `${p.file}: ${e.message} Nothing was added.`;
+          throw e;
+        }
+        const added: AddReport[] = [];
+        const failed: { file: string; name: string; error: string; code: string }[] = [];
+        for (const p of planned) {
+          const bar = progressBar(`add ${p.name}`);
+          try {
+            const r = await addOne(store, p, (x) => bar.update(x));
+            bar.stop();
+            added.push(r);
+            if (!o.json) print(line(r));
+          } catch (e) {
+            bar.stop();
+            if (!(e instanceof TesseraError)) throw e;
+            if (!o.keepGoing) {
+              // All or nothing: take back what this batch added, newest first.
+              for (const r of added.reverse()) await store.remove(r.name);
+              if (planned.length > 1) {
+                e.message = `${p.file}: ${e.message} Nothing was added (${added.length ? `${added.length} models added before it were removed again; ` : ''}--keep-going adds the files that can be added).`;
+              }
+              throw e;
+            }
+            failed.push({ file: p.file, name: p.name, error: e.message, code: e.code });
+          }
+        }
+        if (o.json) printJson(o.keepGoing ? { added, failed } : added);
+        else if (planned.length > 1) {
+          print(`added ${added.length} of ${planned.length} models${failed.length ? `; ${failed.length} failed:` : ''}`);
+          if (failed.length) print(table(['file', 'error'], failed.map((f) => [f.file, `${f.error} [${f.code}]`]), ['l', 'l']));
+        }
+        if (failed.length) {
+          process.exitCode = 1;
+          // Nothing at all was added: fail, so that a store this command created is undone.
+          if (!added.length) throw new TesseraError(failed[0].code as TesseraError['code'], `no model was added: ${failed.map((f) => f.file).join(', ')} failed.`);
+          if (o.json) note(`${failed.length} of ${planned.length} files were not added`);
+        }
+      }, { create: true, pageSize: o.pageSize, tile: o.tile });
+    });
+}
