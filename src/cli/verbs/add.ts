@@ -107,7 +107,7 @@ export function register(program: Command): void {
               // All or nothing: take back what this batch added, newest first.
               for (const r of added.reverse()) await store.remove(r.name);
               if (planned.length > 1) {
-                e.message = `${p.file}: ${e.message} Nothing was added (${added.length ? `${added.length} models added before it were removed again; ` : ''}--keep-going adds the files that can be added).`;
+                e.message = `${p.file}: ${e.message} Nothing was added (${added.length ? `${added.length} model${added.length > 1 ? 's' : ''} added before it ${added.length > 1 ? 'were' : 'was'} removed again; ` : ''}--keep-going adds the files that can be added).`;
               }
               throw e;
             }

@@ -45,7 +45,12 @@ function usageHint(model: string, inputs: TensorIOInfo[]): string {
   return `model "${model}" takes ${list}. Pass --input FEEDS.json, --input ${first}=FILE.npy, --input ${first}=FILE.bin (raw bytes) or --input - (JSON on stdin).`;
 }
 
-const feedOf = (t: TensorData): Feed => ({ dtype: t.dtype, dims: t.dims, data: t.data as ArrayBufferView });
+/**
+ * A file's tensor as a feed. In the input's own dtype it goes as it is (float16 as its bits);
+ * in another (numpy writes float64 by default) its values are converted to the input's dtype.
+ */
+const feedOf = (t: TensorData, info: TensorIOInfo): Feed =>
+  t.dtype === info.dtype ? { dtype: t.dtype, dims: t.dims, data: t.data as ArrayBufferView } : { dims: t.dims, data: t.data as ArrayBufferView };
 
 async function readFeeds(model: string, inputs: TensorIOInfo[], specs: string[], shapes: Map<string, number[]>): Promise<Record<string, Feed>> {
   const feeds: Record<string, Feed> = {};
@@ -73,13 +78,13 @@ async function readFeeds(model: string, inputs: TensorIOInfo[], specs: string[],
     }
     const info = byName.get(name)!;
     if (isNpy(bytes)) {
-      feeds[name] = feedOf(readNpy(bytes, value));
+      feeds[name] = feedOf(readNpy(bytes, value), info);
       continue;
     }
     const declared = info.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : null));
     const dims = shapes.get(name) ?? (declared.every((d) => d !== null) ? (declared as number[]) : undefined);
     if (!dims) throw new InvalidArgumentError(`--input ${spec}: raw bytes need dims, and input "${name}" has shape ${shapeText(info.shape)}: pass --shape ${name}=${declared.map((d) => d ?? 1).join('x')}.`);
-    feeds[name] = feedOf(readRaw(bytes, info.dtype, dims, value));
+    feeds[name] = feedOf(readRaw(bytes, info.dtype, dims, value), info);
   }
   return feeds;
 }

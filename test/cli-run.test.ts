@@ -1,0 +1,98 @@
+/** `tessera info` and `tessera run` with JSON, .npy and raw tensors, stdin and files. */
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { dump, parse } from 'npyjs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mlp, randomFloats } from './fixtures/onnx-builders.ts';
+import { tempDir } from './helpers.ts';
+import { bin, cli } from './cli-helpers.ts';
+
+const dir = await tempDir();
+const store = join(dir.path, 's');
+const x = randomFloats(2 * 8, 7);
+const f = (n: string) => join(dir.path, n);
+
+test.before(async () => {
+  await writeFile(f('alpha.onnx'), mlp({ inputDim: 8, hidden: 8, outputDim: 3, seed: 1 }));
+  await writeFile(f('twin.onnx'), mlp({ inputDim: 8, hidden: 8, outputDim: 3, seed: 1 }));
+  await writeFile(f('other.onnx'), mlp({ inputDim: 8, hidden: 8, outputDim: 3, seed: 2 }));
+  const r = await cli(['add', store, f('alpha.onnx'), f('twin.onnx'), f('other.onnx'), '--tile', '8x8']);
+  assert.is(r.code, 0, r.stderr);
+});
+test.after(() => dir.cleanup());
+
+/** Y from the JSON path: the reference every file format must match exactly. */
+async function jsonRun(): Promise<{ dims: number[]; data: number[] }> {
+  const r = await cli(['run', store, 'alpha', '--input', '-'], JSON.stringify({ X: { dims: [2, 8], data: Array.from(x) } }));
+  assert.is(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout).Y;
+}
+
+test('info lists inputs and outputs with dtypes and shapes, size, shared bytes and pages', async () => {
+  const text = (await cli(['info', store, 'alpha'])).stdout;
+  assert.match(text, /input\s+X\s+float32\s+\[N, 8\]/);
+  assert.match(text, /output\s+Y\s+float32\s+\[N, 3\]/);
+  assert.match(text, /^pages +\d+/m);
+  const twin = JSON.parse((await cli(['info', store, 'twin', '--json'])).stdout);
+  assert.is(twin.sharedBytes, twin.logicalBytes, 'a twin shares every byte');
+  const other = JSON.parse((await cli(['info', store, 'other', '--json'])).stdout);
+  assert.ok(other.sharedBytes < other.logicalBytes, 'different weights are its own');
+  assert.equal(other.inputs, [{ name: 'X', dtype: 'float32', shape: ['N', 8] }]);
+  const ghost = await cli(['info', store, 'ghost']);
+  assert.is(ghost.code, 1);
+  assert.match(ghost.stderr, /model "ghost" is not in the store/);
+});
+
+test('a .npy input (written by npyjs) and a .npy output (read by npyjs) give the JSON result exactly', async () => {
+  const ref = await jsonRun();
+  await writeFile(f('x.npy'), new Uint8Array(dump(x, [2, 8])));
+  const r = await cli(['run', store, 'alpha', '--input', `X=${f('x.npy')}`, '--output', `Y=${f('y.npy')}`]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Y\s+float32\s+\[2, 3\]/);
+  const y = parse((await readFile(f('y.npy'))).buffer as ArrayBuffer);
+  assert.equal(y.shape, [2, 3]);
+  assert.is(y.dtype, 'f4');
+  assert.equal(Array.from(y.data as Float32Array), ref.data);
+  // numpy's default float64 feeds a float32 input; a lone .npy feeds the only input.
+  await writeFile(f('x64.npy'), new Uint8Array(dump(Float64Array.from(x), [2, 8])));
+  const r64 = await cli(['run', store, 'alpha', '--input', f('x64.npy')]);
+  assert.is(r64.code, 0, r64.stderr);
+  assert.equal(JSON.parse(r64.stdout).Y.data, ref.data);
+});
+
+test('raw little-endian input with --shape, raw output and a folder of .npy outputs', async () => {
+  const ref = await jsonRun();
+  await writeFile(f('x.bin'), new Uint8Array(x.buffer));
+  const noShape = await cli(['run', store, 'alpha', '--input', `X=${f('x.bin')}`]);
+  assert.is(noShape.code, 1);
+  assert.match(noShape.stderr, /pass --shape X=1x8/);
+  const wrong = await cli(['run', store, 'alpha', '--input', `X=${f('x.bin')}`, '--shape', 'X=3x8']);
+  assert.match(wrong.stderr, /has 64 bytes, but float32 \[3, 8\] needs 96/);
+  const r = await cli(['run', store, 'alpha', '--input', `X=${f('x.bin')}`, '--shape', 'X=2x8', '--output', f('y.bin'), '--output', f('outs') + '/']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(Array.from(new Float32Array((await readFile(f('y.bin'))).buffer.slice(0))), ref.data);
+  const y = parse((await readFile(join(f('outs'), 'Y.npy'))).buffer as ArrayBuffer);
+  assert.equal(Array.from(y.data as Float32Array), ref.data);
+  const unknown = await cli(['run', store, 'alpha', '--input', `Z=${f('x.bin')}`]);
+  assert.match(unknown.stderr, /has no input "Z"; it takes X/);
+});
+
+test('--output FILE.json writes what stdout would have shown', async () => {
+  const ref = await jsonRun();
+  await writeFile(f('feeds.json'), JSON.stringify({ X: { dims: [2, 8], data: Array.from(x) } }));
+  const r = await cli(['run', store, 'alpha', '--input', f('feeds.json'), '--output', f('out.json')]);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(await readFile(f('out.json'), 'utf8')).Y.data, ref.data);
+});
+
+test('no --input on a terminal: an immediate message naming the inputs, not a silent wait', async () => {
+  // `script` gives the command a terminal as stdin; a wait would hit the timeout.
+  const cmd = `"${process.execPath}" "${bin}" run "${store}" alpha`;
+  const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 15000 }).catch((e) => e);
+  assert.match(stdout, /no input given: model "alpha" takes X \(float32 \[N, 8\]\)\. Pass --input FEEDS\.json, --input X=FILE\.npy/);
+});
+
+test.run();
