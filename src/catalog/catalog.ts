@@ -13,6 +13,7 @@ import { CorruptionError, TesseraError } from '../errors.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { gridOf } from '../blocks/tiling.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
+import { TENSOR_ENCODINGS, type TensorEncoding } from '../onnx/model.ts';
 
 export const CATALOG_FORMAT = 1;
 
@@ -58,6 +59,12 @@ export interface TensorEntry {
   location: string;
   /** Block ids in tile-grid order (row-major). */
   blocks: Uint32Array;
+  /**
+   * The TensorProto field the elements arrived in, when not raw_data (typed fields, or 'none' for
+   * an empty tensor without data): export writes them back there, byte-identical to the input.
+   * Absent in catalogs written before it existed; those export as raw_data.
+   */
+  encoding?: TensorEncoding;
 }
 
 export interface ModelEntry {
@@ -126,7 +133,12 @@ function modelToWire(m: ModelEntry): unknown {
     inputs: m.inputs,
     outputs: m.outputs,
     sourceBytes: m.sourceBytes,
-    tensors: m.tensors.map((t) => [t.name, t.dtype, t.dims, t.location, u32Bytes(t.blocks)]),
+    // The encoding is a sixth element only when not raw_data: most tensors pay nothing for it.
+    tensors: m.tensors.map((t) => {
+      const wire: unknown[] = [t.name, t.dtype, t.dims, t.location, u32Bytes(t.blocks)];
+      if (t.encoding !== undefined && t.encoding !== 'raw') wire.push(t.encoding);
+      return wire;
+    }),
     ...(m.substitutions?.length ? { substitutions: m.substitutions } : {}),
   };
 }
@@ -138,7 +150,14 @@ function modelFromWire(w: any): ModelEntry {
     inputs: w.inputs,
     outputs: w.outputs,
     sourceBytes: w.sourceBytes,
-    tensors: w.tensors.map((t: any[]) => ({ name: t[0], dtype: t[1], dims: t[2], location: t[3], blocks: bytesU32(t[4]) })),
+    tensors: w.tensors.map((t: any[]) => {
+      const entry: TensorEntry = { name: t[0], dtype: t[1], dims: t[2], location: t[3], blocks: bytesU32(t[4]) };
+      if (t.length > 5) {
+        if (!TENSOR_ENCODINGS.includes(t[5])) throw new CorruptionError('CATALOG_CORRUPT', `tensor "${t[0]}" of model "${w.name}" has an unknown encoding ${JSON.stringify(t[5])}: the catalog is damaged or newer than this tessera.`);
+        entry.encoding = t[5];
+      }
+      return entry;
+    }),
     ...(w.substitutions ? { substitutions: w.substitutions } : {}),
   };
 }

@@ -5,6 +5,7 @@
  */
 import { parse as parseNpy } from 'npyjs';
 import { InvalidArgumentError } from '../errors.ts';
+import { plainValues, type PlainValue } from '../onnx/tensor-values.ts';
 
 /** A tensor as the CLI moves it: ONNX dtype name, dims, and data in that dtype's typed array. */
 export interface TensorData {
@@ -78,20 +79,10 @@ export function writeRaw(t: TensorData, what: string): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
-/** Half-precision bits to a number (IEEE 754 binary16). */
-export function halfToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
-}
-
-/** A tensor's values for JSON: numbers, with 64-bit integers as decimal strings and halves decoded. */
-export function jsonValues(t: TensorData): (number | string | boolean)[] {
-  const d = t.data as ArrayLike<number | bigint | string>;
-  if (t.dtype === 'float16') return Array.from(d as ArrayLike<number>, halfToNumber);
-  if (t.dtype === 'bfloat16') return Array.from(d as ArrayLike<number>, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
-  return Array.from(d, (v) => (typeof v === 'bigint' ? v.toString() : v));
+/**
+ * A tensor's values for JSON (src/onnx/tensor-values.ts): float16/bfloat16 decoded to numbers,
+ * 64-bit integers as decimal strings, NaN/±Infinity as "NaN"/"Infinity"/"-Infinity".
+ */
+export function jsonValues(t: TensorData): PlainValue[] {
+  return plainValues(t.dtype, t.data);
 }

@@ -5,7 +5,7 @@
  * The weights are found by one deterministic walk (`walkTensors`) used both when parsing and when
  * assembling, so `tensorData[i]` always fills the i-th tensor slot of a skeleton.
  */
-import { clearField, create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { clearField, create, fromBinary, isFieldSet, toBinary } from '@bufbuild/protobuf';
 import {
   ModelProtoSchema,
   StringStringEntryProtoSchema,
@@ -33,7 +33,24 @@ export interface ExtractedTensor {
   data: Uint8Array;
   /** Which graph holds the tensor, as a human path: 'graph', 'graph/If_0.then_branch', ... */
   location: string;
+  /** The TensorProto field its elements arrived in (absent: raw_data), so export writes them back there. */
+  encoding?: TensorEncoding;
 }
+
+/**
+ * Where a tensor's elements sat in the input's TensorProto. ONNX writers put them either in
+ * raw_data or in the typed field of their element type (onnx.helper.make_tensor, Constant nodes
+ * and PyTorch's exporter do both), and an empty tensor may carry no data field at all. Keeping
+ * this per tensor is what lets `assembleModel` write a file byte-identical to the input.
+ * - 'raw': raw_data (also what external data becomes when written inline);
+ * - 'float' | 'int32' | 'int64' | 'double' | 'uint64': float_data, int32_data, ... (onnx.proto
+ *   says which dtype uses which; float16/bfloat16/uint16 as bit patterns in int32_data);
+ * - 'none': no data field (an empty tensor).
+ */
+export type TensorEncoding = 'raw' | 'float' | 'int32' | 'int64' | 'double' | 'uint64' | 'none';
+
+/** Every TensorEncoding, for checking values read back from a catalog. */
+export const TENSOR_ENCODINGS: readonly TensorEncoding[] = ['raw', 'float', 'int32', 'int64', 'double', 'uint64', 'none'];
 
 /** A graph input or output. `shape` entries: number = fixed, string = symbolic, null = unknown. */
 export interface TensorIO {
@@ -190,8 +207,9 @@ function asBytes(view: ArrayBufferView): Uint8Array {
  * The tensor's elements from ONNX's typed fields (float_data, int32_data, ...), as little-endian
  * bytes, or undefined when the tensor has none. Which field holds which dtype follows onnx.proto.
  */
-function typedFieldBytes(t: TensorProto, dtype: DType): { bytes: Uint8Array; elements: number } | undefined {
-  const toBytes = (view: ArrayBufferView & { length: number }) => ({ bytes: asBytes(view), elements: view.length });
+function typedFieldBytes(t: TensorProto, dtype: DType): { bytes: Uint8Array; elements: number; encoding: TensorEncoding } | undefined {
+  const encoding = TYPED_FIELD[dtype];
+  const toBytes = (view: ArrayBufferView & { length: number }) => ({ bytes: asBytes(view), elements: view.length, encoding });
   switch (dtype) {
     case 'float32':
       return t.floatData.length ? toBytes(Float32Array.from(t.floatData)) : undefined;
@@ -216,6 +234,78 @@ function typedFieldBytes(t: TensorProto, dtype: DType): { bytes: Uint8Array; ele
     case 'float16':
     case 'bfloat16': // 16-bit floats are stored as their bit patterns in int32_data
       return t.int32Data.length ? toBytes(Uint16Array.from(t.int32Data)) : undefined;
+  }
+}
+
+/** The typed field onnx.proto assigns to each dtype. */
+const TYPED_FIELD: Record<DType, TensorEncoding> = {
+  float32: 'float',
+  float64: 'double',
+  int64: 'int64',
+  uint64: 'uint64',
+  uint32: 'uint64',
+  int32: 'int32',
+  int16: 'int32',
+  int8: 'int32',
+  uint8: 'int32',
+  bool: 'int32',
+  uint16: 'int32',
+  float16: 'int32',
+  bfloat16: 'int32',
+};
+
+/** A typed-array view of `bytes` (copied first when unaligned). */
+function elementView<T>(bytes: Uint8Array, Ctor: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T {
+  const size = Ctor.BYTES_PER_ELEMENT;
+  const b = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  return new Ctor(b.buffer, b.byteOffset, b.length / size);
+}
+
+/** Writes `bytes` (little-endian elements of `dtype`) into the tensor field `encoding` names. */
+function setTensorData(t: TensorProto, dtype: DType, bytes: Uint8Array, encoding: TensorEncoding): void {
+  if (encoding === 'raw') {
+    t.rawData = bytes as Uint8Array<ArrayBuffer>;
+    return;
+  }
+  if (encoding === 'none') {
+    if (bytes.length) throw new InvalidArgumentError(`tensor "${t.name}" is recorded as having no data field but ${bytes.length} bytes were given.`);
+    return;
+  }
+  if (TYPED_FIELD[dtype] !== encoding) throw new InvalidArgumentError(`tensor "${t.name}" (${dtype}) cannot be written into the ${encoding}_data field.`);
+  switch (dtype) {
+    case 'float32':
+      t.floatData = Array.from(elementView(bytes, Float32Array));
+      return;
+    case 'float64':
+      t.doubleData = Array.from(elementView(bytes, Float64Array));
+      return;
+    case 'int64':
+      t.int64Data = Array.from(elementView(bytes, BigInt64Array));
+      return;
+    case 'uint64':
+      t.uint64Data = Array.from(elementView(bytes, BigUint64Array));
+      return;
+    case 'uint32':
+      t.uint64Data = Array.from(elementView(bytes, Uint32Array), (v) => BigInt(v));
+      return;
+    case 'int32':
+      t.int32Data = Array.from(elementView(bytes, Int32Array));
+      return;
+    case 'int16':
+      t.int32Data = Array.from(elementView(bytes, Int16Array));
+      return;
+    case 'int8':
+      t.int32Data = Array.from(elementView(bytes, Int8Array));
+      return;
+    case 'uint8':
+    case 'bool':
+      t.int32Data = Array.from(bytes);
+      return;
+    case 'uint16':
+    case 'float16':
+    case 'bfloat16':
+      t.int32Data = Array.from(elementView(bytes, Uint16Array));
+      return;
   }
 }
 
@@ -284,6 +374,7 @@ export async function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Pr
       throw new InvalidModelError('ONNX_MALFORMED', `tensor "${name}" (${location}) is a segment of a larger tensor, which ONNX models do not use; the model is corrupt.`);
     }
     let data: Uint8Array;
+    let encoding: TensorEncoding = 'raw';
     if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) {
       const entries = new Map(t.externalData.map((e) => [e.key, e.value]));
       const file = entries.get('location');
@@ -299,6 +390,7 @@ export async function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Pr
     } else if (t.rawData.length > 0 || !hasTypedData(t)) {
       data = t.rawData;
       if (data.length !== expected) throw lengthMismatch(name, location, dtype, dims, `${data.length} bytes of raw_data`, expected);
+      if (!isFieldSet(t, TensorProtoSchema.field.rawData)) encoding = 'none';
     } else {
       const typed = typedFieldBytes(t, dtype);
       if (!typed) throw lengthMismatch(name, location, dtype, dims, 'its data in a field that does not match its element type', expected);
@@ -306,8 +398,9 @@ export async function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Pr
         throw lengthMismatch(name, location, dtype, dims, `${typed.elements} elements (${typed.bytes.length} bytes) in typed fields`, expected);
       }
       data = typed.bytes;
+      encoding = typed.encoding;
     }
-    tensors.push({ name, dtype, dims, data, location });
+    tensors.push({ name, dtype, dims, data, location, ...(encoding !== 'raw' ? { encoding } : {}) });
     clearTensorData(t);
   });
 
@@ -386,12 +479,19 @@ function fillSlots(skeleton: Uint8Array, tensorData: Uint8Array[]) {
   return { model, slots };
 }
 
-/** A self-contained ONNX model: the skeleton with `tensorData[i]` as raw_data of slot i. */
-export function assembleModel(skeleton: Uint8Array, tensorData: Uint8Array[]): Uint8Array {
+/**
+ * A self-contained ONNX model: the skeleton with `tensorData[i]` in slot i, written into the field
+ * `encodings[i]` names (default raw_data). Given the encodings `parseModel` reported, the result is
+ * byte-identical to the parsed input whenever that input was a canonical protobuf encoding (fields
+ * in number order, packed repeated fields, as onnx's Python and C++ writers produce) and held no
+ * external data (external data comes back inline as raw_data).
+ */
+export function assembleModel(skeleton: Uint8Array, tensorData: Uint8Array[], encodings?: readonly (TensorEncoding | undefined)[]): Uint8Array {
   const { model, slots } = fillSlots(skeleton, tensorData);
-  slots.forEach((s, i) => {
-    s.tensor.rawData = tensorData[i] as Uint8Array<ArrayBuffer>;
-  });
+  if (encodings !== undefined && encodings.length !== slots.length) {
+    throw new InvalidArgumentError(`the skeleton has ${slots.length} tensors but ${encodings.length} encodings were given.`);
+  }
+  slots.forEach((s, i) => setTensorData(s.tensor, s.info.dtype, tensorData[i], encodings?.[i] ?? 'raw'));
   return toBinary(ModelProtoSchema, model);
 }
 
@@ -488,4 +588,49 @@ function describeType(type: TypeProto | undefined): { dtype: string; shape: (num
     default:
       return { dtype: 'unknown', shape: [] };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single tensors
+
+/** A TensorProto on its own (as in the input_N.pb files of ONNX's backend test data). */
+export interface DecodedTensor {
+  name: string;
+  /** A DType, or 'string'. */
+  dtype: DType | 'string';
+  dims: number[];
+  /** Little-endian elements for numeric dtypes, the UTF-8-decoded values for 'string'. */
+  data: Uint8Array | string[];
+}
+
+/**
+ * Decodes one serialized TensorProto, from raw_data or its typed field.
+ * @throws InvalidModelError ONNX_MALFORMED (bad bytes or lengths), ONNX_UNSUPPORTED_DTYPE,
+ * ONNX_EXTERNAL_DATA (a lone tensor file cannot name external data).
+ */
+export function decodeTensorProto(bytes: Uint8Array): DecodedTensor {
+  let t: TensorProto;
+  try {
+    t = fromBinary(TensorProtoSchema, bytes);
+  } catch (e) {
+    throw new InvalidModelError('ONNX_MALFORMED', `the bytes are not a serialized ONNX TensorProto (${(e as Error)?.message ?? e}).`, { cause: e });
+  }
+  const name = t.name;
+  const location = 'tensor file';
+  const { dims, count } = tensorShape(t, name, location);
+  if (t.dataType === TensorProto_DataType.STRING) {
+    if (t.stringData.length !== count) throw lengthMismatch(name, location, 'string' as DType, dims, `${t.stringData.length} strings`, count);
+    const utf8 = new TextDecoder();
+    return { name, dtype: 'string', dims, data: t.stringData.map((s) => utf8.decode(s)) };
+  }
+  const dtype = dtypeFromOnnx(t.dataType, name);
+  const expected = count * DTYPES[dtype].bytes;
+  if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) throw externalError(name, undefined, 'a tensor file on its own has no folder to read it from');
+  if (t.rawData.length > 0 || !hasTypedData(t)) {
+    if (t.rawData.length !== expected) throw lengthMismatch(name, location, dtype, dims, `${t.rawData.length} bytes of raw_data`, expected);
+    return { name, dtype, dims, data: t.rawData };
+  }
+  const typed = typedFieldBytes(t, dtype);
+  if (!typed || typed.bytes.length !== expected) throw lengthMismatch(name, location, dtype, dims, `${typed?.elements ?? 0} elements in typed fields`, expected);
+  return { name, dtype, dims, data: typed.bytes };
 }

@@ -10,6 +10,7 @@ import type * as OrtCommon from 'onnxruntime-common';
 import { InferenceError, TesseraError } from '../errors.ts';
 import { assembleModel, assembleModelExternal } from '../onnx/model.ts';
 import type { TensorIOInfo } from '../catalog/catalog.ts';
+import { tensorData } from '../onnx/tensor-values.ts';
 import { defaultOrt, type OrtModule } from './ort.ts';
 
 export type WeightMode = 'external' | 'inline';
@@ -20,22 +21,7 @@ export interface SessionOptions {
 }
 
 /** A feed as plain data (what the CLI reads from JSON) or a runtime tensor. */
-export type Feed = OrtCommon.Tensor | { data: ArrayLike<number> | ArrayLike<bigint> | ArrayBufferView; dims: number[]; dtype?: string };
-
-const TYPED: Record<string, (new (n: number) => ArrayLike<number | bigint>) & { from(x: ArrayLike<any>): any }> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  int64: BigInt64Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-  float16: Uint16Array,
-};
+export type Feed = OrtCommon.Tensor | { data: ArrayLike<number | bigint | string | boolean> | ArrayBufferView; dims: number[]; dtype?: string };
 
 export class ModelSession {
   private constructor(
@@ -87,16 +73,10 @@ export class ModelSession {
       else {
         const f = feed as Exclude<Feed, OrtCommon.Tensor>;
         const dtype = f.dtype ?? info.dtype;
-        const Ctor = TYPED[dtype];
-        if (!Ctor) throw new InferenceError('INVALID_FEEDS', `input "${info.name}": dtype ${dtype} cannot be given as plain data.`);
         if (!Array.isArray(f.dims) || f.dims.some((d) => !Number.isInteger(d) || d < 0)) throw new InferenceError('INVALID_FEEDS', `input "${info.name}": dims must be a list of non-negative integers.`);
         const n = f.dims.reduce((a, d) => a * d, 1);
-        let data: any;
-        try {
-          data = ArrayBuffer.isView(f.data) && f.data.constructor === Ctor ? f.data : Ctor.from(dtype === 'int64' || dtype === 'uint64' ? Array.from(f.data as ArrayLike<any>, (v) => BigInt(v)) : (f.data as ArrayLike<any>));
-        } catch (e) {
-          throw new InferenceError('INVALID_FEEDS', `input "${info.name}": values are not valid ${dtype} data (${(e as Error).message}).`);
-        }
+        // Values checked and converted for every dtype (float16 as numbers, int64 as strings...).
+        const data = tensorData(dtype, f.data, `input "${info.name}"`);
         if (data.length !== n) throw new InferenceError('INVALID_FEEDS', `input "${info.name}": ${data.length} values given, dims [${f.dims.join(', ')}] need ${n}.`);
         tensor = new this.ort.Tensor(dtype as any, data, f.dims);
       }

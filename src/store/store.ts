@@ -9,7 +9,7 @@
  */
 import { CorruptionError, InvalidArgumentError, ModelExistsError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
-import { assembleModel, parseModel, type ExtractedTensor } from '../onnx/model.ts';
+import { assembleModel, parseModel, type ExtractedTensor, type TensorEncoding } from '../onnx/model.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
 import { cutTensor, gridOf, placeBlock, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { Catalog, checkCatalog, modelRefs, encodeRecord, CATALOG_FORMAT, type ModelEntry, type NewBlock, type StoreConfig, type Substitution, type TensorEntry } from '../catalog/catalog.ts';
@@ -98,6 +98,8 @@ export interface NewTensor {
   location: string;
   /** Blocks in tile-grid order. */
   blocks: BlockInput[];
+  /** The field the tensor arrived in when not raw_data (kept for byte-identical export). */
+  encoding?: TensorEncoding;
 }
 
 /** A block on its way into fresh pages (`page` is an index into them until written). */
@@ -201,6 +203,7 @@ export class TesseraStore {
       dims: t.dims,
       location: t.location,
       blocks: cutTensor(t.data, t.dims, DTYPES[t.dtype].bytes, tile).map((data) => ({ data })),
+      ...(t.encoding ? { encoding: t.encoding } : {}),
     }));
     return this.addBlocks({ name, skeleton: parsed.skeleton, inputs: parsed.inputs, outputs: parsed.outputs, sourceBytes: onnx.length }, tensors, opts);
   }
@@ -236,7 +239,7 @@ export class TesseraStore {
         ids[i] = await this.findOrCreate(t.blocks[i], reader, pending, fresh, () => nextId++);
         if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
       }
-      entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids });
+      entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids, ...(t.encoding ? { encoding: t.encoding } : {}) });
     }
     progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
 
@@ -484,10 +487,13 @@ export class TesseraStore {
     }
   }
 
-  /** The model as a self-contained ONNX file, every tensor bit-identical to what was added. */
+  /**
+   * The model as a self-contained ONNX file, byte-identical to the file that was added when that
+   * file was a canonical protobuf encoding without external data (see assembleModel).
+   */
   async exportModel(name: string): Promise<Uint8Array> {
     const model = this.model(name);
-    return assembleModel(model.skeleton, await this.tensorData(name));
+    return assembleModel(model.skeleton, await this.tensorData(name), model.tensors.map((t) => t.encoding));
   }
 
   /** Models that need a block on `pageId`: in a slot, as a retained original, or as a delta's base. */
