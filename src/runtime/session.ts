@@ -49,7 +49,9 @@ export class ModelSession {
         session = await ort.InferenceSession.create(assembleModel(skeleton, weights));
       } else {
         const { model, externalData, location } = assembleModelExternal(skeleton, weights);
-        session = await ort.InferenceSession.create(model, { externalData: [{ path: location, data: externalData }] } as OrtCommon.InferenceSession.SessionOptions);
+        // onnxruntime-node refuses an empty external buffer ("contains null pointers").
+        const options = externalData.length ? { externalData: [{ path: location, data: externalData }] } : {};
+        session = await ort.InferenceSession.create(model, options as OrtCommon.InferenceSession.SessionOptions);
       }
     } catch (e) {
       throw new InferenceError('INFERENCE_FAILED', `onnxruntime cannot load model "${name}": ${(e as Error).message}`, { cause: e });
