@@ -244,7 +244,7 @@ async function child(cfg: ChildConfig): Promise<Record<string, unknown>> {
   const ort = await import('onnxruntime-web');
   ort.env.wasm.numThreads = 1;
   const { Server } = await import('../src/runtime/server.ts');
-  const { BaselineServer } = await import('../src/runtime/baseline-server.ts');
+  const { BaselineServer } = await import('./lib/baseline-server.ts');
   const store = await openStore(cfg.storeDir, { readOnly: true });
   const trace = zipfTrace({ models: cfg.models, skew: cfg.trace.skew, requests: cfg.trace.requests, seed: SEED, phases: cfg.trace.phases });
   const rand = mulberry32(SEED + 7);
@@ -256,8 +256,8 @@ async function child(cfg: ChildConfig): Promise<Record<string, unknown>> {
     if (cfg.system === 'baseline') {
       server = await BaselineServer.create({ budgetBytes: cfg.budgetBytes, models: cfg.models, sizeOf: (m) => sizes.get(m)!, load: async (m) => new Uint8Array(await readFile(join(cfg.fileDir, `${m}.onnx`))) });
     } else {
-      const mode = cfg.system === 'tessera-kernel' ? 'auto' : cfg.system === 'tessera-session' ? 'session' : 'feeds';
-      server = await Server.create(store, { budgetBytes: cfg.budgetBytes, mode, policy: cfg.policy as any, maxBatch: 16 });
+      const executor = cfg.system === 'tessera-kernel' ? 'auto' : cfg.system === 'tessera-session' ? 'own-weights' : 'shared-weights';
+      server = await Server.create(store, { budgetBytes: cfg.budgetBytes, executor, policy: cfg.policy as any, maxBatch: 16 });
     }
   } catch (e) {
     return { error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}` };

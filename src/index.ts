@@ -1,4 +1,5 @@
 /** tessera for Node: the store, its backends, serving, and the error types. */
+import './node/ort-node.ts'; // Node's default runtime: onnxruntime-node
 export { openStore, addModelFile, externalDataReader, modelNameOf, type OpenStoreOptions } from './node/open.ts';
 export { FilePageStore } from './node/file-store.ts';
 export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type StoreStats, type ModelStats, type VerifyReport, type Progress } from './store/store.ts';
@@ -10,9 +11,8 @@ export type { OrtModule } from './runtime/ort.ts';
 export * from './errors.ts';
 export { publishStore, folderSource } from './node/publish.ts';
 export { PublishedStore, importModels } from './store/published.ts';
-export { Server, type ServerOptions, type ServerMetrics, type ServeMode } from './runtime/server.ts';
-export { BaselineServer } from './runtime/baseline-server.ts';
-export { loadOrt } from './runtime/ort.ts';
+export { Server, type ServerOptions, type ServerMetrics, type ExecutorKind, type ExecutorChoice } from './runtime/server.ts';
+export { loadOrt, setDefaultOrt, type OrtBackend } from './runtime/ort.ts';
 export { BufferPool, createPolicy, POLICY_NAMES } from './pool/index.ts';
 export { dedupModels, dedupLossless } from './dedup/planner.ts';
 export { parseEvalSet } from './dedup/evaluate.ts';

@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import * as ort from 'onnxruntime-web';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
-import { Server, type ServeMode } from '../src/runtime/server.ts';
-import { BaselineServer } from '../src/runtime/baseline-server.ts';
+import { Server, type ExecutorKind } from '../src/runtime/server.ts';
+import { BaselineServer } from '../bench/lib/baseline-server.ts';
 import { loadOrt } from '../src/runtime/ort.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 import { codeOf, rng } from './helpers.ts';
@@ -59,14 +59,14 @@ function close(a: Float32Array, b: Float32Array): void {
 
 test('every mode gives the original model\'s outputs; auto picks the kernel for dense MLPs', async () => {
   const store = await makeStore();
-  for (const mode of ['kernel', 'session', 'feeds', 'auto'] as const) {
-    const server = await Server.create(store, { budgetBytes: 1 << 20, mode });
+  for (const mode of ['kernel', 'own-weights', 'shared-weights', 'auto'] as const) {
+    const server = await Server.create(store, { budgetBytes: 4 << 20, executor: mode });
     for (const model of ['a', 'b', 'c', 'd', 'g']) {
       const x = input(3, model.charCodeAt(0));
       const y = await server.run(model, { X: x });
       close(y.Y.data as Float32Array, await reference(model, x));
       assert.equal(y.Y.dims, [3, SPECS[model].outputDim]);
-      assert.is(server.modeOf(model), (mode === 'auto' ? 'kernel' : mode) as ServeMode);
+      assert.is(server.executorOf(model).kind, (mode === 'auto' ? 'kernel' : mode) as ExecutorKind);
     }
     // Plain-data feeds work too, and a batch larger than maxBatch is cut into chunks.
     const big = input(70, 9);
@@ -79,9 +79,9 @@ test('every mode gives the original model\'s outputs; auto picks the kernel for 
 
 test('the budget covers pages and sessions and is never exceeded under concurrent load', async () => {
   const store = await makeStore();
-  for (const mode of ['kernel', 'session'] as const) {
+  for (const [mode, budgetBytes] of [['kernel', 16 * 1024], ['shared-weights', 600 * 1024], ['own-weights', 600 * 1024]] as const) {
     // Tight: a few pages, or about two sessions plus their build transients.
-    const server = await Server.create(store, { budgetBytes: 16 * 1024, mode, concurrency: 3, maxBatch: 2 });
+    const server = await Server.create(store, { budgetBytes, executor: mode, concurrency: 3, maxBatch: 2 });
     const r = rng(3);
     const names = ['a', 'b', 'c', 'd'];
     const jobs = Array.from({ length: 40 }, (_, i) => {
@@ -95,8 +95,8 @@ test('the budget covers pages and sessions and is never exceeded under concurren
     assert.ok(m.peakBytes <= m.budgetBytes, `peak ${m.peakBytes} > budget ${m.budgetBytes}`);
     assert.is(m.requests, 40);
     assert.is(m.hits + m.misses, 40);
-    assert.ok(m.misses > 0 && m.hits > 0);
-    assert.ok(m.pool.evictions + m.sessionEvictions > 0, 'a budget of a few pages must evict');
+    assert.ok(m.misses > 0 && m.hits > 0, mode);
+    assert.ok(m.pool.evictions + m.tensorPool.evictions + m.sessionEvictions > 0, `${mode}: a budget of a few pages or sessions must evict`);
     assert.ok(m.latency.count === 40 && m.latency.p99Ms >= m.latency.p50Ms);
     await server.close();
   }
@@ -104,7 +104,7 @@ test('the budget covers pages and sessions and is never exceeded under concurren
 
 test('a budget that holds one model at a time serves concurrent requests for different models (no deadlock)', async () => {
   const store = await makeStore();
-  const server = await Server.create(store, { budgetBytes: 3 * PAGE + 2048, mode: 'kernel', concurrency: 4, maxBatch: 1 });
+  const server = await Server.create(store, { budgetBytes: 3 * PAGE + 2048, executor: 'kernel', concurrency: 4, maxBatch: 1 });
   const jobs = ['c', 'd', 'c', 'd', 'a', 'd'].map((model, i) => server.run(model, { X: input(1, i) }).then(async (y) => close(y.Y.data as Float32Array, await reference(model, input(1, i)))));
   await Promise.all(jobs);
   assert.equal(server.checkInvariants(), []);
@@ -116,7 +116,7 @@ test('a budget that holds one model at a time serves concurrent requests for dif
 
 test('concurrent requests for one model build its session once', async () => {
   const store = await makeStore();
-  const server = await Server.create(store, { budgetBytes: 1 << 20, mode: 'session', concurrency: 4 });
+  const server = await Server.create(store, { budgetBytes: 4 << 20, executor: 'own-weights', concurrency: 4 });
   await Promise.all(Array.from({ length: 6 }, (_, i) => server.run('c', { X: input(1, i) })));
   assert.is(server.metrics().sessionBuilds, 1);
   assert.is(server.metrics().misses, 6 - server.metrics().hits);
@@ -125,7 +125,7 @@ test('concurrent requests for one model build its session once', async () => {
 
 test('queued requests beyond concurrency wait their turn', async () => {
   const store = await makeStore();
-  const server = await Server.create(store, { budgetBytes: 1 << 20, mode: 'session', concurrency: 1 });
+  const server = await Server.create(store, { budgetBytes: 4 << 20, executor: 'own-weights', concurrency: 1 });
   const order: number[] = [];
   await Promise.all([0, 1, 2, 3].map((i) => server.run(i % 2 ? 'a' : 'c', { X: input(1, i) }).then(() => order.push(i))));
   assert.equal(order, [0, 1, 2, 3]);
@@ -135,9 +135,9 @@ test('queued requests beyond concurrency wait their turn', async () => {
 test('bad input gives typed errors and leaves the pool and other models intact', async () => {
   const store = await makeStore();
   assert.is(await codeOf(Server.create(store, { budgetBytes: 1000 })), 'BUDGET_EXCEEDED');
-  assert.is(await codeOf(Server.create(store, { budgetBytes: 1 << 20, mode: 'fast' as any })), 'INVALID_ARGUMENT');
-  for (const mode of ['kernel', 'session', 'feeds'] as const) {
-    const server = await Server.create(store, { budgetBytes: 64 * 1024, mode });
+  assert.is(await codeOf(Server.create(store, { budgetBytes: 4 << 20, executor: 'fast' as any })), 'INVALID_ARGUMENT');
+  for (const mode of ['kernel', 'own-weights', 'shared-weights'] as const) {
+    const server = await Server.create(store, { budgetBytes: 8 << 20, executor: mode });
     const good = input(2, 5);
     await server.run('a', { X: good });
     assert.is(await codeOf(server.run('nope', { X: good })), 'MODEL_NOT_FOUND');
@@ -156,8 +156,9 @@ test('bad input gives typed errors and leaves the pool and other models intact',
     close((mixed[0] as PromiseFulfilledResult<any>).value.Y.data, await reference('c', input(2, 8)));
     close((mixed[2] as PromiseFulfilledResult<any>).value.Y.data, await reference('a', good));
     assert.equal(server.checkInvariants(), []);
-    // Only kept sessions stay pinned (their reservations); no request left a pin behind.
-    assert.is(server.metrics().pool.pinnedBytes, server.metrics().sessionBytes, mode);
+    // No request left a pin behind.
+    assert.is(server.metrics().pool.pinnedBytes, 0, mode);
+    assert.is(server.metrics().tensorPool.pinnedBytes, 0, mode);
     assert.ok(server.metrics().errors >= 7);
     await server.close();
   }
@@ -167,7 +168,7 @@ test('a model whose pages cannot fit the budget fails with BUDGET_EXCEEDED, othe
   const store = await TesseraStore.open(new MemoryPageStore({ pageSize: PAGE }), { tile: { rows: 8, cols: 8 } });
   await store.add('small', ONNX.a);
   await store.add('wide', mlp({ inputDim: IN, hidden: 400, outputDim: 6, seed: 9 })); // ~40 KB of weights
-  const server = await Server.create(store, { budgetBytes: 44 * 1024, mode: 'kernel', maxBatch: 1 });
+  const server = await Server.create(store, { budgetBytes: 44 * 1024, executor: 'kernel', maxBatch: 1 });
   assert.is(await codeOf(server.run('wide', { X: input(1, 1) })), 'BUDGET_EXCEEDED');
   close((await server.run('small', { X: input(1, 2) })).Y.data as Float32Array, await reference('a', input(1, 2)));
   assert.equal(server.checkInvariants(), []);

@@ -35,6 +35,21 @@ export interface BufferPoolOptions {
   sizeOf?: (pageId: number) => number;
   /** Fixed page size to reserve when neither the caller nor `sizeOf` says (e.g. the store's pageSize). */
   pageBytes?: number;
+  /**
+   * A shared account to draw bytes from instead of a budget of the pool's own (the server's one
+   * ledger): the pool reserves there before reading, releases there on eviction, and registers
+   * itself as a reclaimer so others' reservations can evict its unpinned entries.
+   */
+  account?: { ledger: MemoryAccount; kind: string };
+}
+
+/** What a shared ledger offers a pool (src/runtime/ledger.ts implements it). */
+export interface MemoryAccount {
+  readonly budgetBytes: number;
+  /** Throws CapacityError (having freed nothing) when `bytes` cannot be made free. */
+  reserve(kind: any, bytes: number, what: string): void;
+  release(kind: any, bytes: number): void;
+  addReclaimer(r: { name: string; reclaimable(): number; reclaim(bytes: number): number }): void;
 }
 
 export interface PinContext {
@@ -88,6 +103,7 @@ export class BufferPool {
   private readonly pageInfo?: (pageId: number) => PageInfo;
   private readonly sizeOf?: (pageId: number) => number;
   private readonly pageBytes?: number;
+  private readonly account?: { ledger: MemoryAccount; kind: string };
   private readonly entries = new Map<number, Entry>();
   private readonly stale = new Map<number, Entry[]>();
   private held = 0;
@@ -100,6 +116,7 @@ export class BufferPool {
   };
 
   constructor(opts: BufferPoolOptions) {
+    if (opts.account) opts = { ...opts, budgetBytes: opts.account.ledger.budgetBytes };
     if (!Number.isFinite(opts.budgetBytes) || opts.budgetBytes <= 0) {
       throw new InvalidArgumentError(`buffer pool budget must be a positive number of bytes, got ${opts.budgetBytes}`);
     }
@@ -114,6 +131,25 @@ export class BufferPool {
     this.pageInfo = opts.pageInfo;
     this.sizeOf = opts.sizeOf;
     this.pageBytes = opts.pageBytes;
+    this.account = opts.account;
+    this.account?.ledger.addReclaimer({
+      name: `pool of ${this.account.kind}`,
+      reclaimable: () => this.held - this.pinned,
+      reclaim: (bytes) => this.reclaim(bytes),
+    });
+  }
+
+  /** Evicts unpinned entries (policy order) until `bytes` are freed or none is left; returns bytes freed. */
+  reclaim(bytes: number): number {
+    let freed = 0;
+    while (freed < bytes && this.held > this.pinned) {
+      let victim = this.policy.victim(this.evictable);
+      if (victim === undefined || !this.evictable(victim)) victim = this.anyEvictable();
+      if (victim === undefined) break;
+      freed += this.entries.get(victim)!.bytes;
+      this.evict(victim);
+    }
+    return freed;
   }
 
   /** Tells the policy a model request began (withPages does it when given a model). */
@@ -190,7 +226,7 @@ export class BufferPool {
     this.counters.invalidations++;
     if (e.state === 'ready') this.policy.onRemove(pageId, false);
     if (e.pins === 0) {
-      this.held -= e.bytes;
+      this.give(e.bytes);
       return true;
     }
     e.stale = true;
@@ -314,6 +350,7 @@ export class BufferPool {
 
   /** Evicts unpinned pages until `needed` bytes are free, or throws having evicted nothing. */
   private makeRoom(needed: number, incoming: number): void {
+    if (this.account) return this.account.ledger.reserve(this.account.kind, needed, `entry ${incoming} of the ${this.account.kind} pool`);
     const free = this.budgetBytes - this.held;
     if (free >= needed) return;
     const evictable = this.held - this.pinned;
@@ -340,7 +377,7 @@ export class BufferPool {
   private evict(pageId: number): void {
     const e = this.entries.get(pageId)!;
     this.entries.delete(pageId);
-    this.held -= e.bytes;
+    this.give(e.bytes);
     this.counters.evictions++;
     this.policy.onRemove(pageId, true);
   }
@@ -349,8 +386,16 @@ export class BufferPool {
     if (e.pins++ === 0) this.pinned += e.bytes;
   }
 
+  /** Bytes leave the pool (and its account). */
+  private give(bytes: number): void {
+    this.held -= bytes;
+    if (this.account && bytes) this.account.ledger.release(this.account.kind, bytes);
+  }
+
   private resize(e: Entry, bytes: number): void {
     const delta = bytes - e.bytes;
+    // Growth was reserved by makeRoom in load(); shrinking gives the difference back.
+    if (delta < 0 && this.account) this.account.ledger.release(this.account.kind, -delta);
     e.bytes = bytes;
     this.held += delta;
     if (e.pins > 0) this.pinned += delta;
@@ -362,7 +407,7 @@ export class BufferPool {
       this.dropStale(e);
     } else {
       this.entries.delete(e.id);
-      this.held -= e.bytes;
+      this.give(e.bytes);
     }
     if (e.pins > 0) this.pinned -= e.bytes;
     e.pins = 0;
@@ -375,7 +420,7 @@ export class BufferPool {
     if (i < 0) return;
     list.splice(i, 1);
     if (list.length === 0) this.stale.delete(e.id);
-    this.held -= e.bytes;
+    this.give(e.bytes);
   }
 
   private ref(e: Entry, ctx: PinContext): PageRef {

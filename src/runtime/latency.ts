@@ -42,16 +42,3 @@ export class LatencyHistogram {
     return { count: s.length, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: s.length ? s[s.length - 1] : 0, meanMs: s.length ? sum / s.length : 0, histogram };
   }
 }
-
-/**
- * Runs onnxruntime calls one at a time. onnxruntime-web works on one WASM thread anyway, and a
- * session released while another one runs was seen to fail inside the runtime (1.30).
- */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.tail.then(fn);
-    this.tail = p.catch(() => undefined);
-    return p;
-  }
-}

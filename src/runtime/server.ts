@@ -1,51 +1,62 @@
 /**
- * Server: many models served from one TesseraStore under ONE memory budget that covers the
- * buffer pool's pages, the onnxruntime sessions it keeps, the transient copies made while a
- * session is built, and the block-native kernel's scratch.
+ * Server: many models served from one TesseraStore under ONE memory budget, kept by one ledger
+ * (ledger.ts) that every holder draws on: the page pool (frames in the kernel's memory), the
+ * pooled weight tensors (tensor-pool.ts), every kept session, the kernel scratch and in-flight
+ * copies (a session's model bytes while it is built). A reservation that does not fit reclaims,
+ * in this order: unpinned pages, unpinned tensors, idle own-weights sessions, idle weight-less
+ * sessions; when that cannot be enough it waits for running requests, or, when nothing else holds
+ * memory, fails with CapacityError naming the sizes. A model that can never fit is refused on its
+ * first request, before anything is evicted.
  *
- * How one budget is kept: the BufferPool is the ledger. Its pages live in page frames inside the
- * dense kernel's WebAssembly memory (so kernels read weight tiles in place); a kept session, or a
- * transient buffer, is entered in the same pool as a pinned "reservation" entry of its size (ids
- * above RESERVATION_BASE, zero-cost views), so making room for a session evicts pages through the
- * pool's policy, and a pin that cannot fit fails with CapacityError before anything is evicted.
- * On that error the server evicts idle sessions (LRU), or waits for running requests to release
- * what they hold, or — when nothing else holds memory — reports that the budget is too small.
- *
- * Serving modes, per model (`modeOf`):
- * - 'kernel': dense MLP graphs run on src/kernels/dense.ts reading tiles straight from pooled
- *   frames: shared weights are held once, nothing is copied per run, a "session" is a plan.
- * - 'session': an onnxruntime session owning a copy of the weights (assembled from pooled pages).
- * - 'feeds': an onnxruntime session without weights; they are assembled and fed on every run.
- * 'auto' (default) picks 'kernel' where the graph allows it, else 'session' (README: why).
+ * Each model runs on one executor (executors/): block-native kernels (dense MLPs), a weight-less
+ * session fed the shared pooled tensors, or a session with its own weights for a hot model when
+ * memory allows; chosen by measured cost (executors/choose.ts), reported by metrics().
  */
 import type * as OrtCommon from 'onnxruntime-common';
-import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError, TesseraError } from '../errors.ts';
+import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError } from '../errors.ts';
 import type { TesseraStore } from '../store/store.ts';
 import type { ModelEntry } from '../catalog/catalog.ts';
-import { BlockSource } from '../store/block-source.ts';
-import { tensorBytes, weightBytes } from '../store/catalog-view.ts';
 import { BufferPool, type PoolStats } from '../pool/buffer-pool.ts';
-import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
+import type { EvictionPolicy } from '../pool/policy.ts';
 import { createPolicy, type PolicyName } from '../pool/policies.ts';
-import { DTYPES } from '../onnx/dtypes.ts';
+import { tensorBytes, weightBytes } from '../store/catalog-view.ts';
+import { assembleModel } from '../onnx/model.ts';
 import { createDenseKernel, type DenseKernel } from '../kernels/dense.ts';
 import { ModelSession, type Feed } from './session.ts';
 import { defaultOrt, type OrtModule } from './ort.ts';
-import { biasSegments, denseFeed, densePlanOf, tileAddresses, type DensePlan } from './dense-plan.ts';
-import { weightsAsInputs } from './feeds-model.ts';
-import { LatencyHistogram, SerialQueue, type LatencySummary } from './latency.ts';
+import { densePlanOf, type DensePlan } from './dense-plan.ts';
+import { weightlessGraph } from './weightless-graph.ts';
+import { LatencyHistogram, type LatencySummary } from './latency.ts';
+import { SerialQueue } from './serial-queue.ts';
+import { RequestGate } from './request-gate.ts';
+import { SingleFlight } from './single-flight.ts';
+import { MemoryLedger, type LedgerKind } from './ledger.ts';
+import { PageFrames, framedPolicy } from './page-frames.ts';
+import { StoreReader } from './store-reader.ts';
+import { TensorPool } from './tensor-pool.ts';
+import type { Executor, ExecutorKind } from './executors/executor.ts';
+import { KernelExecutor, type KernelScratch } from './executors/kernel.ts';
+import { SharedWeightsExecutor, type FedWeight } from './executors/shared-weights.ts';
+import { OwnWeightsExecutor } from './executors/own-weights.ts';
+import { HOT_AFTER_REQUESTS, OWN_MIN_SPEEDUP, OWN_TRIAL_RUNS, median, ownSessionBytes, sharedSessionBytes, type ExecutorChoice } from './executors/choose.ts';
 
-export type ServeMode = 'kernel' | 'session' | 'feeds';
+export type { ExecutorKind } from './executors/executor.ts';
+export type { ExecutorChoice } from './executors/choose.ts';
 
 export interface ServerOptions {
-  /** Bytes for everything the server holds: pages, sessions, transient copies, kernel scratch. */
+  /** Bytes for everything the server holds: pages, pooled tensors, sessions, in-flight copies, kernel scratch. */
   budgetBytes: number;
-  /** Page eviction policy of the buffer pool (default 'dedup'). */
+  /** Eviction policy of the page and tensor pools (default 'dedup'). */
   policy?: PolicyName | (() => EvictionPolicy);
-  /** Serving mode for every model, or 'auto' (default): kernel where eligible, else session. */
-  mode?: ServeMode | 'auto';
-  /** onnxruntime module (default onnxruntime-web); see loadOrt for onnxruntime-node. */
+  /**
+   * Executor for every model, or 'auto' (default): kernel for dense MLPs, else shared weights,
+   * own weights for hot models when memory allows.
+   */
+  executor?: ExecutorKind | 'auto';
+  /** onnxruntime module (default: the platform's, onnxruntime-node in Node; see loadOrt). */
   ort?: OrtModule;
+  /** Session options for every onnxruntime session the server makes. */
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   /** Rows per kernel call; larger batches are cut into chunks (default 64). */
   maxBatch?: number;
   /** Requests processed at once; the rest wait in a FIFO queue (default 2). */
@@ -54,7 +65,7 @@ export interface ServerOptions {
 
 export interface ServerMetrics {
   requests: number;
-  /** Requests served without reading the store or building a session. */
+  /** Requests served without building a session or assembling a tensor. */
   hits: number;
   misses: number;
   errors: number;
@@ -62,142 +73,112 @@ export interface ServerMetrics {
   sessionEvictions: number;
   /** Bytes read from the store (page reads). */
   bytesRead: number;
+  /** Weight tensors assembled from pages (pooled once, fed to every model that holds them). */
+  tensorsAssembled: number;
   latency: LatencySummary;
-  /** Bytes of kept sessions (entered in the pool as reservations). */
+  /** Ledger bytes of kept sessions. */
   sessionBytes: number;
   scratchBytes: number;
   budgetBytes: number;
-  /** Highest pages + sessions + transients + scratch ever held; never above budgetBytes. */
+  /** Ledger bytes held now, by kind. */
+  ledger: Record<LedgerKind, number>;
+  /** Highest total the ledger ever held; never above budgetBytes. */
   peakBytes: number;
+  /** The page pool. */
   pool: PoolStats;
-  modes: Record<string, ServeMode>;
+  /** The pooled weight tensors. */
+  tensorPool: PoolStats;
+  /** Per model: the executor it runs on now (or will, on its next request) and why. */
+  executors: Record<string, ExecutorChoice>;
 }
 
-/** Reservation entries in the pool have ids from here on (page ids are far below). */
-const RESERVATION_BASE = 2 ** 40;
-
-interface Loaded {
-  model: string;
-  mode: ServeMode;
-  /** Reservation held in the pool for the session's own memory (0: none). */
-  reservation: number;
-  bytes: number;
-  session?: ModelSession;
+interface ModelState {
+  entry: ModelEntry;
+  weightBytes: number;
+  pages: number[];
   plan?: DensePlan;
+  choice: ExecutorChoice;
+  /** Shared-weights layout (computed on first need). */
+  weightless?: { skeleton: Uint8Array; fed: FedWeight[]; inlineIds: number[]; inlineBytes: number; sessionBytes: number };
+  tensorIds: number[];
+  executor?: Executor;
   busy: number;
   lastUsed: number;
+  requests: number;
+  sharedMs: number[];
+  ownMs: number[];
+  /** 'tried' once own weights were measured not faster; never tried again. */
+  own: 'never' | 'trial' | 'kept' | 'rejected';
 }
 
-interface ModelInfo {
-  entry: ModelEntry;
-  pages: number[];
-  weightBytes: number;
-  mode: ServeMode;
-  plan?: DensePlan;
-}
-
-/** Frames for pages inside the kernel's memory: a fixed set of pageSize slots, never grown. */
-class FrameTable {
-  private readonly free: number[] = [];
-  private readonly byPage = new Map<number, number>();
-  constructor(readonly base: number, readonly frameBytes: number, count: number) {
-    for (let i = count - 1; i >= 0; i--) this.free.push(base + i * frameBytes);
-  }
-  take(page: number): number {
-    const ptr = this.free.pop();
-    // The pool reserved frameBytes for this page before fetching, so a frame is always free.
-    if (ptr === undefined) throw new CapacityError('BUDGET_EXCEEDED', `no page frame free for page ${page}: the pool and the frame table disagree`);
-    this.byPage.set(page, ptr);
-    return ptr;
-  }
-  release(page: number): void {
-    const ptr = this.byPage.get(page);
-    if (ptr === undefined) return;
-    this.byPage.delete(page);
-    this.free.push(ptr);
-  }
-  of(page: number): number {
-    const ptr = this.byPage.get(page);
-    if (ptr === undefined) throw new InferenceError('INFERENCE_FAILED', `page ${page} is used but not resident (pin it first)`);
-    return ptr;
-  }
-}
-
-/** Forwards to the real policy; frees a page's frame when the page leaves the pool. */
-function framedPolicy(inner: EvictionPolicy, onGone: (id: number) => void): EvictionPolicy {
-  return {
-    name: inner.name,
-    setCapacity: (b) => inner.setCapacity?.(b),
-    onRequest: (m) => inner.onRequest?.(m),
-    onInsert: (p: PageRef) => inner.onInsert(p),
-    onHit: (p: PageRef) => inner.onHit(p),
-    onRemove: (id, evicted) => {
-      inner.onRemove(id, evicted);
-      onGone(id);
-    },
-    victim: (ok, incoming) => inner.victim(ok, incoming),
-  };
-}
+const LEGACY_MODES: Record<string, ExecutorKind> = { kernel: 'kernel', session: 'own-weights', feeds: 'shared-weights' };
 
 export class Server {
   readonly budgetBytes: number;
-  private readonly pool: BufferPool;
-  private readonly frames: FrameTable;
-  /** Reads pages for the pool (no cache of its own: the pool is the cache). */
-  private readonly pageReader: BlockSource;
-  private readonly infos = new Map<string, ModelInfo>();
-  private readonly loaded = new Map<string, Loaded>();
-  private readonly building = new Map<string, Promise<Loaded>>();
-  private buildLock: Promise<void> = Promise.resolve();
-  private readonly queue: (() => void)[] = [];
-  private running = 0;
-  /** Requests and builds currently holding pool memory (they will release it without waiting). */
+  private readonly ledger: MemoryLedger;
+  private readonly reader: StoreReader;
+  private readonly pages: BufferPool;
+  private readonly frames: PageFrames;
+  private readonly tensors: TensorPool;
+  private readonly states = new Map<string, ModelState>();
+  private readonly builds = new SingleFlight<string, Executor>();
+  private readonly gate: RequestGate;
+  private readonly ortCalls = new SerialQueue();
+  private readonly latency = new LatencyHistogram();
+  private counters = { requests: 0, hits: 0, misses: 0, errors: 0, sessionBuilds: 0, sessionEvictions: 0, bytesRead: 0 };
+  /**
+   * Runs and builds holding pinned memory now, plus requests on a built executor (busy sessions
+   * are not reclaimable): a reservation that fails waits for them, as they release without waiting.
+   */
   private holders = 0;
   private releaseWaiters: (() => void)[] = [];
-  private nextReservation = RESERVATION_BASE;
-  private readonly reservations = new Map<number, number>();
-  private zeros = new ArrayBuffer(0);
-  private readonly latency = new LatencyHistogram();
-  private readonly ortCalls = new SerialQueue();
-  private counters = { requests: 0, hits: 0, misses: 0, errors: 0, sessionBuilds: 0, sessionEvictions: 0, bytesRead: 0 };
-  private readonly scratch: { x: number; a: number; b: number; table: number; rows: number; width: number; tableLen: number };
   private clock = 0;
   private closed = false;
 
   private constructor(
-    private readonly store: TesseraStore,
+    store: TesseraStore,
     private readonly kernel: DenseKernel,
     private readonly ort: OrtModule,
-    private readonly opts: Required<Pick<ServerOptions, 'maxBatch' | 'concurrency'>> & { mode: ServeMode | 'auto' },
+    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions },
+    concurrency: number,
     budgetBytes: number,
-    scratchBytes: number,
-    policy: EvictionPolicy,
-    layout: { rows: number; width: number; tableLen: number },
+    private readonly scratchBytes: number,
+    policy: () => EvictionPolicy,
+    private readonly scratch: KernelScratch,
   ) {
     this.budgetBytes = budgetBytes;
-    const pageSize = store.config.pageSize;
-    const poolBudget = budgetBytes - scratchBytes;
+    this.reader = new StoreReader(store);
+    this.gate = new RequestGate(concurrency);
+    this.ledger = new MemoryLedger(budgetBytes);
+    this.ledger.reserve('scratch', scratchBytes, 'the kernel scratch');
+    const pageSize = this.reader.config.pageSize;
     const frameBase = kernel.base + scratchBytes;
-    this.frames = new FrameTable(frameBase, pageSize, Math.floor(poolBudget / pageSize));
-    this.pool = new BufferPool({
-      budgetBytes: poolBudget,
-      policy: framedPolicy(policy, (id) => this.frames.release(id)),
-      fetch: (id) => this.fetch(id),
+    this.frames = new PageFrames(kernel.memory, frameBase, pageSize, Math.floor((budgetBytes - scratchBytes) / pageSize));
+    // Reclaim order = order added: pages (refetched cheaply), tensors, own-weights sessions, weight-less sessions.
+    this.pages = new BufferPool({
+      budgetBytes,
+      account: { ledger: this.ledger, kind: 'pages' },
+      policy: framedPolicy(policy(), (id) => this.frames.release(id)),
+      fetch: (id) => this.fetchPage(id),
       sizeOf: () => pageSize,
-      pageInfo: (id) => (id >= RESERVATION_BASE ? { sharers: 1 } : this.pageInfo(id)),
+      pageInfo: (id) => this.pageInfo(id),
     });
-    const f = layout.rows * layout.width * 4;
-    const base = kernel.base;
-    this.scratch = { x: base, a: base + f, b: base + 2 * f, table: base + 3 * f, ...layout };
-    this.pageReader = store.blockSource({ maxCachedPages: 0 });
+    this.tensors = new TensorPool(this.reader, this.pages, this.frames, this.ledger, policy());
+    for (const kind of ['own-weights', 'shared-weights'] as const) {
+      this.ledger.addReclaimer({ name: `idle ${kind} sessions`, reclaimable: () => this.idleSessionBytes(kind), reclaim: (b) => this.evictIdle(kind, b) });
+    }
   }
 
-  /** A server over `store`. Fails with CapacityError when the budget cannot hold the largest tensor. */
+  /**
+   * A server over `store`. Fails with CapacityError when the budget cannot hold the largest
+   * tensor (with a page frame and the kernel scratch).
+   */
   static async create(store: TesseraStore, options: ServerOptions): Promise<Server> {
     const { budgetBytes } = options;
     if (!Number.isSafeInteger(budgetBytes) || budgetBytes <= 0) throw new InvalidArgumentError(`the server budget must be a positive whole number of bytes, got ${budgetBytes}`);
-    const mode = options.mode ?? 'auto';
-    if (!['auto', 'kernel', 'session', 'feeds'].includes(mode)) throw new InvalidArgumentError(`unknown serving mode "${mode}": use auto, kernel, session or feeds`);
+    const legacy = (options as { mode?: string }).mode;
+    const executor = options.executor ?? (legacy === undefined || legacy === 'auto' ? 'auto' : LEGACY_MODES[legacy] ?? (legacy as ExecutorKind));
+    if (!['auto', 'kernel', 'shared-weights', 'own-weights'].includes(executor)) throw new InvalidArgumentError(`unknown executor "${executor}": use auto, kernel, shared-weights or own-weights`);
     const maxBatch = options.maxBatch ?? 64;
     const concurrency = options.concurrency ?? 2;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InvalidArgumentError(`maxBatch must be a positive integer, got ${maxBatch}`);
@@ -214,7 +195,7 @@ export class Server {
         const bytes = tensorBytes(t);
         if (bytes > largestTensor) (largestTensor = bytes), (largestName = `${name}/${t.name}`);
       }
-      if (mode === 'auto' || mode === 'kernel') {
+      if (executor === 'auto' || executor === 'kernel') {
         const plan = densePlanOf(m, store.catalog, tile);
         if ('steps' in plan) {
           width = Math.max(width, plan.maxWidth);
@@ -223,14 +204,17 @@ export class Server {
       }
     }
     const scratchBytes = align64(3 * maxBatch * width * 4 + tableLen * 4);
-    const need = scratchBytes + Math.max(pageSize, largestTensor);
+    const need = scratchBytes + pageSize + largestTensor;
     if (budgetBytes < need) {
       throw new CapacityError('BUDGET_EXCEEDED', `a budget of ${budgetBytes} bytes cannot serve this store: its largest tensor (${largestName}) is ${largestTensor} bytes, a page frame ${pageSize} bytes and the kernel scratch ${scratchBytes} bytes (at least ${need} bytes needed). Raise the budget.`);
     }
     const kernel = await createDenseKernel(budgetBytes);
     const ort = options.ort ?? (await defaultOrt());
-    const policy = typeof options.policy === 'function' ? options.policy() : createPolicy(options.policy ?? 'dedup');
-    return new Server(store, kernel, ort, { maxBatch, concurrency, mode }, budgetBytes, scratchBytes, policy, { rows: maxBatch, width, tableLen });
+    const policy = typeof options.policy === 'function' ? options.policy : () => createPolicy((options.policy as PolicyName) ?? 'dedup');
+    const f = maxBatch * width * 4;
+    const base = kernel.base;
+    const scratch: KernelScratch = { x: base, a: base + f, b: base + 2 * f, table: base + 3 * f, rows: maxBatch, width, tableLen };
+    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions }, concurrency, budgetBytes, scratchBytes, policy, scratch);
   }
 
   /** Runs `model` on `feeds`. Requests queue beyond `concurrency`; a failure touches nothing else. */
@@ -238,227 +222,338 @@ export class Server {
     if (this.closed) throw new InvalidArgumentError('the server is closed');
     const t0 = performance.now();
     this.counters.requests++;
-    await this.slot();
     try {
-      const out = await this.serve(model, feeds);
+      const out = await this.gate.run(() => this.serve(model, feeds));
       this.latency.record(performance.now() - t0);
       return out;
     } catch (e) {
       this.counters.errors++;
       throw e;
-    } finally {
-      this.running--;
-      this.queue.shift()?.();
     }
   }
 
-  /** The mode `model` is served in (throws ModelNotFoundError for an unknown model). */
-  modeOf(model: string): ServeMode {
-    return this.info(model).mode;
+  /** The executor `model` runs on now, or will on its next request (ModelNotFoundError for an unknown model). */
+  executorOf(model: string): ExecutorChoice {
+    return { ...this.state(model).choice };
   }
 
   /** Why a model is or is not served block-native. */
   kernelEligibility(model: string): { eligible: true } | { eligible: false; reason: string } {
-    const plan = densePlanOf(this.info(model).entry, this.store.catalog, this.store.config.tile);
+    const plan = densePlanOf(this.state(model).entry, this.reader.catalog, this.reader.config.tile);
     return 'steps' in plan ? { eligible: true } : { eligible: false, reason: plan.reason };
   }
 
   metrics(): ServerMetrics {
-    const pool = this.pool.stats();
-    let sessionBytes = 0;
-    for (const l of this.loaded.values()) sessionBytes += l.bytes;
-    const scratchBytes = this.budgetBytes - this.pool.budgetBytes;
-    const modes: Record<string, ServeMode> = {};
-    for (const [name, i] of this.infos) modes[name] = i.mode;
+    const executors: Record<string, ExecutorChoice> = {};
+    for (const [name, s] of this.states) executors[name] = { ...s.choice };
+    const ledger = this.ledger.byKind();
     return {
       ...this.counters,
+      tensorsAssembled: this.tensors.assembled,
       latency: this.latency.summary(),
-      sessionBytes,
-      scratchBytes,
+      sessionBytes: ledger.sessions,
+      scratchBytes: this.scratchBytes,
       budgetBytes: this.budgetBytes,
-      peakBytes: pool.peakResidentBytes + scratchBytes,
-      pool,
-      modes,
+      ledger,
+      peakBytes: this.ledger.peakBytes,
+      pool: this.pages.stats(),
+      tensorPool: this.tensors.pool.stats(),
+      executors,
     };
+  }
+
+  /** Sessions kept now (for leak checks). */
+  keptSessions(): number {
+    let n = 0;
+    for (const s of this.states.values()) if (s.executor && s.executor.kind !== 'kernel') n++;
+    return n;
   }
 
   /** Accounting problems (empty when consistent); for tests. */
   checkInvariants(): string[] {
-    const problems = this.pool.checkInvariants();
-    const m = this.metrics();
-    if (m.peakBytes > this.budgetBytes) problems.push(`peak ${m.peakBytes} bytes exceeds the budget ${this.budgetBytes}`);
+    const problems = [...this.pages.checkInvariants(), ...this.tensors.pool.checkInvariants()];
+    const k = this.ledger.byKind();
+    const pagesHeld = this.pages.stats().residentBytes;
+    const tensorsHeld = this.tensors.pool.stats().residentBytes;
+    if (k.pages !== pagesHeld) problems.push(`ledger pages ${k.pages} but the page pool holds ${pagesHeld}`);
+    if (k.tensors !== tensorsHeld) problems.push(`ledger tensors ${k.tensors} but the tensor pool holds ${tensorsHeld}`);
+    let sessions = 0;
+    for (const s of this.states.values()) sessions += s.executor?.keptBytes ?? 0;
+    if (k.sessions !== sessions) problems.push(`ledger sessions ${k.sessions} but kept executors hold ${sessions}`);
+    if (k.inflight !== 0 && this.holders === 0) problems.push(`ledger in-flight ${k.inflight} with nothing running`);
+    if (this.ledger.peakBytes > this.budgetBytes) problems.push(`peak ${this.ledger.peakBytes} bytes exceeds the budget ${this.budgetBytes}`);
     return problems;
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    for (const l of [...this.loaded.values()]) await this.drop(l);
+    for (const s of this.states.values()) if (s.executor) await this.drop(s);
+  }
+
+  // ---- models ----
+
+  private state(model: string): ModelState {
+    let s = this.states.get(model);
+    if (s) return s;
+    if (typeof model !== 'string' || !this.reader.has(model)) throw new ModelNotFoundError(String(model), this.reader.models());
+    const entry = this.reader.model(model);
+    const modelWeightBytes = weightBytes(entry);
+    const plan = densePlanOf(entry, this.reader.catalog, this.reader.config.tile);
+    const s0 = this.scratch;
+    const fits = 'steps' in plan && plan.maxWidth <= s0.width && plan.maxTiles * 3 <= s0.tableLen;
+    const pages = this.reader.pagesOfModel(entry);
+    const tensorIds = entry.tensors.map((t) => this.tensors.register(model, t));
+    let choice: ExecutorChoice;
+    const asked = this.opts.executor;
+    if (asked === 'kernel' && !fits) {
+      throw new InferenceError('INFERENCE_FAILED', `model "${model}" cannot run block-native (${'reason' in plan ? plan.reason : 'added after the server was sized'}): use executor 'auto' or 'shared-weights'`);
+    }
+    if (asked !== 'auto') choice = { kind: asked, reason: 'asked for by the server options' };
+    else if (fits) choice = { kind: 'kernel', reason: 'dense MLP chain: block-native kernels read the shared tiles in place' };
+    else choice = { kind: 'shared-weights', reason: `weights fed from the shared pool (${'reason' in plan ? `not block-native: ${plan.reason}` : 'not block-native'})` };
+    s = { entry, weightBytes: modelWeightBytes, pages, plan: fits ? (plan as DensePlan) : undefined, choice, tensorIds, busy: 0, lastUsed: 0, requests: 0, sharedMs: [], ownMs: [], own: 'never' };
+    this.checkFits(s);
+    this.states.set(model, s);
+    return s;
+  }
+
+  /** Refuses, before anything is evicted, a model whose executor and working set exceed the budget. */
+  private checkFits(s: ModelState): void {
+    const room = this.budgetBytes - this.scratchBytes;
+    const pageSize = this.reader.config.pageSize;
+    const name = s.entry.name;
+    if (s.choice.kind === 'kernel') {
+      const need = s.pages.length * pageSize;
+      if (need > room) throw new CapacityError('BUDGET_EXCEEDED', `model "${name}" needs its ${s.pages.length} pages (${need} bytes) resident at once to run block-native, more than the ${room} bytes the budget of ${this.budgetBytes} leaves after the kernel scratch (${this.scratchBytes}). Raise the budget.`);
+      return;
+    }
+    if (s.choice.kind === 'own-weights') {
+      // The pooled tensors and the model bytes assembled from them while the session is built.
+      const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes);
+      const need = cost + 2 * s.weightBytes + pageSize;
+      if (need > room) throw new CapacityError('BUDGET_EXCEEDED', `model "${name}" needs ${need} bytes to build a session holding its own weights: the session (${cost}), its ${s.weightBytes} bytes of weights pooled and once more as model bytes, a page; the budget of ${this.budgetBytes} leaves ${room} after the kernel scratch. Use the shared-weights executor or raise the budget.`);
+      return;
+    }
+    const w = this.weightlessOf(s);
+    const fedBytes = w.fed.reduce((n, f) => n + this.tensors.bytesOf(f.tensor), 0);
+    const assemblyPages = Math.max(0, ...w.fed.map((f) => this.reader.pagesOfTensor(s.entry.tensors[this.slotOf(s, f)]).length)) * pageSize;
+    const need = w.sessionBytes + fedBytes + assemblyPages;
+    if (need > room) {
+      throw new CapacityError('BUDGET_EXCEEDED', `model "${name}" needs ${need} bytes at once: its weight tensors (${fedBytes}), its weight-less session (${w.sessionBytes}) and the pages of its largest tensor while it is assembled (${assemblyPages}); the budget of ${this.budgetBytes} leaves ${room} after the kernel scratch. Raise the budget.`);
+    }
+  }
+
+  private slotOf(s: ModelState, f: FedWeight): number {
+    return s.tensorIds.indexOf(f.tensor);
+  }
+
+  private weightlessOf(s: ModelState): NonNullable<ModelState['weightless']> {
+    if (s.weightless) return s.weightless;
+    const slots = s.entry.tensors.map((t) => ({ name: t.name, location: t.location, bytes: this.tensors.bytesOf(this.tensors.register(s.entry.name, t)) }));
+    const g = weightlessGraph(s.entry.skeleton, slots);
+    const fed = g.fed.map(({ slot, input }) => ({ input, tensor: s.tensorIds[slot], dtype: s.entry.tensors[slot].dtype, dims: s.entry.tensors[slot].dims }));
+    const inlineIds = g.inline.map((i) => s.tensorIds[i]);
+    const inlineBytes = g.inline.reduce((n, i) => n + slots[i].bytes, 0);
+    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes(g.skeleton.length, inlineBytes) };
+    return s.weightless;
   }
 
   // ---- request path ----
 
-  private slot(): Promise<void> {
-    if (this.running < this.opts.concurrency) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.queue.push(() => (this.running++, resolve())));
-  }
-
-  private info(model: string): ModelInfo {
-    let info = this.infos.get(model);
-    if (info) return info;
-    if (typeof model !== 'string' || !this.store.has(model)) throw new ModelNotFoundError(String(model), this.store.listModels());
-    const entry = this.store.model(model);
-    const cat = this.store.catalog;
-    const plan = densePlanOf(entry, cat, this.store.config.tile);
-    const fits = 'steps' in plan && plan.maxWidth <= this.scratch.width && plan.maxTiles * 3 <= this.scratch.tableLen;
-    let mode: ServeMode;
-    if (this.opts.mode === 'auto') mode = fits ? 'kernel' : 'session';
-    else if (this.opts.mode === 'kernel') {
-      if (!fits) throw new InferenceError('INFERENCE_FAILED', `model "${model}" cannot run block-native (${'reason' in plan ? plan.reason : 'added after the server was sized'}): use mode 'auto' or 'session'`);
-      mode = 'kernel';
-    } else mode = this.opts.mode;
-    info = { entry, pages: cat.pagesRead(entry), weightBytes: weightBytes(entry), mode, plan: fits ? (plan as DensePlan) : undefined };
-    this.infos.set(model, info);
-    return info;
-  }
-
   private async serve(model: string, feeds: Record<string, Feed>): Promise<Record<string, OrtCommon.Tensor>> {
-    const info = this.info(model);
+    const s = this.state(model);
     if (feeds === null || typeof feeds !== 'object') throw new InferenceError('INVALID_FEEDS', `feeds for model "${model}" must be an object of named inputs`);
-    this.clock++;
-    const wasLoaded = this.loaded.has(model);
-    const allResident = info.mode === 'session' || info.pages.every((p) => this.pool.isResident(p));
-    // Validate before touching memory: a bad request costs nothing and changes nothing.
-    const denseInput = info.mode === 'kernel' ? denseFeed(model, info.plan!, feeds as Record<string, unknown>) : undefined;
-    let l = await this.load(model, info);
-    // A session evicted between its build and this request's turn is built again.
-    while (this.loaded.get(model) !== l) l = await this.load(model, info);
-    l.busy++;
-    l.lastUsed = this.clock;
-    // A busy session holds memory (its reservation) until this request ends; a kernel plan holds none.
-    const holds = l.reservation ? 1 : 0;
-    this.holders += holds;
+    s.requests++;
+    this.maybePromote(s);
+    const built = s.executor !== undefined;
+    const resident = s.choice.kind === 'kernel' ? s.pages.every((p) => this.pages.isResident(p)) : s.tensorIds.every((id) => this.tensors.pool.isResident(id));
+    let ex = await this.load(s);
+    // An executor evicted between its build and this request's turn is built again.
+    while (s.executor !== ex) ex = await this.load(s);
+    s.busy++;
+    this.holders++;
+    s.lastUsed = ++this.clock;
     try {
-      const tensors = info.mode === 'kernel' ? undefined : l.session!.toTensors(feeds);
-      if (wasLoaded && allResident) this.counters.hits++;
+      // Checked before any memory is pinned: a bad request costs nothing and changes nothing.
+      const checked = ex.check(feeds);
+      if (built && (resident || ex.kind === 'own-weights')) this.counters.hits++;
       else this.counters.misses++;
-      if (info.mode === 'session') return await this.ortCalls.run(() => l.session!.runTensors(tensors!));
-      return await this.withModelPages(info, async (pages) => {
-        if (info.mode === 'kernel') return this.runKernel(info, denseInput!);
-        return this.runFeeds(info, l.session!, tensors!, pages);
-      }, holds);
+      const t0 = performance.now();
+      const out = await this.withRoom(`a run of "${model}"`, () => this.holding(() => ex.run(checked)), 1);
+      this.measured(s, ex.kind, performance.now() - t0);
+      return out;
     } finally {
-      l.busy--;
-      this.holders -= holds;
+      s.busy--;
+      this.holders--;
       this.notifyRelease();
     }
   }
 
-  /** The kept session or plan for a model, built once however many requests ask at once. */
-  private load(model: string, info: ModelInfo): Promise<Loaded> {
-    const l = this.loaded.get(model);
-    if (l) return Promise.resolve(l);
-    let p = this.building.get(model);
-    if (!p) {
-      p = this.build(model, info).finally(() => this.building.delete(model));
-      this.building.set(model, p);
+  /** Counts `fn` as holding memory while it runs (others wait for it rather than give up). */
+  private async holding<T>(fn: () => Promise<T>): Promise<T> {
+    this.holders++;
+    try {
+      return await fn();
+    } finally {
+      this.holders--;
+      this.notifyRelease();
     }
-    return p;
   }
 
-  private async build(model: string, info: ModelInfo): Promise<Loaded> {
-    if (info.mode === 'kernel') {
-      const l: Loaded = { model, mode: 'kernel', reservation: 0, bytes: 0, plan: info.plan, busy: 0, lastUsed: this.clock };
-      this.loaded.set(model, l);
-      return l;
-    }
-    // One session build at a time: builds hold memory while waiting for more, so two of them
-    // could otherwise wait on each other.
-    const prev = this.buildLock;
-    let unlock!: () => void;
-    this.buildLock = new Promise((r) => (unlock = r));
-    await prev;
-    let held = 0;
-    const transients: number[] = [];
-    try {
-      this.counters.sessionBuilds++;
-      const { entry } = info;
-      if (info.mode === 'feeds') {
-        const skeleton = weightsAsInputs(entry.skeleton, new Set(entry.tensors.filter((t) => t.location === 'graph').map((t) => t.name)));
-        const bytes = skeleton.length;
-        const reservation = await this.reserve(bytes, `the session of "${model}"`);
-        this.holders++, held++;
-        try {
-          const session = await this.ortCalls.run(() => ModelSession.create(model, skeleton, [], entry, { ort: this.ort, mode: 'inline' }));
-          return this.keep({ model, mode: 'feeds', reservation, bytes, session, busy: 0, lastUsed: this.clock });
-        } catch (e) {
-          this.unreserve(reservation);
-          throw e;
+  private measured(s: ModelState, kind: ExecutorKind, ms: number): void {
+    if (kind === 'shared-weights') {
+      s.sharedMs.push(ms);
+      if (s.sharedMs.length > 16) s.sharedMs.shift();
+    } else if (kind === 'own-weights' && s.own === 'trial') {
+      s.ownMs.push(ms);
+      if (s.ownMs.length >= OWN_TRIAL_RUNS) {
+        const shared = median(s.sharedMs);
+        const own = median(s.ownMs);
+        if (shared >= OWN_MIN_SPEEDUP * own) {
+          s.own = 'kept';
+          s.choice = { kind: 'own-weights', reason: `hot, and spare memory holds its own weights: ${own.toFixed(2)} ms a run vs ${shared.toFixed(2)} ms fed shared weights` };
+        } else {
+          s.own = 'rejected';
+          s.choice = { kind: 'shared-weights', reason: `own weights measured no faster (${own.toFixed(2)} vs ${shared.toFixed(2)} ms a run fed shared weights)` };
+          if (s.busy <= 1 && s.executor?.kind === 'own-weights') void this.drop(s);
         }
       }
-      // Session mode: weights assembled from pooled pages (transient W), pages released, then the
-      // external-data buffer (transient W) and the session's own copy (W, kept).
-      transients.push(await this.reserve(info.weightBytes, `assembling the weights of "${model}"`));
-      this.holders++, held++;
-      const weights = await this.withModelPages(info, async () => this.assemble(info.entry), 1);
-      const reservation = await this.reserve(info.weightBytes, `the session of "${model}"`, 1);
-      try {
-        transients.push(await this.reserve(info.weightBytes, `the external data of "${model}"`, 1));
-        const session = await this.ortCalls.run(() => ModelSession.create(model, entry.skeleton, weights, entry, { ort: this.ort, mode: 'external' }));
-        return this.keep({ model, mode: 'session', reservation, bytes: info.weightBytes, session, busy: 0, lastUsed: this.clock });
-      } catch (e) {
-        this.unreserve(reservation);
-        throw e;
-      }
-    } finally {
-      for (const r of transients) this.unreserve(r);
-      this.holders -= held;
-      this.notifyRelease();
-      unlock();
     }
   }
 
-  private keep(l: Loaded): Loaded {
-    this.loaded.set(l.model, l);
-    return l;
+  /**
+   * Gives a hot shared-weights model its own weights when the memory left after every
+   * shared-weights model's working set (sessions and distinct tensors) covers the session's cost
+   * and its build copy.
+   */
+  private maybePromote(s: ModelState): void {
+    if (this.opts.executor !== 'auto' || s.choice.kind !== 'shared-weights' || s.own !== 'never') return;
+    if (s.requests < HOT_AFTER_REQUESTS || s.sharedMs.length < 2) return;
+    const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes);
+    const committed = new Set<number>();
+    let sessions = 0;
+    for (const o of this.states.values()) {
+      if (o === s) continue;
+      if (o.executor?.kind === 'own-weights' || o.choice.kind === 'own-weights') sessions += o.executor?.keptBytes ?? ownSessionBytes(o.entry.skeleton.length, o.weightBytes);
+      else if (o.choice.kind === 'shared-weights') {
+        sessions += o.weightless?.sessionBytes ?? 0;
+        for (const id of o.tensorIds) committed.add(id);
+      }
+    }
+    let tensorBytes = 0;
+    for (const id of committed) tensorBytes += this.tensors.bytesOf(id);
+    const largestPages = Math.max(0, ...s.entry.tensors.map((t) => this.reader.pagesOfTensor(t).length)) * this.reader.config.pageSize;
+    const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - largestPages;
+    if (spare < cost + s.weightBytes) return;
+    s.own = 'trial';
+    s.choice = { kind: 'own-weights', reason: `on trial: hot (${s.requests} requests) and ${spare} spare bytes cover its own-weights session (${cost})` };
+    // The shared-weights session is dropped once idle; the next request builds the own one.
+    if (s.busy === 0 && s.executor) void this.drop(s);
   }
 
-  private async drop(l: Loaded): Promise<void> {
-    this.loaded.delete(l.model);
-    if (l.reservation) this.unreserve(l.reservation);
-    this.counters.sessionEvictions += l.reservation ? 1 : 0;
-    const s = l.session;
-    if (s) await this.ortCalls.run(() => s.release()).catch(() => undefined);
+  /** The model's executor, built once however many requests ask at once. */
+  private load(s: ModelState): Promise<Executor> {
+    const want = s.choice.kind;
+    if (s.executor && s.executor.kind === want) return Promise.resolve(s.executor);
+    if (s.executor && s.busy === 0) void this.drop(s);
+    else if (s.executor) return Promise.resolve(s.executor); // still busy on the old one: keep using it
+    return this.builds.run(s.entry.name, async () => {
+      if (s.executor) return s.executor;
+      const ex = await this.build(s, want);
+      s.executor = ex;
+      return ex;
+    });
   }
 
-  /** Evicts the least recently used idle session holding memory; false when there is none. */
-  private evictIdleSession(): boolean {
-    let victim: Loaded | undefined;
-    for (const l of this.loaded.values()) if (l.busy === 0 && l.reservation && (!victim || l.lastUsed < victim.lastUsed)) victim = l;
-    if (!victim) return false;
-    void this.drop(victim);
-    return true;
+  private async build(s: ModelState, kind: ExecutorKind): Promise<Executor> {
+    const name = s.entry.name;
+    if (kind === 'kernel') {
+      return new KernelExecutor(s.entry, s.plan!, s.pages, { kernel: this.kernel, scratch: this.scratch, frames: this.frames, pagePool: this.pages, reader: this.reader, ort: this.ort });
+    }
+    this.counters.sessionBuilds++;
+    if (kind === 'shared-weights') {
+      const w = this.weightlessOf(s);
+      const session = await this.buildSession(name, w.sessionBytes, w.inlineIds, (inline) => assembleModel(w.skeleton, inline), w.skeleton.length + w.inlineBytes);
+      return new SharedWeightsExecutor(name, session, w.fed, w.sessionBytes, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort });
+    }
+    const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes);
+    const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
+    return new OwnWeightsExecutor(session, cost, this.ortCalls);
   }
 
-  /** Retries `attempt` while the pool is full: evict idle sessions, else wait for holders. */
-  private async withRoom<T>(what: string, attempt: () => Promise<T>, selfHeld = 0): Promise<T> {
-    let triedAlone = false;
+  /**
+   * Reserves the session's memory and its model bytes (in flight while onnxruntime parses them),
+   * assembles the model from pooled tensors, builds the session; on failure gives everything back.
+   */
+  private async buildSession(name: string, keptBytes: number, ids: number[], assemble: (data: Uint8Array[]) => Uint8Array, modelBytes: number): Promise<ModelSession> {
+    const entry = this.states.get(name)!.entry;
+    // A build holds what it reserved until it ends: it counts as a holder from the start.
+    return this.holding(async () => {
+      await this.withRoom(`the session of "${name}"`, async () => this.ledger.reserve('sessions', keptBytes, `the session of "${name}"`), 1);
+      let kept = false;
+      try {
+        await this.withRoom(`the model bytes of "${name}"`, async () => this.ledger.reserve('inflight', modelBytes, `the model bytes of "${name}"`), 1);
+        try {
+          const session = await this.withRoom(`the weights of "${name}"`, () =>
+            this.tensors.withTensors(ids, name, (data) => {
+              const bytes = assemble(data);
+              return this.ortCalls.run(() => ModelSession.create(name, bytes, [], entry, { ort: this.ort, mode: 'inline', sessionOptions: this.opts.sessionOptions }));
+            }), 1);
+          kept = true;
+          return session;
+        } finally {
+          this.ledger.release('inflight', modelBytes);
+        }
+      } finally {
+        if (!kept) this.ledger.release('sessions', keptBytes);
+      }
+    });
+  }
+
+  private async drop(s: ModelState): Promise<void> {
+    const ex = s.executor;
+    if (!ex) return;
+    s.executor = undefined;
+    if (ex.keptBytes) this.ledger.release('sessions', ex.keptBytes);
+    if (ex.kind !== 'kernel') this.counters.sessionEvictions++;
+    this.notifyRelease();
+    await ex.release().catch(() => undefined);
+  }
+
+  private idleSessionBytes(kind: ExecutorKind): number {
+    let n = 0;
+    for (const s of this.states.values()) if (s.executor?.kind === kind && s.busy === 0) n += s.executor.keptBytes;
+    return n;
+  }
+
+  /** Evicts idle sessions of `kind`, least recently used first, until `bytes` are freed. */
+  private evictIdle(kind: ExecutorKind, bytes: number): number {
+    let freed = 0;
+    while (freed < bytes) {
+      let victim: ModelState | undefined;
+      for (const s of this.states.values()) if (s.executor?.kind === kind && s.busy === 0 && (!victim || s.lastUsed < victim.lastUsed)) victim = s;
+      if (!victim) break;
+      freed += victim.executor!.keptBytes;
+      if (victim.own === 'kept' || victim.own === 'trial') {
+        // Back to shared weights; promoted again only when memory allows.
+        victim.own = 'never';
+        victim.choice = { kind: 'shared-weights', reason: 'own-weights session evicted for memory; weights fed from the shared pool' };
+      }
+      void this.drop(victim);
+    }
+    return freed;
+  }
+
+  /** Retries `attempt` while memory is short and others hold it: they will release it without waiting. */
+  private async withRoom<T>(what: string, attempt: () => Promise<T>, selfHeld: number): Promise<T> {
     for (;;) {
       try {
         return await attempt();
       } catch (e) {
         if (!(e instanceof CapacityError)) throw e;
-        if (this.evictIdleSession()) continue;
         if (this.holders - selfHeld <= 0) {
-          // Others may have released while this attempt's own pins settled: one more try alone.
-          if (!triedAlone) {
-            triedAlone = true;
-            continue;
-          }
-          // Nothing else holds memory that it will release: waiting could only deadlock.
-          throw new CapacityError('BUDGET_EXCEEDED', `${what} does not fit the server budget of ${this.budgetBytes} bytes even with every other page and session evicted (${e.message})`);
+          throw new CapacityError('BUDGET_EXCEEDED', `${what} does not fit the server budget of ${this.budgetBytes} bytes even with every idle page, tensor and session evicted (${e.message})`);
         }
         // While waiting this request releases nothing, so it must not count as a holder for others.
         this.holders -= selfHeld;
@@ -468,7 +563,6 @@ export class Server {
         } finally {
           this.holders += selfHeld;
         }
-        triedAlone = false;
       }
     }
   }
@@ -479,129 +573,16 @@ export class Server {
     for (const r of w) r();
   }
 
-  private reserve(bytes: number, what: string, selfHeld = 0): Promise<number> {
-    const id = this.nextReservation++;
-    this.reservations.set(id, bytes);
-    return this.withRoom(what, async () => {
-      await this.pool.pin(id, { bytes });
-      return id;
-    }, selfHeld).catch((e) => {
-      this.reservations.delete(id);
-      throw e;
-    });
-  }
-
-  private unreserve(id: number): void {
-    this.pool.unpin(id);
-    this.pool.invalidate(id);
-    this.reservations.delete(id);
-    this.notifyRelease();
-  }
-
-  /** A zero-cost view standing for a reservation's bytes (never written, never read). */
-  private reservationView(bytes: number): Uint8Array {
-    if (this.zeros.byteLength < bytes) this.zeros = new ArrayBuffer(bytes);
-    return new Uint8Array(this.zeros, 0, bytes);
-  }
-
-  /** Pins every page of the model (one holder), runs fn, releases. */
-  private async withModelPages<T>(info: ModelInfo, fn: (pages: Uint8Array[]) => Promise<T>, selfHeld = 0): Promise<T> {
-    const name = info.entry.name;
-    return this.withRoom(`model "${name}" (${info.pages.length} pages)`, async () => {
-      let entered = false;
-      try {
-        return await this.pool.withPages(info.pages, async (pages) => {
-          entered = true;
-          this.holders++;
-          return fn(pages);
-        }, { model: name });
-      } finally {
-        if (entered) {
-          this.holders--;
-          this.notifyRelease();
-        }
-      }
-    }, selfHeld);
-  }
-
-  private async fetch(id: number): Promise<Uint8Array> {
-    if (id >= RESERVATION_BASE) return this.reservationView(this.reservations.get(id)!);
-    const data = await this.pageReader.page(id);
+  private async fetchPage(id: number): Promise<Uint8Array> {
+    const data = await this.reader.readPage(id);
     this.counters.bytesRead += data.length;
-    const frameBytes = this.frames.frameBytes;
-    if (data.length > frameBytes) throw new CapacityError('BUDGET_EXCEEDED', `page ${id} holds ${data.length} bytes, more than a ${frameBytes}-byte frame`);
-    const ptr = this.frames.take(id);
-    const frame = new Uint8Array(this.kernel.memory.buffer, ptr, frameBytes);
-    frame.set(data);
-    return frame;
+    return this.frames.place(id, data);
   }
 
   private pageInfo(id: number): { sharers: number; models: string[] } {
     const models: string[] = [];
-    for (const [name, info] of this.infos) if (info.pages.includes(id)) models.push(name);
+    for (const [name, s] of this.states) if (s.pages.includes(id)) models.push(name);
     return { sharers: Math.max(1, models.length), models };
-  }
-
-  /** A model's tensors assembled from its pinned frames (delta blocks decoded against their bases). */
-  private assemble(entry: ModelEntry): Promise<Uint8Array[]> {
-    const frames = new BlockSource(this.store.catalog, this.store.config.tile, async (page) => new Uint8Array(this.kernel.memory.buffer, this.frames.of(page), this.frames.frameBytes));
-    return frames.tensors(entry);
-  }
-
-  private async runFeeds(info: ModelInfo, session: ModelSession, inputs: Record<string, OrtCommon.Tensor>, _pages: Uint8Array[]): Promise<Record<string, OrtCommon.Tensor>> {
-    // The weights are copied out of the frames into fresh arrays (a transient W, reserved).
-    const r = await this.reserve(info.weightBytes, `the weight feeds of "${info.entry.name}"`, 2); // the busy session + the pinned pages
-    try {
-      const data = await this.assemble(info.entry);
-      const feeds: Record<string, OrtCommon.Tensor> = { ...inputs };
-      info.entry.tensors.forEach((t, i) => {
-        if (t.location !== 'graph') return;
-        const d = data[i];
-        const Ctor: any = t.dtype === 'float32' ? Float32Array : t.dtype === 'int64' ? BigInt64Array : t.dtype === 'int32' ? Int32Array : Uint8Array;
-        feeds[t.name] = new this.ort.Tensor(t.dtype as any, new Ctor(d.buffer, d.byteOffset, d.length / DTYPES[t.dtype].bytes), t.dims);
-      });
-      return await this.ortCalls.run(() => session.runTensors(feeds));
-    } finally {
-      this.unreserve(r);
-    }
-  }
-
-  private runKernel(info: ModelInfo, input: { data: Float32Array; batch: number }): Record<string, OrtCommon.Tensor> {
-    const plan = info.plan!;
-    const cat = this.store.catalog;
-    const { tile } = this.store.config;
-    const k = this.kernel.exports;
-    const buf = this.kernel.memory.buffer;
-    const s = this.scratch;
-    const table = new Int32Array(buf, s.table, s.tableLen);
-    const frameOf = (p: number) => this.frames.of(p);
-    const out = new Float32Array(input.batch * plan.outFeatures);
-    for (let r0 = 0; r0 < input.batch; r0 += s.rows) {
-      const m = Math.min(s.rows, input.batch - r0);
-      new Float32Array(buf, s.x, m * plan.inFeatures).set(input.data.subarray(r0 * plan.inFeatures, (r0 + m) * plan.inFeatures));
-      let cur = s.x;
-      let width = plan.inFeatures;
-      let spare = [s.a, s.b];
-      for (const step of plan.steps) {
-        if (step.op === 'dense') {
-          tileAddresses(info.entry.tensors[step.tensor], cat, frameOf, table);
-          const next = spare[0] === cur ? spare[1] : spare[0];
-          k.denseTiled(cur, m, step.k, step.n, s.table, tile.rows, tile.cols, step.transB ? 1 : 0, next);
-          if (cur === s.x) spare = [s.a, s.b];
-          cur = next;
-          width = step.n;
-        } else if (step.op === 'bias') {
-          const n = biasSegments(info.entry.tensors[step.tensor], cat, tile, frameOf, table);
-          k.addBias(cur, m, width, s.table, n);
-        } else if (step.op === 'relu') {
-          k.relu(cur, m * width);
-        } else {
-          k.softmaxRows(cur, m, width);
-        }
-      }
-      out.set(new Float32Array(buf, cur, m * width), r0 * plan.outFeatures);
-    }
-    return { [plan.output]: new this.ort.Tensor('float32', out, [input.batch, plan.outFeatures]) as OrtCommon.Tensor };
   }
 }
 

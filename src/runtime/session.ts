@@ -18,6 +18,8 @@ export type WeightMode = 'external' | 'inline';
 export interface SessionOptions {
   ort?: OrtModule;
   mode?: WeightMode;
+  /** Passed to onnxruntime's InferenceSession.create. */
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
 }
 
 /** A feed as plain data (what the CLI reads from JSON) or a runtime tensor. */
@@ -45,12 +47,13 @@ export class ModelSession {
     const mode = opts.mode ?? 'external';
     let session: OrtCommon.InferenceSession;
     try {
+      const so = opts.sessionOptions ?? {};
       if (mode === 'inline') {
-        session = await ort.InferenceSession.create(assembleModel(skeleton, weights));
+        session = await ort.InferenceSession.create(weights.length ? assembleModel(skeleton, weights) : skeleton, so);
       } else {
         const { model, externalData, location } = assembleModelExternal(skeleton, weights);
         // onnxruntime-node refuses an empty external buffer ("contains null pointers").
-        const options = externalData.length ? { externalData: [{ path: location, data: externalData }] } : {};
+        const options = externalData.length ? { ...so, externalData: [{ path: location, data: externalData }] } : so;
         session = await ort.InferenceSession.create(model, options as OrtCommon.InferenceSession.SessionOptions);
       }
     } catch (e) {

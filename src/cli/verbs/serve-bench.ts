@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { InferenceError } from '../../errors.ts';
-import { Server, type ServeMode } from '../../runtime/server.ts';
+import { Server, type ExecutorKind } from '../../runtime/server.ts';
 import { loadOrt, type OrtBackend } from '../../runtime/ort.ts';
 import { zipfTrace } from '../../pool/traces.ts';
 import { mulberry32 } from '../../random.ts';
@@ -21,15 +21,15 @@ export function register(program: Command): void {
     .requiredOption('--budget <size>', 'memory budget for pages, sessions and scratch (e.g. 64MiB)', parseSize)
     .option('--requests <n>', 'requests to serve', parsePositiveInt, 500)
     .option('--skew <s>', 'Zipf skew (0 = uniform)', parseNumber, 1)
-    .option('--mode <mode>', 'auto | kernel | session | feeds', 'auto')
+    .option('--executor <kind>', 'auto | kernel | shared-weights | own-weights', 'auto')
     .option('--policy <name>', 'page eviction policy', 'dedup')
-    .option('--ort <backend>', 'onnxruntime backend: web | node', 'web')
+    .option('--ort <backend>', 'onnxruntime backend: node | web', 'node')
     .option('--seed <n>', 'trace seed', parseNumber, 1)
     .option('--json', 'print JSON')
-    .action(async (path: string, o: { budget: number; requests: number; skew: number; mode: string; policy: string; ort: string; seed: number; json?: boolean }) => {
+    .action(async (path: string, o: { budget: number; requests: number; skew: number; executor: string; policy: string; ort: string; seed: number; json?: boolean }) => {
       await withStore(path, async (store) => {
         const ort = await loadOrt(o.ort as OrtBackend);
-        const server = await Server.create(store, { budgetBytes: o.budget, mode: o.mode as ServeMode | 'auto', policy: o.policy as PolicyName, ort });
+        const server = await Server.create(store, { budgetBytes: o.budget, executor: o.executor as ExecutorKind | 'auto', policy: o.policy as PolicyName, ort });
         const models = store.listModels();
         const trace = zipfTrace({ models, skew: o.skew, requests: o.requests, seed: o.seed });
         const rand = mulberry32(o.seed);
@@ -47,7 +47,7 @@ export function register(program: Command): void {
         const seconds = (performance.now() - t0) / 1000;
         const m = server.metrics();
         await server.close();
-        const summary = { requests: m.requests, throughput: m.requests / seconds, hits: m.hits, misses: m.misses, bytesRead: m.bytesRead, p50Ms: m.latency.p50Ms, p99Ms: m.latency.p99Ms, peakBytes: m.peakBytes, budgetBytes: m.budgetBytes, sessionBuilds: m.sessionBuilds, modes: m.modes, latency: m.latency };
+        const summary = { requests: m.requests, throughput: m.requests / seconds, hits: m.hits, misses: m.misses, bytesRead: m.bytesRead, p50Ms: m.latency.p50Ms, p99Ms: m.latency.p99Ms, peakBytes: m.peakBytes, budgetBytes: m.budgetBytes, sessionBuilds: m.sessionBuilds, executors: m.executors, latency: m.latency };
         if (o.json) printJson(summary);
         else {
           print(

@@ -3,14 +3,18 @@
  * many models. Each model's original .onnx file becomes its own onnxruntime session; sessions are
  * kept under the memory budget and evicted least-recently-used when a new one needs room. Nothing
  * is shared between models. Memory counted: each kept session (its file's bytes: the weights it
- * copies) and, while a session is built, the file bytes read for it.
+ * copies) and, while a session is built, the file bytes read for it. A benchmark tool, not part
+ * of the product: it shares the server's request gate, single-flight builds and serial queue.
  */
 import type * as OrtCommon from 'onnxruntime-common';
-import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError } from '../errors.ts';
-import { defaultOrt, type OrtModule } from './ort.ts';
-import type { Feed } from './session.ts';
-import { LatencyHistogram, SerialQueue } from './latency.ts';
-import type { ServerMetrics } from './server.ts';
+import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError } from '../../src/errors.ts';
+import { defaultOrt, type OrtModule } from '../../src/runtime/ort.ts';
+import type { Feed } from '../../src/runtime/session.ts';
+import { LatencyHistogram } from '../../src/runtime/latency.ts';
+import { SerialQueue } from '../../src/runtime/serial-queue.ts';
+import { RequestGate } from '../../src/runtime/request-gate.ts';
+import { SingleFlight } from '../../src/runtime/single-flight.ts';
+import type { ServerMetrics } from '../../src/runtime/server.ts';
 
 export interface BaselineOptions {
   budgetBytes: number;
@@ -21,11 +25,12 @@ export interface BaselineOptions {
   /** Reads a model's .onnx file. */
   load: (model: string) => Promise<Uint8Array>;
   ort?: OrtModule;
+  sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   concurrency?: number;
 }
 
 /** The server's metrics that mean the same for the baseline (it has no pool, scratch or modes). */
-export type BaselineMetrics = Omit<ServerMetrics, 'scratchBytes' | 'pool' | 'modes'>;
+export type BaselineMetrics = Pick<ServerMetrics, 'requests' | 'hits' | 'misses' | 'errors' | 'sessionBuilds' | 'sessionEvictions' | 'bytesRead' | 'latency' | 'sessionBytes' | 'budgetBytes' | 'peakBytes'>;
 
 interface Kept {
   session: OrtCommon.InferenceSession;
@@ -36,13 +41,12 @@ interface Kept {
 
 export class BaselineServer {
   private readonly kept = new Map<string, Kept>();
-  private readonly building = new Map<string, Promise<Kept>>();
+  private readonly builds = new SingleFlight<string, Kept>();
   private buildLock: Promise<void> = Promise.resolve();
   private held = 0;
   private peak = 0;
   private clock = 0;
-  private running = 0;
-  private readonly queue: (() => void)[] = [];
+  private readonly gate: RequestGate;
   private waiters: (() => void)[] = [];
   private readonly latency = new LatencyHistogram();
   private readonly ortCalls = new SerialQueue();
@@ -51,6 +55,7 @@ export class BaselineServer {
 
   private constructor(private readonly opts: BaselineOptions, private readonly ort: OrtModule) {
     this.known = new Set(opts.models);
+    this.gate = new RequestGate(opts.concurrency ?? 2);
   }
 
   static async create(opts: BaselineOptions): Promise<BaselineServer> {
@@ -65,8 +70,10 @@ export class BaselineServer {
   async run(model: string, feeds: Record<string, Feed>): Promise<Record<string, OrtCommon.Tensor>> {
     const t0 = performance.now();
     this.counters.requests++;
-    if (this.running >= (this.opts.concurrency ?? 2)) await new Promise<void>((r) => this.queue.push(r));
-    this.running++;
+    return this.gate.run(() => this.serve(model, feeds, t0));
+  }
+
+  private async serve(model: string, feeds: Record<string, Feed>, t0: number): Promise<Record<string, OrtCommon.Tensor>> {
     try {
       if (!this.known.has(model)) throw new ModelNotFoundError(String(model), [...this.known]);
       this.clock++;
@@ -93,9 +100,6 @@ export class BaselineServer {
     } catch (e) {
       this.counters.errors++;
       throw e;
-    } finally {
-      this.running--;
-      this.queue.shift()?.();
     }
   }
 
@@ -116,12 +120,7 @@ export class BaselineServer {
   private load(model: string): Promise<Kept> {
     const k = this.kept.get(model);
     if (k) return Promise.resolve(k);
-    let p = this.building.get(model);
-    if (!p) {
-      p = this.build(model).finally(() => this.building.delete(model));
-      this.building.set(model, p);
-    }
-    return p;
+    return this.builds.run(model, () => this.build(model));
   }
 
   private async build(model: string): Promise<Kept> {
@@ -145,7 +144,7 @@ export class BaselineServer {
       this.counters.sessionBuilds++;
       let session: OrtCommon.InferenceSession;
       try {
-        session = await this.ortCalls.run(() => this.ort.InferenceSession.create(file));
+        session = await this.ortCalls.run(() => this.ort.InferenceSession.create(file, this.opts.sessionOptions ?? {}));
       } catch (e) {
         throw new InferenceError('INFERENCE_FAILED', `onnxruntime cannot load model "${model}": ${(e as Error).message}`, { cause: e });
       }

@@ -1,0 +1,100 @@
+/**
+ * Pooled weight tensors: a tensor that several models hold (the same dtype, dims and block list)
+ * is assembled once into one buffer and fed to every session that needs it. The buffers are
+ * entries of a BufferPool drawing on the server's ledger, so they are kept and evicted through
+ * the eviction policy, which sees every model that shares a tensor (a backbone tensor shared by
+ * many models outranks one model's head). Assembly pins the tensor's pages in the page pool,
+ * decodes delta blocks, and places each block straight into the tensor's final buffer: one copy
+ * from page to tensor, none to the runtime.
+ */
+import type { TensorEntry } from '../catalog/catalog.ts';
+import type { DType } from '../onnx/dtypes.ts';
+import { tensorBytes } from '../store/catalog-view.ts';
+import type { BlockSource } from '../store/block-source.ts';
+import { BufferPool } from '../pool/buffer-pool.ts';
+import type { EvictionPolicy } from '../pool/policy.ts';
+import type { MemoryLedger } from './ledger.ts';
+import type { PageFrames } from './page-frames.ts';
+import type { StoreReader } from './store-reader.ts';
+import { SerialQueue } from './serial-queue.ts';
+
+interface PooledTensor {
+  id: number;
+  entry: TensorEntry;
+  dtype: DType;
+  dims: number[];
+  blocks: Uint32Array;
+  bytes: number;
+  pages: number[];
+  models: Set<string>;
+  modelList: string[];
+}
+
+export class TensorPool {
+  readonly pool: BufferPool;
+  private readonly byKey = new Map<string, PooledTensor>();
+  private readonly byId: PooledTensor[] = [];
+  /** Tensors assembled (misses that read pages). */
+  assembled = 0;
+  /** One assembly at a time, so the pages pinned for assembly are one tensor's at most. */
+  private readonly assembly = new SerialQueue();
+  /** Blocks read from the pinned frames (deltas decoded). */
+  private readonly framed: BlockSource;
+
+  constructor(
+    private readonly reader: StoreReader,
+    private readonly pages: BufferPool,
+    frames: PageFrames,
+    ledger: MemoryLedger,
+    policy: EvictionPolicy,
+  ) {
+    this.framed = reader.sourceOver((page) => frames.bytes(page, 0, frames.frameBytes));
+    this.pool = new BufferPool({
+      budgetBytes: ledger.budgetBytes,
+      account: { ledger, kind: 'tensors' },
+      policy,
+      fetch: (id) => this.assemble(this.byId[id]),
+      sizeOf: (id) => this.byId[id].bytes,
+      pageInfo: (id) => ({ sharers: this.byId[id].models.size, models: this.byId[id].modelList }),
+    });
+  }
+
+  /** The pooled id of a model's tensor; models holding the same block list share one id. */
+  register(model: string, t: TensorEntry): number {
+    const key = `${t.dtype}|${t.dims.join('x')}|${t.blocks.join(',')}`;
+    let p = this.byKey.get(key);
+    if (!p) {
+      const bytes = tensorBytes(t);
+      p = { id: this.byId.length, entry: t, dtype: t.dtype, dims: t.dims, blocks: t.blocks, bytes, pages: this.reader.pagesOfTensor(t), models: new Set(), modelList: [] };
+      this.byKey.set(key, p);
+      this.byId.push(p);
+    }
+    if (!p.models.has(model)) {
+      p.models.add(model);
+      p.modelList = [...p.models];
+    }
+    return p.id;
+  }
+
+  bytesOf(id: number): number {
+    return this.byId[id].bytes;
+  }
+  sharersOf(id: number): number {
+    return this.byId[id].models.size;
+  }
+
+  /** Pins the tensors (assembling the missing ones), runs fn with their bytes, unpins. */
+  withTensors<T>(ids: readonly number[], model: string, fn: (data: Uint8Array[]) => Promise<T>): Promise<T> {
+    return this.pool.withPages(ids, fn, { model });
+  }
+
+  private assemble(t: PooledTensor): Promise<Uint8Array> {
+    return this.assembly.run(() => this.assembleNow(t));
+  }
+
+  private async assembleNow(t: PooledTensor): Promise<Uint8Array> {
+    const out = await this.pages.withPages(t.pages, () => this.framed.tensor(t.entry));
+    this.assembled++;
+    return out;
+  }
+}
