@@ -40,6 +40,8 @@ async function bundleConformance(outDir: string): Promise<void> {
           return {
             store,
             reopen: async () => { await store.close(); store = await IdbPageStore.open(name, { create: false }); return store; },
+            openWriter: () => IdbPageStore.open(name, { create: false }),
+            openReader: () => IdbPageStore.open(name, { readOnly: true }),
             flipBit: async (id, bit) => {
               const db = await openDB(name);
               const sealed = new Uint8Array(await db.get('pages', id));

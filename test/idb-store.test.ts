@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { IdbPageStore } from '../src/browser/idb-store.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
-import { pageStoreConformance } from './store-conformance.ts';
+import { pageStoreConformance, storeBehaviour } from './store-conformance.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 import { codeOf } from './helpers.ts';
 
@@ -28,6 +28,8 @@ pageStoreConformance('indexeddb (fake-indexeddb)', async (pageSize) => {
       store = await IdbPageStore.open(name, { create: false });
       return store;
     },
+    openWriter: () => IdbPageStore.open(name, { create: false }),
+    openReader: () => IdbPageStore.open(name, { readOnly: true }),
     flipBit: async (id, bit) => {
       const db = await openDB(name);
       const sealed = new Uint8Array((await db.get('pages', id)) as Uint8Array);
@@ -42,6 +44,22 @@ pageStoreConformance('indexeddb (fake-indexeddb)', async (pageSize) => {
       await IdbPageStore.destroy(name);
     },
   };
+}, { persistent: true, concurrentReaders: true, writerLock: false }); // Node 20 has no Web Locks; Chromium's run has them
+
+storeBehaviour('indexeddb (fake-indexeddb)', async () => {
+  const name = freshName();
+  const h = {
+    backend: (await IdbPageStore.open(name, { pageSize: 8192 })) as import('../src/store/page-store.ts').PageStore,
+    reopen: async () => {
+      await h.backend.close();
+      return IdbPageStore.open(name, { create: false });
+    },
+    cleanup: async () => {
+      await h.backend.close();
+      await IdbPageStore.destroy(name);
+    },
+  };
+  return h;
 });
 
 test('indexeddb: a database without a store is NOT_A_STORE unless created; read-only refuses writes', async () => {

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { FilePageStore } from '../src/node/file-store.ts';
 import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
-import { pageStoreConformance } from './store-conformance.ts';
+import { pageStoreConformance, storeBehaviour } from './store-conformance.ts';
 import { codeOf, tempDir } from './helpers.ts';
 
 pageStoreConformance('memory', async (pageSize) => {
@@ -19,7 +19,7 @@ pageStoreConformance('memory', async (pageSize) => {
     },
     cleanup: async () => store.close(),
   };
-});
+}, { persistent: false, concurrentReaders: false, writerLock: false });
 
 pageStoreConformance('file', async (pageSize) => {
   const dir = await tempDir();
@@ -32,6 +32,8 @@ pageStoreConformance('file', async (pageSize) => {
       store = await FilePageStore.open(path);
       return store;
     },
+    openWriter: () => FilePageStore.open(path),
+    openReader: () => FilePageStore.open(path, { readOnly: true }),
     flipBit: async (id, bit) => {
       const f = join(path, 'pages.dat');
       const bytes = await readFile(f);
@@ -46,6 +48,25 @@ pageStoreConformance('file', async (pageSize) => {
       await dir.cleanup();
     },
   };
+}, { persistent: true, concurrentReaders: true, writerLock: true });
+
+storeBehaviour('memory', async () => ({ backend: new MemoryPageStore({ pageSize: 8192 }), cleanup: async () => {} }));
+
+storeBehaviour('file', async () => {
+  const dir = await tempDir();
+  const path = join(dir.path, 'store');
+  const h = {
+    backend: await FilePageStore.open(path, { create: true, pageSize: 8192 }) as import('../src/store/page-store.ts').PageStore,
+    reopen: async () => {
+      await h.backend.close();
+      return FilePageStore.open(path);
+    },
+    cleanup: async () => {
+      await h.backend.close();
+      await dir.cleanup();
+    },
+  };
+  return h;
 });
 
 test('file store: a torn last catalog record is ignored and cut off by the next writer', async () => {
@@ -81,10 +102,13 @@ test('file store: a second writer is refused; a dead writer\'s lock is taken ove
     const reader = await FilePageStore.open(path, { readOnly: true });
     await reader.close();
     await a.close();
-    await writeFile(join(path, 'LOCK'), '999999999'); // no such process
+    await writeFile(join(path, 'LOCK'), '999999999'); // an older tessera's lock: a pid, no such process
     const b = await FilePageStore.open(path);
-    assert.is((await readFile(join(path, 'LOCK'), 'utf8')).trim(), String(process.pid));
+    const owner = JSON.parse(await readFile(join(path, 'LOCK'), 'utf8'));
+    assert.is(owner.pid, process.pid);
+    assert.match(owner.token, /^[0-9a-f]{32}$/);
     await b.close();
+    assert.is(await readFile(join(path, 'LOCK')).then(() => 'still there', () => 'gone'), 'gone');
   } finally {
     await dir.cleanup();
   }
@@ -100,23 +124,6 @@ test('file store: folders that are not stores are refused with NOT_A_STORE', asy
     assert.is(await codeOf(FilePageStore.open(dir.path, { create: true })), 'NOT_A_STORE');
     await writeFile(join(dir.path, 'tessera.json'), '{not json');
     assert.is(await codeOf(FilePageStore.open(dir.path)), 'NOT_A_STORE');
-  } finally {
-    await dir.cleanup();
-  }
-});
-
-test('file store: truncatePages cuts slots no commit references', async () => {
-  const dir = await tempDir();
-  try {
-    const path = join(dir.path, 's');
-    const s = await FilePageStore.open(path, { create: true, pageSize: 4096 });
-    await s.writePages([0, 1, 2].map((id) => ({ id, epoch: 1, data: new Uint8Array(10).fill(id + 1) })));
-    await s.truncatePages(1);
-    assert.equal(await s.listPages(), [0]);
-    const h = await open(join(path, 'pages.dat'), 'r');
-    assert.is((await h.stat()).size, PAGE_HEADER_BYTES + 4096);
-    await h.close();
-    await s.close();
   } finally {
     await dir.cleanup();
   }

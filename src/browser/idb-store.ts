@@ -7,13 +7,14 @@
  * (snapshot put + log clear) each commit whole or not at all. Writes use `durability: 'strict'`
  * (flushed before the transaction completes), and transactions with overlapping scopes run in
  * creation order, so pages are durable before the record that references them.
+ * The backend moves bytes only; CheckedPageStore seals, verifies and checks (page-store.ts).
  * One writer per store: in browsers a Web Lock held while the store is open refuses a second tab
  * (it would pick the same free page ids and overwrite the first tab's pages).
  */
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { CapacityError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
-import type { PageStore } from '../store/page-store.ts';
-import { openPage, sealPage } from '../store/page-format.ts';
+import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
+import { CheckedPageStore } from '../store/checked-store.ts';
 
 const FORMAT = 'tessera-store';
 const FORMAT_VERSION = 1;
@@ -78,20 +79,22 @@ async function takeWriterLock(name: string): Promise<Release | null> {
   });
 }
 
-export class IdbPageStore implements PageStore {
+/** The bytes: IndexedDB object stores and transactions. */
+class IdbBackend implements PageBackend {
   readonly kind = 'indexeddb';
-  private closed = false;
+  /** The writer lock is a Web Lock: where the platform has none (Node with fake-indexeddb), there is none. */
+  readonly supports: PageStoreSupports = { persistent: true, concurrentReaders: true, writerLock: !!(globalThis as { navigator?: { locks?: unknown } }).navigator?.locks };
 
-  private constructor(
+  constructor(
     readonly name: string,
     readonly pageSize: number,
     private readonly db: IDBPDatabase,
-    private readonly readOnly: boolean,
+    readonly readOnly: boolean,
     private readonly releaseLock: Release,
   ) {}
 
   /** Opens (by default creating) the store kept in IndexedDB database `name`. */
-  static async open(name: string, opts: IdbStoreOptions = {}): Promise<IdbPageStore> {
+  static async open(name: string, opts: IdbStoreOptions = {}): Promise<IdbBackend> {
     if (typeof indexedDB === 'undefined') throw new StoreError('NOT_A_STORE', 'IndexedDB is not available here: open the store in a browser (or load fake-indexeddb in Node).');
     if (!name) throw new InvalidArgumentError('an IndexedDB store needs a database name');
     const readOnly = !!opts.readOnly;
@@ -125,7 +128,7 @@ export class IdbPageStore implements PageStore {
       }
       if (config.format !== FORMAT || typeof config.pageSize !== 'number') throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" does not hold a tessera store.`);
       if (config.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `store "${name}" uses store format ${config.version}; this tessera reads format ${FORMAT_VERSION}.`);
-      return new IdbPageStore(name, config.pageSize, db, readOnly, release);
+      return new IdbBackend(name, config.pageSize, db, readOnly, release);
     } catch (e) {
       db?.close();
       release();
@@ -133,53 +136,24 @@ export class IdbPageStore implements PageStore {
     }
   }
 
-  /** Deletes the whole store (database). Close it first. */
-  static async destroy(name: string): Promise<void> {
+  async readSealed(id: number): Promise<Uint8Array> {
     try {
-      await deleteDB(name);
-    } catch (e) {
-      throw idbError(`cannot delete store "${name}"`, e);
-    }
-  }
-
-  private open(): void {
-    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
-  }
-
-  private writable(): void {
-    this.open();
-    if (this.readOnly) throw new StoreError('STORE_LOCKED', `store "${this.name}" was opened read-only.`);
-  }
-
-  async readPage(id: number, epoch?: number): Promise<Uint8Array> {
-    this.open();
-    let stored: unknown;
-    try {
-      stored = await this.db.get('pages', id);
+      return asBytes(await this.db.get('pages', id));
     } catch (e) {
       throw idbError(`cannot read page ${id}`, e);
     }
-    return openPage(id, asBytes(stored), this.pageSize, epoch);
   }
 
-  async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
-    this.writable();
-    for (const p of pages) {
-      if (p.data.length > this.pageSize) throw new InvalidArgumentError(`page ${p.id}: ${p.data.length} bytes exceed the page size ${this.pageSize}`);
-    }
-    if (!pages.length) return;
-    const sealed = pages.map((p) => ({ id: p.id, bytes: sealPage(p.id, p.epoch, p.data) }));
-    await this.write(`cannot write ${pages.length} page(s)`, ['pages'], (tx) => sealed.map((p) => tx.objectStore('pages').put(p.bytes, p.id)));
+  async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
+    await this.write(`cannot write ${pages.length} page(s)`, ['pages'], (tx) => pages.map((p) => tx.objectStore('pages').put(p.sealed, p.id)));
   }
 
   async appendCatalog(record: Uint8Array): Promise<void> {
-    this.writable();
     const copy = record.slice();
     await this.write('cannot commit to the catalog', ['log'], (tx) => [tx.objectStore('log').add(copy)]);
   }
 
   async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
-    this.open();
     try {
       // One transaction: a checkpoint in another connection cannot land between the two reads.
       const tx = this.db.transaction(['meta', 'log'], 'readonly');
@@ -191,19 +165,15 @@ export class IdbPageStore implements PageStore {
   }
 
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
-    this.writable();
     const copy = snapshot.slice();
     await this.write('cannot checkpoint the catalog', ['meta', 'log'], (tx) => [tx.objectStore('meta').put(copy, 'snapshot'), tx.objectStore('log').clear()]);
   }
 
   async releasePages(ids: readonly number[]): Promise<void> {
-    this.writable();
-    if (!ids.length) return;
     await this.write('cannot release pages', ['pages'], (tx) => ids.map((id) => tx.objectStore('pages').delete(id)));
   }
 
   async listPages(): Promise<number[]> {
-    this.open();
     try {
       const keys = (await this.db.getAllKeys('pages')) as number[];
       return keys.sort((a, b) => a - b);
@@ -233,9 +203,32 @@ export class IdbPageStore implements PageStore {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     this.db.close();
     this.releaseLock();
+  }
+}
+
+export class IdbPageStore extends CheckedPageStore {
+  private constructor(raw: IdbBackend) {
+    super(raw);
+  }
+
+  /** The IndexedDB database the store lives in. */
+  get name(): string {
+    return (this.raw as IdbBackend).name;
+  }
+
+  /** Opens (by default creating) the store kept in IndexedDB database `name`. */
+  static async open(name: string, opts: IdbStoreOptions = {}): Promise<IdbPageStore> {
+    return new IdbPageStore(await IdbBackend.open(name, opts));
+  }
+
+  /** Deletes the whole store (database). Close it first. */
+  static async destroy(name: string): Promise<void> {
+    try {
+      await deleteDB(name);
+    } catch (e) {
+      throw idbError(`cannot delete store "${name}"`, e);
+    }
   }
 }

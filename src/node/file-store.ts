@@ -5,18 +5,28 @@
  *                  the committed catalog does not reference, so live pages are never overwritten
  *   catalog.snap   the last checkpoint (one framed record)
  *   catalog.log    framed records appended after it: u32 length | u64 xxHash64 | payload
- *   LOCK           the writer's pid; a second writer gets STORE_LOCKED, a dead writer's lock is taken over
- * Durability order: pages are fsynced before the catalog record that references them is appended,
- * and the log is fsynced before a commit returns. A torn last record fails its checksum and is
- * ignored (and cut off by the next writer), so a crash leaves the previous committed state.
+ *   LOCK           the writer's identity (lock.ts): a second writer gets STORE_LOCKED, a dead
+ *                  writer's lock is taken over without a race
+ * The backend moves bytes only; CheckedPageStore seals, verifies and checks (page-store.ts).
+ * Durability order: every write stores all its bytes or fails (writeAll); pages are fsynced
+ * before the catalog record that references them is appended, the log is fsynced before a commit
+ * returns, and the folder is fsynced after every rename. A failed append is cut back off, so the
+ * committed catalog is the old one; if even that fails (or an fsync fails, after which the page
+ * cache cannot be trusted) the store refuses every later write until it is reopened. A torn last
+ * record (a crash mid-append) fails its checksum and is ignored, and cut off by the next writer.
+ * A read-only open creates and writes nothing: pages.dat is opened O_RDONLY, no LOCK is taken,
+ * so stores on read-only media and for users without write permission can be read.
  */
-import { open, readFile, rename, rm, stat, writeFile, mkdir, readdir, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import { hash64 } from '../hash.ts';
-import type { PageStore } from '../store/page-store.ts';
-import { PAGE_HEADER_BYTES, openPage, sealPage } from '../store/page-format.ts';
+import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
+import { CheckedPageStore } from '../store/checked-store.ts';
+import { PAGE_HEADER_BYTES } from '../store/page-format.ts';
+import { nodeFileIO, syncDir, writeAll, type FileIO } from './file-io.ts';
+import { acquireLock, type LockOptions } from './lock.ts';
 
 const MARKER = 'tessera.json';
 const FORMAT = 'tessera-store';
@@ -28,8 +38,14 @@ export interface FileStoreOptions {
   create?: boolean;
   /** Page size for a new store. */
   pageSize?: number;
-  /** Open without taking the writer lock; writes are refused. */
+  /** Open without taking the writer lock; nothing is created or written, writes are refused. */
   readOnly?: boolean;
+  /** Remove a lock held by a writer that cannot be judged dead (see lock.ts; the CLI's --break-lock). */
+  breakLock?: boolean;
+  /** The file-system calls (default node:fs/promises); the reliability tests inject faults here. */
+  io?: FileIO;
+  /** Test hook: delays inside the lock protocol. */
+  lockDelay?: LockOptions['delay'];
 }
 
 function frame(payload: Uint8Array): Uint8Array {
@@ -66,278 +82,324 @@ function unframe(bytes: Uint8Array, file: string): { records: Uint8Array[]; vali
   return { records, validBytes: pos };
 }
 
-function ioError(what: string, err: unknown): TesseraError {
+/** Maps a file-system error to a typed one; the message says what to do. */
+export function ioError(what: string, err: unknown): TesseraError {
   if (err instanceof TesseraError) return err;
   const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'ENOSPC') return new StoreError('QUOTA_EXCEEDED', `${what}: the disk is full. Free space and retry; the store is unchanged.`, { cause: err });
-  return new StoreError('IO_ERROR', `${what}: ${e?.message ?? String(err)}`, { cause: err });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  switch (e?.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new StoreError('QUOTA_EXCEEDED', `${what}: the disk is full. Free space and retry; the store is unchanged.`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new StoreError('IO_ERROR', `${what}: permission denied (${e.code}). Writing needs write permission on the store folder; open read-only to read.`, { cause: err });
+    case 'EROFS':
+      return new StoreError('IO_ERROR', `${what}: the file system is read-only. Open the store read-only to read it.`, { cause: err });
+    case 'EISDIR':
+      return new StoreError('IO_ERROR', `${what}: a folder stands where the store keeps a file (${e.path ?? e.message}): the store folder was tampered with; move that folder away.`, { cause: err });
+    default:
+      return new StoreError('IO_ERROR', `${what}: ${e?.message ?? String(err)}`, { cause: err });
   }
 }
 
-export class FilePageStore implements PageStore {
+/** The bytes of one store folder. */
+class FileBackend implements PageBackend {
   readonly kind = 'file';
+  readonly supports: PageStoreSupports = { persistent: true, concurrentReaders: true, writerLock: true };
   private pagesDirty = false;
-  private closed = false;
+  /** Set when the on-disk state may differ from what this process believes: every write is refused. */
+  private broken: TesseraError | null = null;
 
-  private constructor(
+  constructor(
     readonly dir: string,
     readonly pageSize: number,
-    private readonly readOnly: boolean,
-    private readonly pages: FileHandle,
+    readonly readOnly: boolean,
+    private readonly io: FileIO,
+    /** null: a read-only open of a store that has no pages.dat yet. */
+    private readonly pages: FileHandle | null,
     private readonly log: FileHandle | null,
+    private logSize: number,
+    private readonly unlock: (() => Promise<void>) | null,
   ) {}
 
-  static async open(dir: string, opts: FileStoreOptions = {}): Promise<FilePageStore> {
+  static async open(dir: string, opts: FileStoreOptions): Promise<FileBackend> {
+    const io = opts.io ?? nodeFileIO;
+    const readOnly = !!opts.readOnly;
     let marker: { format?: string; version?: number; pageSize?: number } | null = null;
     try {
-      marker = JSON.parse(await readFile(join(dir, MARKER), 'utf8'));
+      marker = JSON.parse(new TextDecoder().decode(await io.readFile(join(dir, MARKER))));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') {
-        if (code === 'ENOTDIR') throw new StoreError('NOT_A_STORE', `${dir} is a file, not a tessera store folder.`);
-        throw new StoreError('NOT_A_STORE', `${dir} is not a tessera store: ${MARKER} cannot be read (${(e as Error).message}).`);
-      }
+      if (e instanceof SyntaxError) throw new StoreError('NOT_A_STORE', `${dir} is not a tessera store: ${MARKER} is not JSON (${e.message}).`);
+      if (code === 'ENOTDIR') throw new StoreError('NOT_A_STORE', `${dir} is a file, not a tessera store folder.`);
+      if (code === 'EISDIR') throw new StoreError('NOT_A_STORE', `${dir} is not a tessera store: ${MARKER} is a folder.`);
+      if (code !== 'ENOENT') throw ioError(`cannot read ${join(dir, MARKER)}`, e);
     }
     if (!marker) {
-      if (!opts.create) throw new StoreError('NOT_A_STORE', `${dir} is not a tessera store (no ${MARKER}). Create one with \`tessera add ${dir} model.onnx\`.`);
-      const pageSize = opts.pageSize ?? 1 << 20;
-      if (!Number.isInteger(pageSize) || pageSize < 4096 || pageSize > 1 << 30) throw new InvalidArgumentError(`page size must be an integer between 4096 and 2^30 bytes, got ${pageSize}`);
-      try {
-        await mkdir(dir, { recursive: true });
-        const existing = (await readdir(dir)).filter((f) => !f.startsWith('.'));
-        if (existing.length) throw new StoreError('NOT_A_STORE', `${dir} is not empty and not a tessera store: choose an empty or new folder.`);
-        const tmp = join(dir, MARKER + '.tmp');
-        await writeFile(tmp, JSON.stringify({ format: FORMAT, version: FORMAT_VERSION, pageSize }) + '\n');
-        await rename(tmp, join(dir, MARKER));
-      } catch (e) {
-        throw ioError(`cannot create a store in ${dir}`, e);
-      }
-      marker = { format: FORMAT, version: FORMAT_VERSION, pageSize };
+      if (!opts.create || readOnly) throw new StoreError('NOT_A_STORE', `${dir} is not a tessera store (no ${MARKER}). Create one with \`tessera add ${dir} model.onnx\`.`);
+      marker = await FileBackend.create(io, dir, opts.pageSize ?? 1 << 20);
     }
-    if (marker.format !== FORMAT || typeof marker.pageSize !== 'number') throw new StoreError('NOT_A_STORE', `${dir}/${MARKER} does not describe a tessera store.`);
+    if (marker?.format !== FORMAT || typeof marker.pageSize !== 'number' || !Number.isInteger(marker.pageSize) || marker.pageSize <= 0) throw new StoreError('NOT_A_STORE', `${dir}/${MARKER} does not describe a tessera store.`);
     if (marker.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `${dir} uses store format ${marker.version}; this tessera reads format ${FORMAT_VERSION}.`);
-    const readOnly = !!opts.readOnly;
-    if (!readOnly) await FilePageStore.lock(dir);
-    try {
-      const pages = await open(join(dir, 'pages.dat'), fsConstants.O_RDWR | fsConstants.O_CREAT);
-      const log = readOnly ? null : await open(join(dir, 'catalog.log'), fsConstants.O_RDWR | fsConstants.O_CREAT);
-      const store = new FilePageStore(dir, marker.pageSize, readOnly, pages, log);
-      if (log) await store.cutTornTail();
-      return store;
-    } catch (e) {
-      if (!readOnly) {
-        await rm(join(dir, 'LOCK'), { force: true });
-        heldLocks.delete(resolve(dir));
+    const pageSize = marker.pageSize;
+    if (readOnly) {
+      let pages: FileHandle | null = null;
+      try {
+        pages = await io.open(join(dir, 'pages.dat'), fsConstants.O_RDONLY);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot open ${join(dir, 'pages.dat')} for reading`, e);
       }
+      return new FileBackend(dir, pageSize, true, io, pages, null, 0, null);
+    }
+    const unlock = await acquireLock(io, dir, { breakLock: opts.breakLock, delay: opts.lockDelay });
+    let pages: FileHandle | null = null;
+    let log: FileHandle | null = null;
+    try {
+      pages = await io.open(join(dir, 'pages.dat'), fsConstants.O_RDWR | fsConstants.O_CREAT);
+      log = await io.open(join(dir, 'catalog.log'), fsConstants.O_RDWR | fsConstants.O_CREAT);
+      // Cut a torn last record (a crash mid-append) so the next append follows the last commit.
+      const bytes = await io.readFile(join(dir, 'catalog.log'));
+      const { validBytes } = unframe(bytes, join(dir, 'catalog.log'));
+      if (validBytes < bytes.length) {
+        await log.truncate(validBytes);
+        await log.sync();
+      }
+      return new FileBackend(dir, pageSize, false, io, pages, log, validBytes, unlock);
+    } catch (e) {
+      await pages?.close().catch(() => {});
+      await log?.close().catch(() => {});
+      await unlock();
       throw ioError(`cannot open the store in ${dir}`, e);
     }
   }
 
-  private static async lock(dir: string): Promise<void> {
-    const path = join(dir, 'LOCK');
-    for (let attempt = 0; attempt < 2; attempt++) {
+  private static async create(io: FileIO, dir: string, pageSize: number) {
+    if (!Number.isInteger(pageSize) || pageSize < 4096 || pageSize > 1 << 30) throw new InvalidArgumentError(`page size must be an integer between 4096 and 2^30 bytes, got ${pageSize}`);
+    const marker = { format: FORMAT, version: FORMAT_VERSION, pageSize };
+    try {
+      await io.mkdir(dir);
+      const existing = (await io.readdir(dir)).filter((f) => !f.startsWith('.'));
+      if (existing.length) throw new StoreError('NOT_A_STORE', `${dir} is not empty and not a tessera store: choose an empty or new folder.`);
+      const tmp = join(dir, MARKER + '.tmp');
+      const h = await io.open(tmp, 'w');
       try {
-        const h = await open(path, 'wx');
-        await h.writeFile(String(process.pid));
+        await writeAll(h, new TextEncoder().encode(JSON.stringify(marker) + '\n'), 0);
+        await h.sync();
+      } finally {
         await h.close();
-        heldLocks.add(resolve(dir));
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot lock ${dir}`, e);
-        const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-        if (pid && (pid === process.pid ? heldLocks.has(resolve(dir)) : pidAlive(pid))) {
-          throw new StoreError('STORE_LOCKED', `store ${dir} is locked by process ${pid}, which is writing to it: wait for it to finish, or open read-only.`);
-        }
-        // Stale lock from a killed writer: the catalog protocol makes its half-done work invisible.
-        await rm(path, { force: true });
       }
+      await io.rename(tmp, join(dir, MARKER));
+      await syncDir(io, dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'EEXIST') throw new StoreError('NOT_A_STORE', `${dir} is a file, not a tessera store folder.`);
+      throw ioError(`cannot create a store in ${dir}`, e);
     }
-    throw new StoreError('STORE_LOCKED', `store ${dir} is locked by another writer.`);
+    return marker;
   }
 
   private writable(): void {
-    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
-    if (this.readOnly) throw new StoreError('STORE_LOCKED', `store ${this.dir} was opened read-only.`);
+    if (this.broken) throw new StoreError('IO_ERROR', `an earlier write to ${this.dir} failed in a way that leaves the disk state unknown to this process (${this.broken.message}); every stored model is intact: open the store again.`, { cause: this.broken });
   }
 
-  private async cutTornTail(): Promise<void> {
-    const bytes = await readFile(join(this.dir, 'catalog.log'));
-    const { validBytes } = unframe(bytes, join(this.dir, 'catalog.log'));
-    if (validBytes < bytes.length) {
-      await this.log!.truncate(validBytes);
-      await this.log!.sync();
-    }
+  /** Marks the store unusable for writes and returns the typed error to throw. */
+  private poison(what: string, e: unknown): TesseraError {
+    const err = ioError(what, e);
+    this.broken = err;
+    return err;
   }
 
   private slotOffset(id: number): number {
     return id * (PAGE_HEADER_BYTES + this.pageSize);
   }
 
-  async readPage(id: number, epoch?: number): Promise<Uint8Array> {
-    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
+  async readSealed(id: number): Promise<Uint8Array> {
+    if (!this.pages) return new Uint8Array(0);
     const buf = new Uint8Array(PAGE_HEADER_BYTES + this.pageSize);
-    let n: number;
     try {
-      ({ bytesRead: n } = await this.pages.read(buf, 0, buf.length, this.slotOffset(id)));
+      const { bytesRead } = await this.pages.read(buf, 0, buf.length, this.slotOffset(id));
+      return buf.subarray(0, bytesRead);
     } catch (e) {
       throw ioError(`cannot read page ${id}`, e);
     }
-    return openPage(id, buf.subarray(0, n), this.pageSize, epoch);
   }
 
-  async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
+  async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
     this.writable();
-    for (const p of pages) {
-      if (p.data.length > this.pageSize) throw new InvalidArgumentError(`page ${p.id}: ${p.data.length} bytes exceed the page size ${this.pageSize}`);
-    }
     try {
-      for (const p of pages) {
-        const sealed = sealPage(p.id, p.epoch, p.data);
-        await this.pages.write(sealed, 0, sealed.length, this.slotOffset(p.id));
-      }
+      for (const p of pages) await writeAll(this.pages!, p.sealed, this.slotOffset(p.id));
     } catch (e) {
-      throw ioError('cannot write pages', e);
+      // Only slots the committed catalog does not reference were touched: the store is as it was.
+      throw ioError(`cannot write pages to ${this.dir}`, e);
     }
-    if (pages.length) this.pagesDirty = true;
+    this.pagesDirty = true;
   }
 
   async appendCatalog(record: Uint8Array): Promise<void> {
     this.writable();
-    try {
-      if (this.pagesDirty) {
-        await this.pages.sync();
-        this.pagesDirty = false;
+    if (this.pagesDirty) {
+      try {
+        await this.pages!.sync();
+      } catch (e) {
+        // After a failed fsync the kernel may have dropped the dirty pages: trust nothing written.
+        throw this.poison('cannot make the new pages durable', e);
       }
-      const { size } = await this.log!.stat();
-      const framed = frame(record);
-      await this.log!.write(framed, 0, framed.length, size);
+      this.pagesDirty = false;
+    }
+    const framed = frame(record);
+    const at = this.logSize;
+    try {
+      await writeAll(this.log!, framed, at);
       await this.log!.sync();
     } catch (e) {
-      // A partly written frame fails its checksum on the next read and is cut off.
+      // Undo the partial record, so the committed catalog is the old one, on disk and here.
+      try {
+        await this.log!.truncate(at);
+        await this.log!.sync();
+      } catch {
+        throw this.poison('cannot commit to the catalog, nor cut the partial record off', e);
+      }
       throw ioError('cannot commit to the catalog', e);
     }
+    this.logSize = at + framed.length;
   }
 
   async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
-    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
-    // A checkpoint may replace the snapshot while a reader reads: retry until both files agree.
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const before = await snapStamp(this.dir);
-      let snapshot: Uint8Array | null = null;
+    const snapFile = join(this.dir, 'catalog.snap');
+    const logFile = join(this.dir, 'catalog.log');
+    const read = async (file: string): Promise<Uint8Array | null> => {
       try {
-        const bytes = new Uint8Array(await readFile(join(this.dir, 'catalog.snap')));
-        const { records } = unframe(bytes, join(this.dir, 'catalog.snap'));
-        if (records.length !== 1) throw new CorruptionError('CATALOG_CORRUPT', `${this.dir}/catalog.snap fails its checksum: the catalog is damaged.`);
-        snapshot = records[0];
+        return await this.io.readFile(file);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw new CorruptionError('CATALOG_CORRUPT', `${file} is a folder, not the catalog file: the store folder was tampered with. Move that folder away and restore the file from a backup.`);
+        throw ioError(`cannot read ${file}`, e);
       }
-      const log = await readFile(join(this.dir, 'catalog.log')).catch((e) => {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Uint8Array(0);
-        throw e;
-      });
-      if ((await snapStamp(this.dir)) === before) return { snapshot, records: unframe(new Uint8Array(log), join(this.dir, 'catalog.log')).records };
+    };
+    // A checkpoint may replace the snapshot while a reader reads: retry until both files agree.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const before = await this.snapStamp();
+      let snapshot: Uint8Array | null = null;
+      const snapBytes = await read(snapFile);
+      if (snapBytes) {
+        const { records } = unframe(snapBytes, snapFile);
+        if (records.length !== 1 || snapBytes.length !== FRAME_HEADER + records[0].length) {
+          if ((await this.snapStamp()) !== before) continue;
+          throw new CorruptionError('CATALOG_CORRUPT', `${snapFile} fails its checksum: the catalog is damaged. Restore the store from a backup.`);
+        }
+        snapshot = records[0];
+      }
+      const log = (await read(logFile)) ?? new Uint8Array(0);
+      if ((await this.snapStamp()) !== before) continue;
+      return { snapshot, records: unframe(log, logFile).records };
     }
     throw new StoreError('STORE_LOCKED', `the catalog of ${this.dir} kept changing while being read: retry.`);
   }
 
+  private async snapStamp(): Promise<string> {
+    const s = await this.io.stat(join(this.dir, 'catalog.snap')).catch(() => null);
+    return s ? `${s.ino}:${s.mtimeMs}:${s.size}` : 'none';
+  }
+
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
     this.writable();
+    const tmp = join(this.dir, 'catalog.snap.tmp');
     try {
       if (this.pagesDirty) {
-        await this.pages.sync();
+        try {
+          await this.pages!.sync();
+        } catch (e) {
+          throw this.poison('cannot make the new pages durable', e);
+        }
         this.pagesDirty = false;
       }
-      const tmp = join(this.dir, 'catalog.snap.tmp');
-      const h = await open(tmp, 'w');
-      await h.writeFile(frame(snapshot));
-      await h.sync();
-      await h.close();
-      await rename(tmp, join(this.dir, 'catalog.snap'));
-      await syncDir(this.dir);
-      // Records already folded into the snapshot are skipped by sequence number if this is cut short.
+      const h = await this.io.open(tmp, 'w');
+      try {
+        await writeAll(h, frame(snapshot), 0);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+    } catch (e) {
+      await this.io.unlink(tmp).catch(() => {});
+      throw ioError('cannot checkpoint the catalog', e);
+    }
+    try {
+      await this.io.rename(tmp, join(this.dir, 'catalog.snap'));
+    } catch (e) {
+      await this.io.unlink(tmp).catch(() => {});
+      throw ioError('cannot checkpoint the catalog', e);
+    }
+    try {
+      // The new snapshot must be durable before the records it folds in are dropped.
+      await syncDir(this.io, this.dir);
+      // Records folded into the snapshot are skipped by sequence number if this is cut short.
       await this.log!.truncate(0);
+      this.logSize = 0;
       await this.log!.sync();
     } catch (e) {
-      throw ioError('cannot checkpoint the catalog', e);
+      // Snapshot and log hold the same committed state either way, but which of them is durable
+      // is unknown: refuse further writes until reopened.
+      throw this.poison('cannot finish the checkpoint', e);
     }
   }
 
   async releasePages(ids: readonly number[]): Promise<void> {
     this.writable();
-    if (!ids.length) return;
-    // Shrink the file when the highest slots are released; inner slots are reused by later writes.
-    const { size } = await this.pages.stat();
-    const slot = PAGE_HEADER_BYTES + this.pageSize;
-    const released = new Set(ids);
-    let top = Math.ceil(size / slot);
     try {
+      // Shrink the file when the highest slots are released; inner slots are reused by later writes.
+      const { size } = await this.pages!.stat();
+      const slot = PAGE_HEADER_BYTES + this.pageSize;
+      const released = new Set(ids);
+      let top = Math.ceil(size / slot);
       // Slots released earlier have a cleared header: they may be cut too once on top.
       while (top > 0 && (released.has(top - 1) || (await this.slotCleared(top - 1)))) top--;
-      if (top * slot < size) await this.pages.truncate(top * slot);
+      if (top * slot < size) await this.pages!.truncate(top * slot);
       // Inner slots stay until reused; clearing the header keeps listPages (leak checks) exact.
       const zero = new Uint8Array(PAGE_HEADER_BYTES);
-      for (const id of ids) if (id < top) await this.pages.write(zero, 0, zero.length, this.slotOffset(id));
+      for (const id of ids) if (id < top) await writeAll(this.pages!, zero, this.slotOffset(id));
     } catch (e) {
+      // The commit that freed these slots is durable; what is not released is reclaimed by `recover`.
       throw ioError('cannot release pages', e);
     }
   }
 
   private async slotCleared(id: number): Promise<boolean> {
     const head = new Uint8Array(4);
-    const { bytesRead } = await this.pages.read(head, 0, 4, this.slotOffset(id));
+    const { bytesRead } = await this.pages!.read(head, 0, 4, this.slotOffset(id));
     return bytesRead < 4 || (head[0] | head[1] | head[2] | head[3]) === 0;
   }
 
-  /** Cuts page slots at or above `count` (never-committed writes left by a crash). */
-  async truncatePages(count: number): Promise<void> {
-    this.writable();
-    const slot = PAGE_HEADER_BYTES + this.pageSize;
-    const { size } = await this.pages.stat();
-    if (size > count * slot) await this.pages.truncate(count * slot);
-  }
-
   async listPages(): Promise<number[]> {
-    const { size } = await this.pages.stat();
-    const slot = PAGE_HEADER_BYTES + this.pageSize;
-    const ids: number[] = [];
-    for (let id = 0; id * slot < size; id++) if (!(await this.slotCleared(id))) ids.push(id);
-    return ids;
+    if (!this.pages) return [];
+    try {
+      const { size } = await this.pages.stat();
+      const slot = PAGE_HEADER_BYTES + this.pageSize;
+      const ids: number[] = [];
+      for (let id = 0; id * slot < size; id++) if (!(await this.slotCleared(id))) ids.push(id);
+      return ids;
+    } catch (e) {
+      throw ioError('cannot list pages', e);
+    }
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pages.close();
-    if (this.log) {
-      await this.log.close();
-      await rm(join(this.dir, 'LOCK'), { force: true });
-      heldLocks.delete(resolve(this.dir));
-    }
+    await this.pages?.close().catch(() => {});
+    await this.log?.close().catch(() => {});
+    await this.unlock?.();
   }
 }
 
-/** Stores this process holds the writer lock of (a pid alone cannot tell two opens apart). */
-const heldLocks = new Set<string>();
+export class FilePageStore extends CheckedPageStore {
+  private constructor(raw: FileBackend) {
+    super(raw);
+  }
 
-async function snapStamp(dir: string): Promise<string> {
-  const s = await stat(join(dir, 'catalog.snap')).catch(() => null);
-  return s ? `${s.ino}:${s.mtimeMs}:${s.size}` : 'none';
-}
+  /** The store's folder. */
+  get dir(): string {
+    return (this.raw as FileBackend).dir;
+  }
 
-async function syncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
+  static async open(dir: string, opts: FileStoreOptions = {}): Promise<FilePageStore> {
+    return new FilePageStore(await FileBackend.open(dir, opts));
   }
 }

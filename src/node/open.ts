@@ -13,18 +13,16 @@ export interface OpenStoreOptions extends FileStoreOptions {
 }
 
 /**
+/**
  * Opens (or with `create`, creates) the store at `location`: a folder, or a PostgreSQL URL
- * `postgres://user@host:port/db[?schema=name]`. A writer takes the store's lock.
+ * `postgres://user@host:port/db[?schema=name]`. A writer takes the store's lock and recovers
+ * (PageStore.recover: slots no commit references are released); `readOnly` creates and writes
+ * nothing (works on read-only media and for read-only users).
  */
 export async function openStore(location: string, opts: OpenStoreOptions = {}): Promise<TesseraStore> {
   const backend = isPostgresUrl(location) ? await PgPageStore.open(location, opts) : await FilePageStore.open(location, opts);
   try {
-    const store = await TesseraStore.open(backend, { tile: opts.tile });
-    if (!opts.readOnly) {
-      // Page slots past the last committed page were written by an add that never committed.
-      await backend.truncatePages(store.catalog.pageLimit());
-    }
-    return store;
+    return await TesseraStore.open(backend, { tile: opts.tile });
   } catch (e) {
     await backend.close();
     throw e;

@@ -1,59 +1,52 @@
 /** An in-memory PageStore: for tests, for scratch work, and as the reference backend. */
-import { InvalidArgumentError, StoreError } from '../errors.ts';
-import type { PageStore, PageStoreOptions } from './page-store.ts';
-import { openPage, sealPage } from './page-format.ts';
+import { InvalidArgumentError } from '../errors.ts';
+import type { PageBackend, PageStoreOptions, PageStoreSupports, SealedPage } from './page-store.ts';
+import { CheckedPageStore } from './checked-store.ts';
 
-export class MemoryPageStore implements PageStore {
+/** The bytes: a map of sealed pages and a list of records. */
+class MemoryBackend implements PageBackend {
   readonly kind = 'memory';
-  readonly pageSize: number;
-  /** Sealed pages; exposed so tests can inject corruption. */
+  readonly readOnly = false;
+  readonly supports: PageStoreSupports = { persistent: false, concurrentReaders: false, writerLock: false };
   readonly sealed = new Map<number, Uint8Array>();
   private snapshot: Uint8Array | null = null;
   private records: Uint8Array[] = [];
-  private closed = false;
 
-  constructor(opts: PageStoreOptions) {
-    if (!Number.isInteger(opts.pageSize) || opts.pageSize <= 0) throw new InvalidArgumentError(`page size must be a positive integer, got ${opts.pageSize}`);
-    this.pageSize = opts.pageSize;
+  constructor(readonly pageSize: number) {}
+
+  async readSealed(id: number): Promise<Uint8Array> {
+    return this.sealed.get(id)?.slice() ?? new Uint8Array(0);
   }
-  private check(): void {
-    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
-  }
-  async readPage(id: number, epoch?: number): Promise<Uint8Array> {
-    this.check();
-    const sealed = this.sealed.get(id);
-    if (!sealed) return openPage(id, new Uint8Array(0), this.pageSize, epoch);
-    return openPage(id, sealed, this.pageSize, epoch).slice();
-  }
-  async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
-    this.check();
-    for (const p of pages) {
-      if (p.data.length > this.pageSize) throw new InvalidArgumentError(`page ${p.id}: ${p.data.length} bytes exceed the page size ${this.pageSize}`);
-    }
-    for (const p of pages) this.sealed.set(p.id, sealPage(p.id, p.epoch, p.data));
+  async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
+    for (const p of pages) this.sealed.set(p.id, p.sealed);
   }
   async appendCatalog(record: Uint8Array): Promise<void> {
-    this.check();
     this.records.push(record.slice());
   }
   async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
-    this.check();
     return { snapshot: this.snapshot, records: [...this.records] };
   }
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
-    this.check();
     this.snapshot = snapshot.slice();
     this.records = [];
   }
   async releasePages(ids: readonly number[]): Promise<void> {
-    this.check();
     for (const id of ids) this.sealed.delete(id);
   }
   async listPages(): Promise<number[]> {
-    this.check();
     return [...this.sealed.keys()].sort((a, b) => a - b);
   }
-  async close(): Promise<void> {
-    this.closed = true;
+  async close(): Promise<void> {}
+}
+
+export class MemoryPageStore extends CheckedPageStore {
+  /** Sealed pages; exposed so tests can inject corruption. */
+  readonly sealed: Map<number, Uint8Array>;
+
+  constructor(opts: PageStoreOptions) {
+    if (!Number.isInteger(opts.pageSize) || opts.pageSize <= 0) throw new InvalidArgumentError(`page size must be a positive integer, got ${opts.pageSize}`);
+    const raw = new MemoryBackend(opts.pageSize);
+    super(raw);
+    this.sealed = raw.sealed;
   }
 }

@@ -1,19 +1,84 @@
 /**
- * The one storage abstraction under tessera: fixed-size pages plus a catalog journal. Backends
- * (memory, file in src/node/, IndexedDB in src/browser/) implement it and all run the same
- * conformance suite (test/store-conformance.ts).
+ * The one storage abstraction under tessera: fixed-size pages plus a catalog journal, in two layers.
+ *
+ *   PageBackend  what a backend implements (memory, file in src/node/, IndexedDB in src/browser/,
+ *                PostgreSQL, ...): it moves sealed bytes and catalog records, nothing more.
+ *   PageStore    what the store uses: a backend behind `CheckedPageStore` (checked-store.ts), which
+ *                owns every check a backend used to repeat: closed, read-only, payload size,
+ *                sealing and verifying pages (page-format.ts), and crash recovery.
+ * A new backend implements PageBackend and is used as `new CheckedPageStore(backend)`; it runs the
+ * conformance suite (test/store-conformance.ts) and the store-level suite through a factory in
+ * test/store-backends.test.ts. The suite asks each backend's `supports` which traits to test; a
+ * trait a backend lacks is reported as a skip, never passed silently.
  *
  * Crash safety comes from the contract, not from each caller:
  * - pages are written only into ids the committed catalog does not reference (copy-on-write),
  * - the catalog changes only by appending one record (atomic: all or nothing) or by replacing
- *   the snapshot (atomic), and `appendCatalog` makes previously written pages durable first.
- * So a crash at any point leaves either the old or the new committed state.
+ *   the snapshot (atomic), and `appendCatalog` makes previously written pages durable first,
+ * - a write either stores every byte or fails, and a failed `appendCatalog` or `checkpointCatalog`
+ *   leaves the committed catalog as it was (a backend that cannot undo a partial append refuses
+ *   every later write until reopened), so nothing is reported committed that is not,
+ * - pages are released only after the record that stops referencing them is durable.
+ * So a crash, a full disk or an I/O error at any point leaves either the old or the new committed
+ * state. Recovery is part of the contract: opening a writer cuts a torn catalog tail (backend),
+ * and `recover` (called by the store at every writer open) releases every slot the committed
+ * catalog does not reference, so slots leaked by a killed writer are reclaimed.
+ *
+ * Contract changes (for backend authors): 2026-12 — backends implement PageBackend (sealed bytes)
+ * instead of PageStore; `readOnly` and `supports` added; `recover` added to PageStore.
  */
-export interface PageStore {
-  /** 'memory' | 'file' | 'indexeddb' | ... */
+
+/** Traits a backend has; the conformance suite tests those it declares and reports the rest as skips. */
+export interface PageStoreSupports {
+  /** Pages and catalog survive close and reopen (memory: false). */
+  persistent: boolean;
+  /** Other processes or connections can read the store while one writer writes. */
+  concurrentReaders: boolean;
+  /** A second writer is refused while one holds the store (file LOCK, Web Lock, advisory lock). */
+  writerLock: boolean;
+}
+
+/** A stored page's bytes as the backend keeps them: sealed (header + payload, page-format.ts). */
+export interface SealedPage {
+  id: number;
+  sealed: Uint8Array;
+}
+
+/** What a backend implements: bytes in, bytes out. Checks and sealing live in CheckedPageStore. */
+export interface PageBackend {
+  /** 'memory' | 'file' | 'indexeddb' | 'postgres' | ... */
   readonly kind: string;
   /** Bytes of payload a page can hold. */
   readonly pageSize: number;
+  /** Opened without the writer lock: CheckedPageStore refuses every write. */
+  readonly readOnly: boolean;
+  readonly supports: PageStoreSupports;
+  /** The sealed bytes last written to `id` (may be followed by slack, e.g. a fixed-size slot); empty when none. */
+  readSealed(id: number): Promise<Uint8Array>;
+  /** Stores sealed pages (each at most header + pageSize bytes). Every byte or a thrown error. */
+  writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void>;
+  /** Durably appends one record after making all written pages durable. All or nothing: on failure the catalog is as before. */
+  appendCatalog(record: Uint8Array): Promise<void>;
+  /** The committed catalog: the last snapshot (if any) and the records appended after it, in order. */
+  readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }>;
+  /** Atomically replaces the snapshot and drops all records (they must be folded into it). */
+  checkpointCatalog(snapshot: Uint8Array): Promise<void>;
+  /** Forgets pages the committed catalog no longer references (space may be reclaimed). */
+  releasePages(ids: readonly number[]): Promise<void>;
+  /** Ids of every page slot that holds data (referenced or not): for verify, leak checks and recovery. */
+  listPages(): Promise<number[]>;
+  /** Releases resources (handles, connections, the writer lock). Called once. */
+  close(): Promise<void>;
+}
+
+/** What the store uses: a checked backend (CheckedPageStore). */
+export interface PageStore {
+  readonly kind: string;
+  /** Bytes of payload a page can hold. */
+  readonly pageSize: number;
+  /** Writes are refused with STORE_LOCKED('read-only'); `recover` does nothing. */
+  readonly readOnly: boolean;
+  readonly supports: PageStoreSupports;
   /**
    * Returns the payload last written to `id`, verifying its checksum and that it was written
    * at `epoch` (when given): a page overwritten since the caller read the catalog is detected.
@@ -32,7 +97,13 @@ export interface PageStore {
   releasePages(ids: readonly number[]): Promise<void>;
   /** Ids of every page slot that holds data (referenced or not): for verify and leak checks. */
   listPages(): Promise<number[]>;
-  /** Releases resources (file handles, the writer lock). */
+  /**
+   * Crash recovery, called by the store at every writer open with the pages its committed catalog
+   * references: releases every other slot (written by a writer that never committed, or left by a
+   * release cut short). Returns the released ids. Read-only stores return [].
+   */
+  recover(referenced: ReadonlySet<number>): Promise<number[]>;
+  /** Releases resources (file handles, the writer lock). Idempotent. */
   close(): Promise<void>;
 }
 

@@ -130,6 +130,8 @@ export class TesseraStore {
     const { snapshot, records } = await backend.readCatalog();
     const catalog = Catalog.load(snapshot, records);
     const store = new TesseraStore(backend, catalog);
+    // Crash recovery (PageStore contract): a writer reclaims slots no committed record references.
+    if (!backend.readOnly) await backend.recover(new Set(catalog.pages.keys()));
     if (!catalog.config) {
       const tile = opts.tile ?? DEFAULT_TILE;
       validateTile(tile);
@@ -163,6 +165,38 @@ export class TesseraStore {
     this.live.apply(rec);
     this.live.recordsSinceSnapshot++;
     if (this.live.recordsSinceSnapshot >= CHECKPOINT_EVERY) await this.checkpoint();
+  }
+
+  /**
+   * Releases pages a durable commit stopped referencing. The operation is done once the commit is
+   * durable; a release cut short (full disk, I/O error) only leaks slots, which the next writer
+   * open reclaims (PageStore.recover), so it is not reported as the operation failing.
+   */
+  private async releaseAfterCommit(ids: number[]): Promise<void> {
+    try {
+      await this.backend.releasePages(ids);
+    } catch (e) {
+      if (!(e instanceof TesseraError)) throw e;
+    }
+  }
+
+  /**
+   * Runs a read. A read-only store shares its pages with a writer in another process: a page that
+   * fails its checks may have been released or reused by a commit made after this store read its
+   * catalog. It then re-reads the catalog and retries; corruption is reported only when nothing was
+   * committed since, i.e. the committed state it holds is really damaged.
+   */
+  private async readRetrying<T>(read: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!(e instanceof CorruptionError) || !this.backend.readOnly || attempt >= 8) throw e;
+        const seq = this.live.seq;
+        await this.refresh();
+        if (this.live.seq === seq) throw e;
+      }
+    }
   }
 
   /** Folds the journal into a snapshot (also done automatically every few commits). */
@@ -336,7 +370,7 @@ export class TesseraStore {
     }
     const old = [...this.live.pages.keys()];
     await this.commit({ t: 'relayout', seq: epoch, blocks: moves, pages: pageIds.map((id, k) => ({ id, used: plan.pageUsedBytes[k] })) });
-    await this.backend.releasePages(old.filter((p) => !this.live.pages.has(p)));
+    await this.releaseAfterCommit(old.filter((p) => !this.live.pages.has(p)));
     return { pagesBefore, pagesAfter: plan.pages, settled };
   }
 
@@ -393,7 +427,7 @@ export class TesseraStore {
     const before = new Set(this.live.pages.keys());
     await this.commit({ t: 'settle', seq: this.live.seq + 1, model: name });
     const freed = [...before].filter((p) => !this.live.pages.has(p));
-    await this.backend.releasePages(freed);
+    await this.releaseAfterCommit(freed);
     return { freedPages: freed.length };
   }
 
@@ -439,7 +473,7 @@ export class TesseraStore {
     const epoch = this.live.seq + 1;
     const { pages } = await this.writeFresh(fresh, epoch, () => {});
     await this.commit({ t: 'delta', seq: epoch, model: name, blocks: fresh.map(({ id, page, offset, length, hash, base }) => ({ id, page, offset, length, hash, base })), pages, slots });
-    await this.backend.releasePages([...before].filter((p) => !this.live.pages.has(p)));
+    await this.releaseAfterCommit([...before].filter((p) => !this.live.pages.has(p)));
     return { replaced: fresh.length, bytesSaved };
   }
 
@@ -469,7 +503,7 @@ export class TesseraStore {
     this.model(name);
     const freed = this.live.pagesFreedBy(name);
     await this.commit({ t: 'rm', seq: this.live.seq + 1, name });
-    await this.backend.releasePages(freed);
+    await this.releaseAfterCommit(freed);
     return { freedPages: freed.length };
   }
 
@@ -492,8 +526,10 @@ export class TesseraStore {
    * file was a canonical protobuf encoding without external data (see assembleModel).
    */
   async exportModel(name: string): Promise<Uint8Array> {
-    const model = this.model(name);
-    return assembleModel(model.skeleton, await this.tensorData(name), model.tensors.map((t) => t.encoding));
+    return this.readRetrying(async () => {
+      const model = this.model(name);
+      return assembleModel(model.skeleton, await this.tensorData(name), model.tensors.map((t) => t.encoding));
+    });
   }
 
   /** Models that need a block on `pageId`: in a slot, as a retained original, or as a delta's base. */

@@ -1,0 +1,98 @@
+/**
+ * CheckedPageStore: a PageBackend (bytes only) made into the PageStore the store uses. Every check
+ * the backends used to repeat lives here once: the store is open, writable, payloads fit a page,
+ * pages are sealed on write and verified (checksum, id, epoch) on read, and recovery releases
+ * what the committed catalog does not reference. A backend cannot get these wrong by omission.
+ */
+import { InvalidArgumentError, StoreError } from '../errors.ts';
+import type { PageBackend, PageStore, PageStoreSupports } from './page-store.ts';
+import { openPage, sealPage } from './page-format.ts';
+
+export class CheckedPageStore implements PageStore {
+  private closed = false;
+
+  constructor(protected readonly raw: PageBackend) {}
+
+  get kind(): string {
+    return this.raw.kind;
+  }
+  get pageSize(): number {
+    return this.raw.pageSize;
+  }
+  get readOnly(): boolean {
+    return this.raw.readOnly;
+  }
+  get supports(): PageStoreSupports {
+    return this.raw.supports;
+  }
+
+  protected checkOpen(): void {
+    if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
+  }
+
+  protected checkWritable(): void {
+    this.checkOpen();
+    if (this.raw.readOnly) throw new StoreError('STORE_LOCKED', `this ${this.raw.kind} store was opened read-only: open it for writing to change it.`);
+  }
+
+  async readPage(id: number, epoch?: number): Promise<Uint8Array> {
+    this.checkOpen();
+    checkId(id);
+    return openPage(id, await this.raw.readSealed(id), this.raw.pageSize, epoch);
+  }
+
+  async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
+    this.checkWritable();
+    for (const p of pages) {
+      checkId(p.id);
+      if (p.data.length > this.raw.pageSize) throw new InvalidArgumentError(`page ${p.id}: ${p.data.length} bytes exceed the page size ${this.raw.pageSize}`);
+    }
+    if (!pages.length) return;
+    await this.raw.writeSealed(pages.map((p) => ({ id: p.id, sealed: sealPage(p.id, p.epoch, p.data) })));
+  }
+
+  async appendCatalog(record: Uint8Array): Promise<void> {
+    this.checkWritable();
+    await this.raw.appendCatalog(record);
+  }
+
+  async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
+    this.checkOpen();
+    return this.raw.readCatalog();
+  }
+
+  async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
+    this.checkWritable();
+    await this.raw.checkpointCatalog(snapshot);
+  }
+
+  async releasePages(ids: readonly number[]): Promise<void> {
+    this.checkWritable();
+    ids.forEach(checkId);
+    if (ids.length) await this.raw.releasePages(ids);
+  }
+
+  async listPages(): Promise<number[]> {
+    this.checkOpen();
+    return this.raw.listPages();
+  }
+
+  async recover(referenced: ReadonlySet<number>): Promise<number[]> {
+    this.checkOpen();
+    if (this.raw.readOnly) return [];
+    const leaked = (await this.raw.listPages()).filter((id) => !referenced.has(id));
+    if (leaked.length) await this.raw.releasePages(leaked);
+    return leaked;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.raw.close();
+  }
+}
+
+function checkId(id: number): void {
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new InvalidArgumentError(`page id ${id} is not an integer in [0, 2^32)`);
+}
+
