@@ -21,6 +21,8 @@ pageStoreConformance('postgres', async (pageSize) => {
       store = await PgPageStore.open(url);
       return store;
     },
+    openWriter: () => PgPageStore.open(url),
+    openReader: () => PgPageStore.open(url, { readOnly: true }),
     flipBit: async (id, bit) => {
       const [{ n }] = await sql<{ n: number }>(url, 'select length(sealed) as n from pages where id = $1', [id]);
       const b = bit % (n * 8);
@@ -58,7 +60,7 @@ test('postgres: models round-trip bit-exact; a reader follows commits without re
   try {
     const w = await openStore(url, { create: true, pageSize: 16384, tile: TILE });
     const reader = await openStore(url, { readOnly: true });
-    const seq = () => (reader.backend as PgPageStore).commitSeq();
+    const seq = () => (reader.backend as unknown as PgPageStore).commitSeq();
     const before = await seq();
     await w.add('a', model(1));
     await w.add('b', model(1)); // identical weights: stored once

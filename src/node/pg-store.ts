@@ -18,7 +18,7 @@
  */
 import pg from 'pg';
 import { InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
-import type { PageStore } from '../store/page-store.ts';
+import type { PageStore, PageStoreSupports } from '../store/page-store.ts';
 import { openPage, sealPage } from '../store/page-format.ts';
 
 const FORMAT = 'tessera-store';
@@ -80,6 +80,7 @@ function asBuffer(u: Uint8Array): Buffer {
 
 export class PgPageStore implements PageStore {
   readonly kind = 'postgres';
+  readonly supports: PageStoreSupports = { persistent: true, concurrentReaders: true, writerLock: true };
   private closed = false;
   /** Set when the writer's connection (and with it the lock) is gone. */
   private lost: Error | null = null;
@@ -92,6 +93,20 @@ export class PgPageStore implements PageStore {
     /** The writer's connection: it holds the advisory lock and carries every write. */
     private readonly writer: pg.Client | null,
   ) {}
+
+  /** Opened without the writer lock (no writer connection). */
+  get readOnly(): boolean {
+    return !this.writer;
+  }
+
+  /** Crash recovery (PageStore contract): releases every page the committed catalog does not reference. */
+  async recover(referenced: ReadonlySet<number>): Promise<number[]> {
+    this.check();
+    if (!this.writer) return [];
+    const leaked = (await this.listPages()).filter((id) => !referenced.has(id));
+    await this.releasePages(leaked);
+    return leaked;
+  }
 
   private t(table: string): string {
     return `"${this.schema}"."${table}"`;
