@@ -99,9 +99,17 @@ export interface NewBlock {
   base?: number;
 }
 
+/** A stored block moved to another place (copied there before the commit that records it). */
+export interface BlockMove {
+  id: number;
+  page: number;
+  offset: number;
+}
+
 export type CatalogRecord =
   | { t: 'init'; seq: number; format: number; config: StoreConfig }
-  | { t: 'add'; seq: number; model: ModelEntry; blocks: NewBlock[]; pages: { id: number; used: number }[] }
+  /** `moved`: blocks of a partly filled page copied onto one of the new pages (it then frees). */
+  | { t: 'add'; seq: number; model: ModelEntry; blocks: NewBlock[]; pages: { id: number; used: number }[]; moved?: BlockMove[] }
   | { t: 'rm'; seq: number; name: string }
   /** Lossy dedup: slots of `model` now point at representatives; the originals are retained. */
   | { t: 'subst'; seq: number; model: string; subs: Substitution[] }
@@ -110,7 +118,9 @@ export type CatalogRecord =
   /** Drops the retained originals of `model` (its substitutions can no longer be undone). */
   | { t: 'settle'; seq: number; model: string }
   /** Lossless dedup: slots of `model` now point at new delta blocks (bit-exact); originals released. */
-  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] }
+  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[]; moved?: BlockMove[] }
+  /** Compaction of some pages: the listed blocks moved onto new pages; pages left empty free. */
+  | { t: 'repack'; seq: number; blocks: BlockMove[]; pages: { id: number; used: number }[] }
   /** Compaction: every live block moved to (page, offset) on a new set of pages. */
   | { t: 'relayout'; seq: number; blocks: { id: number; page: number; offset: number }[]; pages: { id: number; used: number }[] };
 
@@ -185,19 +195,27 @@ function blocksFromWire(w: any): NewBlock[] {
   return out;
 }
 
+function movesToWire(moves: BlockMove[]): Uint8Array[] {
+  const n = moves.length;
+  const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
+  moves.forEach((b, i) => {
+    cols[0][i] = b.id;
+    cols[1][i] = b.page;
+    cols[2][i] = b.offset;
+  });
+  return cols.map(u32Bytes);
+}
+function movesFromWire(w: Uint8Array[]): BlockMove[] {
+  const [ids, pages, offsets] = w.map(bytesU32);
+  return Array.from(ids, (id, i) => ({ id, page: pages[i], offset: offsets[i] }));
+}
+
 export function encodeRecord(rec: CatalogRecord): Uint8Array {
-  if (rec.t === 'add') return encode({ t: 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
-  if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: rec.pages.map((p) => [p.id, p.used]) });
-  if (rec.t === 'relayout') {
-    const n = rec.blocks.length;
-    const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
-    rec.blocks.forEach((b, i) => {
-      cols[0][i] = b.id;
-      cols[1][i] = b.page;
-      cols[2][i] = b.offset;
-    });
-    return encode({ t: 'relayout', seq: rec.seq, blocks: cols.map(u32Bytes), pages: rec.pages.map((p) => [p.id, p.used]) });
-  }
+  const pages = (p: { id: number; used: number }[]) => p.map((x) => [x.id, x.used]);
+  const moved = (m: BlockMove[] | undefined) => (m?.length ? { moved: movesToWire(m) } : {});
+  if (rec.t === 'add') return encode({ t: 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
+  if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
+  if (rec.t === 'relayout' || rec.t === 'repack') return encode({ t: rec.t, seq: rec.seq, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
   return encode(rec);
 }
 
@@ -218,12 +236,11 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
     throw new CorruptionError('CATALOG_CORRUPT', `a catalog record cannot be decoded (${(e as Error).message}): the catalog is damaged.`);
   }
   if (!w || typeof w !== 'object' || typeof w.seq !== 'number') throw new CorruptionError('CATALOG_CORRUPT', 'a catalog record has no sequence number: the catalog is damaged.');
-  if (w.t === 'add') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
-  if (w.t === 'relayout') {
-    const [ids, pages, offsets] = (w.blocks as Uint8Array[]).map(bytesU32);
-    return { t: 'relayout', seq: w.seq, blocks: Array.from(ids, (id, i) => ({ id, page: pages[i], offset: offsets[i] })), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
-  }
-  if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: (w.pages as number[][]).map(([id, used]) => ({ id, used })) };
+  const pages = () => (w.pages as number[][]).map(([id, used]) => ({ id, used }));
+  const moved = () => (w.moved ? { moved: movesFromWire(w.moved) } : {});
+  if (w.t === 'add') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
+  if (w.t === 'relayout' || w.t === 'repack') return { t: w.t, seq: w.seq, blocks: movesFromWire(w.blocks), pages: pages() };
+  if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
   if (w.t === 'init' || w.t === 'rm' || w.t === 'subst' || w.t === 'undo' || w.t === 'settle') return w as CatalogRecord;
   throw new CorruptionError('CATALOG_CORRUPT', `unknown catalog record type "${w.t}": written by a newer tessera?`);
 }
@@ -285,6 +302,7 @@ export class Catalog {
         break;
       case 'add': {
         this.introduce(rec.seq, rec.blocks, rec.pages);
+        if (rec.moved) this.move(rec.moved);
         for (const id of modelRefs(rec.model)) this.ref(id, +1);
         this.models.set(rec.model.name, rec.model);
         break;
@@ -325,6 +343,7 @@ export class Catalog {
       case 'delta': {
         const model = this.mustModel(rec.model);
         this.introduce(rec.seq, rec.blocks, rec.pages);
+        if (rec.moved) this.move(rec.moved);
         for (const slot of rec.slots) {
           const slots = model.tensors[slot.tensor].blocks;
           const from = slots[slot.index];
@@ -348,8 +367,34 @@ export class Catalog {
         }
         break;
       }
+      case 'repack': {
+        for (const p of rec.pages) {
+          if (this.pages.has(p.id)) throw new CorruptionError('CATALOG_CORRUPT', `a repack writes page ${p.id}, which the catalog already holds.`);
+          this.pages.set(p.id, { epoch: rec.seq, used: p.used, live: 0 });
+        }
+        this.move(rec.blocks);
+        break;
+      }
     }
     this.seq = rec.seq;
+  }
+
+  /** Moves blocks onto (already registered) pages; a page left with no live block is dropped. */
+  private move(moves: BlockMove[]): void {
+    for (const m of moves) {
+      const b = this.blocks.get(m.id);
+      const to = this.pages.get(m.page);
+      if (!b || !to) throw new CorruptionError('CATALOG_CORRUPT', `a record moves block ${m.id} to page ${m.page}: one of them is unknown.`);
+      if (b.page === m.page) {
+        b.offset = m.offset;
+        continue;
+      }
+      const from = this.pages.get(b.page)!;
+      if (--from.live === 0) this.pages.delete(b.page);
+      b.page = m.page;
+      b.offset = m.offset;
+      to.live++;
+    }
   }
 
   private mustModel(name: string): ModelEntry {
@@ -466,8 +511,16 @@ export function modelRefs(model: ModelEntry): number[] {
   return ids;
 }
 
+/** What checkCatalog reads (a Catalog, or a read-only view of one). */
+export interface CatalogTables {
+  readonly config: StoreConfig | null;
+  readonly models: ReadonlyMap<string, ModelEntry>;
+  readonly blocks: ReadonlyMap<number, Readonly<BlockEntry>>;
+  readonly pages: ReadonlyMap<number, Readonly<PageEntry>>;
+}
+
 /** Checks the catalog adds up; returns one line per problem. */
-export function checkCatalog(cat: Catalog): string[] {
+export function checkCatalog(cat: CatalogTables): string[] {
   const problems: string[] = [];
   const refs = new Map<number, number>();
   const count = (id: number) => refs.set(id, (refs.get(id) ?? 0) + 1);

@@ -1,0 +1,104 @@
+/**
+ * Compaction: pending substitutions are settled, then blocks are repacked by bytes
+ * (src/pack/bytes.ts) onto fresh pages, copy-on-write: the new pages are written into free slots,
+ * one 'repack' record moves the blocks, and the old slots, left empty, are released. A crash
+ * before the commit leaves the old layout intact.
+ *
+ * Two candidate layouts are planned and the one with fewer pages is kept (ties: the one that
+ * writes less): repacking only the pages filled below KEEP_FILL, or repacking every block. When
+ * neither beats the current layout, nothing is written: compaction never grows a store, and a
+ * second run right after the first is a no-op (so disk use does not creep up run after run).
+ */
+import { modelRefs, type BlockMove, type ModelEntry } from '../catalog/catalog.ts';
+import { packBytes } from '../pack/bytes.ts';
+import type { CatalogView } from './catalog-view.ts';
+import type { StoreCore, Progress } from './core.ts';
+import { settle } from './dedup-tx.ts';
+
+export interface CompactReport {
+  pagesBefore: number;
+  pagesAfter: number;
+  /** Substitutions settled first. */
+  settled: number;
+  /** Pages written (0 when the current layout was kept). */
+  pagesWritten: number;
+}
+
+/** Pages at least this full are kept as they are by the partial repack. */
+const KEEP_FILL = 0.95;
+
+export async function compactStore(core: StoreCore, opts: { onProgress?: (p: Progress) => void } = {}): Promise<CompactReport> {
+  core.check();
+  const cat = core.catalog;
+  const pagesBefore = cat.pages.size;
+  let settled = 0;
+  for (const m of [...cat.models.values()]) {
+    if (m.substitutions?.length) {
+      settled += m.substitutions.length;
+      await settle(core, m.name);
+    }
+  }
+  const plan = planCompaction(cat);
+  if (!plan) return { pagesBefore, pagesAfter: cat.pages.size, settled, pagesWritten: 0 };
+
+  const source = core.blocks({ maxCachedPages: 64 });
+  const writer = core.pageWriter((n) => opts.onProgress?.({ phase: 'write', done: n, total: plan.pages.length }));
+  const moves: BlockMove[] = [];
+  for (const page of plan.pages) {
+    for (const id of page) {
+      const { page: to, offset } = await writer.place(await source.stored(id));
+      moves.push({ id, page: to, offset });
+    }
+    await writer.endPage();
+  }
+  const { pages } = await writer.finish();
+  await core.commit({ t: 'repack', seq: writer.epoch, blocks: moves, pages });
+  return { pagesBefore, pagesAfter: cat.pages.size, settled, pagesWritten: pages.length };
+}
+
+/**
+ * The blocks to move and their new pages (block ids per page), or null when no repack has fewer
+ * pages than the current layout.
+ */
+export function planCompaction(cat: CatalogView): { pages: number[][] } | null {
+  const { pageSize } = cat.config;
+  const current = cat.pages.size;
+  if (!cat.blocks.size) return null;
+  const live = new Map<number, number>();
+  for (const b of cat.blocks.values()) live.set(b.page, (live.get(b.page) ?? 0) + b.length);
+  const sparse = new Set([...live].filter(([, bytes]) => bytes < KEEP_FILL * pageSize).map(([p]) => p));
+
+  const all = packOnto(cat, () => true);
+  const partial = sparse.size > 1 ? packOnto(cat, (page) => sparse.has(page)) : null;
+  const partialTotal = partial ? current - sparse.size + partial.length : Infinity;
+  if (partial && partialTotal <= all.length && partialTotal < current) return { pages: partial };
+  if (all.length < current) return { pages: all };
+  return null;
+}
+
+/** The blocks on pages `include` selects, packed by bytes; models' blocks kept together. */
+function packOnto(cat: CatalogView, include: (page: number) => boolean): number[][] {
+  const ids: number[] = [];
+  for (const [id, b] of cat.blocks) if (include(b.page)) ids.push(id);
+  ids.sort((a, b) => a - b);
+  const dense = new Map(ids.map((id, i) => [id, i]));
+  const sizes = ids.map((id) => cat.blocks.get(id)!.length);
+  const models = [...cat.models.values()].map((m) => {
+    const mine: number[] = [];
+    for (const id of blocksHeld(cat, m)) {
+      const i = dense.get(id);
+      if (i !== undefined) mine.push(i);
+    }
+    return mine;
+  });
+  return packBytes(models, sizes, cat.config.pageSize).pages.map((page) => page.map((i) => ids[i]));
+}
+
+/** Distinct blocks a model holds: its slots, retained originals, and their delta bases. */
+function blocksHeld(cat: CatalogView, model: ModelEntry): Set<number> {
+  const held = new Set<number>();
+  for (const slot of modelRefs(model)) {
+    for (let id: number | undefined = slot; id !== undefined && !held.has(id); id = cat.blocks.get(id)?.base) held.add(id);
+  }
+  return held;
+}

@@ -1,0 +1,159 @@
+/**
+ * Ingest: ONNX bytes → tensors → blocks → exact dedup (xxHash64 + byte comparison) → new blocks
+ * onto pages (the page writer writes each page as it fills) → one 'add' record (the commit).
+ */
+import { InvalidArgumentError, ModelExistsError, TesseraError } from '../errors.ts';
+import { hash64Hex } from '../hash.ts';
+import { parseModel, type TensorEncoding } from '../onnx/model.ts';
+import { DTYPES, type DType } from '../onnx/dtypes.ts';
+import { cutTensor, gridOf } from '../blocks/tiling.ts';
+import { Catalog, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
+import type { BlockSource } from './block-source.ts';
+import type { StoreCore, Progress } from './core.ts';
+import type { PageWriter } from './page-writer.ts';
+
+export interface AddOptions {
+  /** Reads an external-data file named by the model (relative location). */
+  readExternal?: (location: string) => Promise<Uint8Array>;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface AddReport {
+  name: string;
+  tensors: number;
+  blocks: number;
+  newBlocks: number;
+  logicalBytes: number;
+  newBytes: number;
+  newPages: number;
+}
+
+/** A block to add: its bytes, or its hash and length with a way to load the bytes if needed. */
+export type BlockInput = { data: Uint8Array; hash?: string } | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> };
+
+export interface NewTensor {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  location: string;
+  /** Blocks in tile-grid order. */
+  blocks: BlockInput[];
+  /** The field the tensor arrived in when not raw_data (kept for byte-identical export). */
+  encoding?: TensorEncoding;
+}
+
+/** A new block placed on a page of this commit (its bytes kept to match later duplicates). */
+type PlacedBlock = NewBlock & { data: Uint8Array };
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+/** Model names become file names on export and keys everywhere: keep them plain. */
+export function validateModelName(name: string): void {
+  if (!NAME_RE.test(name) || name.includes('..')) {
+    throw new TesseraError('INVALID_NAME', `invalid model name "${name}": use 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no paths).`);
+  }
+}
+
+function checkNewName(core: StoreCore, name: string): void {
+  validateModelName(name);
+  if (core.has(name)) throw new ModelExistsError(name);
+}
+
+export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
+  core.check();
+  checkNewName(core, name);
+  opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
+  const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
+  const { tile } = core.config;
+  const tensors: NewTensor[] = parsed.tensors.map((t) => ({
+    name: t.name,
+    dtype: t.dtype,
+    dims: t.dims,
+    location: t.location,
+    blocks: cutTensor(t.data, t.dims, DTYPES[t.dtype].bytes, tile).map((data) => ({ data })),
+    ...(t.encoding ? { encoding: t.encoding } : {}),
+  }));
+  return addBlocks(core, { name, skeleton: parsed.skeleton, inputs: parsed.inputs, outputs: parsed.outputs, sourceBytes: onnx.length }, tensors, opts);
+}
+
+/**
+ * Adds a model given as blocks (already cut with this store's tile shape): the path shared by
+ * `add` (blocks cut from ONNX) and imports (blocks fetched from another store). Exact dedup:
+ * a block whose hash and bytes match a stored block is that block. A block given by `hash` +
+ * `load` (no bytes at hand) is matched on hash and length alone and loaded only when new.
+ */
+export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt' | 'tensors'>, tensors: NewTensor[], opts: { onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
+  core.check();
+  checkNewName(core, meta.name);
+  const progress = opts.onProgress ?? (() => {});
+  const { tile } = core.config;
+  const reader = core.blocks();
+  const writer = core.pageWriter((n) => progress({ phase: 'write', done: n, total: n }));
+  const pending = new Map<string, PlacedBlock>();
+  const fresh: PlacedBlock[] = [];
+  const entries: TensorEntry[] = [];
+  const totalBlocks = tensors.reduce((n, t) => n + t.blocks.length, 0);
+  let done = 0;
+  let nextId = core.nextBlockId;
+  for (const t of tensors) {
+    const grid = gridOf(t.dims, tile);
+    if (grid.count !== t.blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${t.blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
+    const ids = new Uint32Array(t.blocks.length);
+    for (let i = 0; i < t.blocks.length; i++) {
+      ids[i] = await findOrCreate(core, t.blocks[i], reader, writer, pending, fresh, () => nextId++);
+      if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
+    }
+    entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids, ...(t.encoding ? { encoding: t.encoding } : {}) });
+  }
+  progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
+  const { pages, moved } = await writer.finish({ share: true });
+
+  const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
+  progress({ phase: 'commit', done: 0, total: 1 });
+  await core.commit({
+    t: 'add',
+    seq: writer.epoch,
+    model,
+    blocks: fresh.map(({ id, page, offset, length, hash }) => ({ id, page, offset, length, hash })),
+    pages,
+    ...(moved.length ? { moved } : {}),
+  });
+  progress({ phase: 'commit', done: 1, total: 1 });
+  return { name: meta.name, tensors: entries.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes: writer.bytesPlaced, newPages: pages.length };
+}
+
+async function findOrCreate(
+  core: StoreCore,
+  input: BlockInput,
+  reader: BlockSource,
+  writer: PageWriter,
+  pending: Map<string, PlacedBlock>,
+  fresh: PlacedBlock[],
+  allocate: () => number,
+): Promise<number> {
+  const hash = input.hash ?? hash64Hex(input.data!);
+  for (const id of core.catalog.withHash(hash)) {
+    if (input.data ? bytesEqual(await reader.block(id), input.data) : core.catalog.blocks.get(id)!.length === input.length) return id;
+  }
+  const mine = pending.get(hash);
+  if (mine && (input.data ? bytesEqual(mine.data, input.data) : mine.length === input.length)) return mine.id;
+  const data = input.data ?? (await input.load!());
+  const { page, offset } = await writer.place(data);
+  const block: PlacedBlock = { id: allocate(), page, offset, length: data.length, hash, data };
+  if (!mine) pending.set(hash, block);
+  fresh.push(block);
+  return block.id;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  // Compare 4 bytes at a time where alignment allows (blocks are views into tensors and pages).
+  if (a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 && a.length % 4 === 0) {
+    const x = new Int32Array(a.buffer, a.byteOffset, a.length / 4);
+    const y = new Int32Array(b.buffer, b.byteOffset, b.length / 4);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    return true;
+  }
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,121 @@
+/**
+ * The page writer of one commit: new blocks are placed on pages in the order they come and each
+ * page is written as soon as the next block does not fit (so an add never holds more than one
+ * page of new bytes), into slots the committed catalog does not use (copy-on-write).
+ *
+ * Small adds share pages: the last, partly filled page is not written alone but together with the
+ * live blocks of the committed page it fits best, into a fresh slot; the commit records those
+ * blocks as moved, and the old slot, left empty, is released after the commit. A crash before the
+ * commit leaves the old page as it was. So 82 tiny models make one page, not 82 (issue 12).
+ * Sharing stops once the page would hold SHARE_LIMIT of a page: a model then reads at most that
+ * many bytes of its neighbours' blocks (what an import fetches, or the server pins, beyond its
+ * own), and a larger model keeps pages of its own, as models sharing blocks expect.
+ */
+import { InvalidArgumentError } from '../errors.ts';
+import type { BlockMove } from '../catalog/catalog.ts';
+import type { PageStore } from './page-store.ts';
+import type { BlockSource } from './block-source.ts';
+import type { CatalogView } from './catalog-view.ts';
+
+/** A shared page holds at most this fraction of a page. */
+const SHARE_LIMIT = 1 / 8;
+
+interface OpenPage {
+  id: number;
+  data: Uint8Array;
+  used: number;
+}
+
+export class PageWriter {
+  private readonly taken = new Set<number>();
+  private nextId = 0;
+  private cur: OpenPage | null = null;
+  private readonly written: { id: number; used: number }[] = [];
+  /** Bytes of blocks placed so far. */
+  bytesPlaced = 0;
+
+  constructor(
+    private readonly catalog: CatalogView,
+    private readonly backend: Pick<PageStore, 'writePages' | 'pageSize'>,
+    /** The sequence number of the commit that will reference these pages. */
+    readonly epoch: number,
+    private readonly blocks: () => BlockSource,
+    private readonly onPage?: (pagesWritten: number) => void,
+  ) {}
+
+  private get pageSize(): number {
+    return this.backend.pageSize;
+  }
+
+  /** The lowest page id neither the committed catalog nor this writer uses. */
+  private allocate(): number {
+    while (this.catalog.pages.has(this.nextId) || this.taken.has(this.nextId)) this.nextId++;
+    this.taken.add(this.nextId);
+    return this.nextId;
+  }
+
+  /** Places a block on the current page (writing it first when the block does not fit). */
+  async place(data: Uint8Array): Promise<{ page: number; offset: number }> {
+    if (data.length > this.pageSize) throw new InvalidArgumentError(`a ${data.length}-byte block does not fit a ${this.pageSize}-byte page`);
+    if (this.cur && this.cur.used + data.length > this.pageSize) await this.flush();
+    this.cur ??= { id: this.allocate(), data: new Uint8Array(this.pageSize), used: 0 };
+    const offset = this.cur.used;
+    this.cur.data.set(data, offset);
+    this.cur.used += data.length;
+    this.bytesPlaced += data.length;
+    return { page: this.cur.id, offset };
+  }
+
+  /** Writes the current page now (the next block starts a new one). */
+  async endPage(): Promise<void> {
+    await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    const page = this.cur;
+    if (!page) return;
+    this.cur = null;
+    await this.backend.writePages([{ id: page.id, epoch: this.epoch, data: page.data.subarray(0, page.used) }]);
+    this.written.push({ id: page.id, used: page.used });
+    this.onPage?.(this.written.length);
+  }
+
+  /**
+   * Writes the last page. With `share`, that page takes in the live blocks of the committed page
+   * they fit best beside (returned as `moved`), so that page frees after the commit.
+   */
+  async finish(opts: { share?: boolean } = {}): Promise<{ pages: { id: number; used: number }[]; moved: BlockMove[] }> {
+    const moved: BlockMove[] = [];
+    const cur = this.cur;
+    if (cur && opts.share) {
+      const partner = this.bestPartner(Math.floor(this.pageSize * SHARE_LIMIT) - cur.used);
+      if (partner) {
+        const source = this.blocks();
+        for (const { id, offset: _ } of partner.blocks) {
+          const bytes = await source.stored(id);
+          moved.push({ id, page: cur.id, offset: cur.used });
+          cur.data.set(bytes, cur.used);
+          cur.used += bytes.length;
+        }
+      }
+    }
+    await this.flush();
+    return { pages: this.written, moved };
+  }
+
+  /** The committed page whose live blocks fill the most of `room` bytes (and fit in it). */
+  private bestPartner(room: number): { page: number; blocks: { id: number; offset: number }[] } | undefined {
+    const live = new Map<number, { bytes: number; blocks: { id: number; offset: number }[] }>();
+    for (const [id, b] of this.catalog.blocks) {
+      let p = live.get(b.page);
+      if (!p) live.set(b.page, (p = { bytes: 0, blocks: [] }));
+      p.bytes += b.length;
+      p.blocks.push({ id, offset: b.offset });
+    }
+    let best: { page: number; bytes: number; blocks: { id: number; offset: number }[] } | undefined;
+    for (const [page, p] of live) if (p.bytes <= room && (!best || p.bytes > best.bytes)) best = { page, ...p };
+    if (!best) return undefined;
+    best.blocks.sort((a, b) => a.offset - b.offset);
+    return best;
+  }
+}
