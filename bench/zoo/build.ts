@@ -1,9 +1,11 @@
 /**
- * The model zoo: a family of MLPs trained here on MNIST, related the way real model families are
- * (a base, frozen-backbone heads for other tasks, full fine-tunes at small learning rates, a next
+ * The model zoo: families of models trained here on MNIST, related the way real model families
+ * are (a base, frozen-backbone heads for other tasks, fine-tunes for other input domains, a next
  * version) plus unrelated scratch-trained controls. Deduplication is only interesting on such
- * families. `npm run zoo` builds the standard zoo into bench/zoo/models/ (`--tiny` for the test
- * size, `--out DIR` elsewhere); models already built with the same generator config are reused.
+ * families. Three architectures: the MLP family (this file, at the folder's root), a CNN and a
+ * ViT (family.ts, cnn.ts, vit.ts, in subfolders). `npm run zoo` builds the standard zoo into
+ * bench/zoo/models/ (`--tiny` for the test size into bench/zoo/tiny-models/, `--out DIR`
+ * elsewhere, `--families mlp,cnn`); models already built with the same config are reused.
  * Deterministic: the same config gives bit-identical ONNX files.
  */
 import { existsSync } from 'node:fs';
@@ -19,12 +21,17 @@ import { accuracyOfLogits, cloneMlp, forward, forwardLayers, initMlp, paramCount
 import { applyTransform, domainIndices, domainName, evaluationFileOf, evaluationSplit, recipeOf, type Domain, type EvaluationRecipe, type EvaluationSplit, type Transform } from './tasks.ts';
 
 export { evaluateMlp, evaluateOnnx, onnxLogits } from './evaluate.ts';
+import { buildFamily, MIN_GAIN_POINTS } from './family.ts';
+import { cnnArchitecture } from './cnn.ts';
+import { vitArchitecture } from './vit.ts';
+export { MIN_GAIN_POINTS };
 export { loadMnist, taskClasses, taskLabel, taskLabels } from './mnist.ts';
 export { evaluationSplit, domainName, type Domain, type EvaluationRecipe, type EvaluationSplit } from './tasks.ts';
 
 export type ZooSize = 'standard' | 'tiny';
 
-export type ModelKind = 'scratch' | 'head' | 'finetune' | 'version';
+/** How a model relates to its parent; `lora`: a LoRA-merged fine-tune. */
+export type ModelKind = 'scratch' | 'head' | 'finetune' | 'lora' | 'version';
 
 export interface ZooModel {
   name: string;
@@ -62,6 +69,10 @@ export interface RejectedModel {
 }
 
 export interface Manifest {
+  /** The architecture family: mlp (this file), cnn, vit (family.ts). */
+  family?: string;
+  /** What the architecture is (layer sizes). */
+  architecture?: object;
   models: ZooModel[];
   /** Fine-tunes that missed `minGainPoints` on their own task (not written, not in `models`). */
   rejected: RejectedModel[];
@@ -80,7 +91,6 @@ export interface Manifest {
 
 /** Bump when training or export code changes results, so existing zoos rebuild. */
 const GENERATOR_VERSION = 2;
-export const MIN_GAIN_POINTS = 3;
 
 interface SizeConfig {
   hidden: number[];
@@ -338,19 +348,49 @@ export function modelEvaluationSplit(model: ZooModel, which: 'validation' | 'hel
   return evaluationSplit(model.evaluation, which);
 }
 
+/** The architecture families of the zoo: MLP (this file), CNN and ViT (family.ts). */
+export const FAMILIES = ['mlp', 'cnn', 'vit'] as const;
+export type FamilyName = (typeof FAMILIES)[number];
+
+/** Where a family lives under a zoo folder: the MLP family at its root (as before), others in a subfolder. */
+export function familyDir(dir: string, family: FamilyName): string {
+  return family === 'mlp' ? dir : join(dir, family);
+}
+
+/** Builds (or completes) the named families under `dir`. */
+export async function buildFamilies(opts: BuildZooOptions & { families?: readonly FamilyName[] }): Promise<{ family: FamilyName; dir: string; manifest: Manifest }[]> {
+  const out: { family: FamilyName; dir: string; manifest: Manifest }[] = [];
+  for (const family of opts.families ?? FAMILIES) {
+    if (!FAMILIES.includes(family)) throw new InvalidArgumentError(`unknown zoo family "${family}": use ${FAMILIES.join(', ')}`);
+    const dir = familyDir(opts.dir, family);
+    const t0 = performance.now();
+    const manifest = family === 'mlp'
+      ? { family: 'mlp', ...(await buildZoo({ ...opts, dir })) }
+      : await buildFamily(family === 'cnn' ? cnnArchitecture : vitArchitecture, { size: opts.size, dir, onProgress: opts.onProgress });
+    opts.onProgress?.(`${family} family ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    out.push({ family, dir, manifest });
+  }
+  return out;
+}
+
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
 if (isMain) {
   const args = process.argv.slice(2);
   const size: ZooSize = args.includes('--tiny') ? 'tiny' : 'standard';
   const outAt = args.indexOf('--out');
+  const famAt = args.indexOf('--families');
+  const families = famAt >= 0 && args[famAt + 1] ? (args[famAt + 1].split(',') as FamilyName[]) : FAMILIES;
   const here = dirname(fileURLToPath(import.meta.url));
-  const dir = outAt >= 0 && args[outAt + 1] ? resolve(args[outAt + 1]) : join(here, 'models', size === 'tiny' ? 'tiny' : '');
+  const dir = outAt >= 0 && args[outAt + 1] ? resolve(args[outAt + 1]) : join(here, size === 'tiny' ? 'tiny-models' : 'models');
   const t0 = performance.now();
-  const manifest = await buildZoo({ size, dir, onProgress: (m) => console.error(m) });
-  console.error(`zoo (${size}) ready in ${dir}: ${manifest.models.length} models, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  for (const m of manifest.models) {
-    const vs = m.parentAccuracy !== undefined ? ` (parent ${(m.parentAccuracy * 100).toFixed(2)}%)` : '';
-    console.error(`  ${m.name.padEnd(18)} ${domainName(m.domain).padEnd(28)} ${(m.testAccuracy * 100).toFixed(2).padStart(6)}%  from ${m.derivedFrom ?? '-'}${vs}`);
+  const built = await buildFamilies({ size, dir, families, onProgress: (m) => { if (!/: step \d+\//.test(m)) console.error(m); } });
+  console.error(`zoo (${size}) ready in ${dir}: ${built.reduce((a, b) => a + b.manifest.models.length, 0)} models, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (const { family, manifest } of built) {
+    console.error(`${family}:`);
+    for (const m of manifest.models) {
+      const vs = m.parentAccuracy !== undefined ? ` (parent ${(m.parentAccuracy * 100).toFixed(2)}%)` : '';
+      console.error(`  ${m.name.padEnd(20)} ${m.kind.padEnd(8)} ${domainName(m.domain).padEnd(28)} ${(m.testAccuracy * 100).toFixed(2).padStart(6)}%  from ${m.derivedFrom ?? '-'}${vs}`);
+    }
+    for (const r of manifest.rejected) console.error(`  not kept: ${r.name} (+${r.gainPoints.toFixed(2)} points over ${r.derivedFrom} on ${domainName(r.domain)})`);
   }
-  for (const r of manifest.rejected) console.error(`  not kept: ${r.name} (+${r.gainPoints.toFixed(2)} points over ${r.derivedFrom} on ${domainName(r.domain)})`);
 }
