@@ -56,3 +56,7 @@ for (const [entry, out] of [['src/index.ts', 'index.mjs'], ['src/cli/bin.ts', 't
 
 // The browser build (src/browser.ts + onnxruntime-web's wasm) into build/out/browser/.
 await import('./bundle-browser.mjs');
+
+// Declarations for the Node and browser entries (build/out/types/, the `types` conditions in
+// package.json's exports), so TypeScript users never compile tessera's sources.
+await import('./types.mjs');

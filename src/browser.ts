@@ -8,8 +8,9 @@
  *   const session = await openSession(store, 'fine-tune');
  *
  * The bundle (build/bundle-browser.mjs → build/out/browser/) ships onnxruntime-web's .wasm beside
- * itself and points the runtime at it; when bundling this file yourself, serve that .wasm and
- * call `configureRuntime({ wasmPaths })`.
+ * itself and points the runtime at the folder the script holding it was loaded from. A page that
+ * bundles tessera into its own script serves the two files beside that script
+ * (`npx tessera browser-assets <dir>`), or says where they are with `wasmPaths`.
  */
 import { IdbPageStore, type IdbStoreOptions } from './browser/idb-store.ts';
 import { httpSource, type HttpSourceOptions } from './browser/http-source.ts';
@@ -35,10 +36,20 @@ export interface BrowserStoreOptions extends IdbStoreOptions {
   /** Tile shape for a new store; taken from `published` when given, so its blocks can be shared. */
   tile?: TileShape;
   published?: PublishedStore;
+  /**
+   * Where onnxruntime-web's `ort-wasm-simd-threaded.{mjs,wasm}` are served (a folder URL, or one
+   * URL per file), forwarded to `ort.env.wasm.wasmPaths`. Default: beside the script that holds
+   * tessera (`npx tessera browser-assets <dir>` copies them there).
+   */
+  wasmPaths?: WasmPaths;
 }
+
+/** A folder URL ending in `/`, or the URL of each of onnxruntime-web's two files. */
+export type WasmPaths = string | { mjs?: string; wasm?: string };
 
 /** Opens (creating if needed) a store kept in IndexedDB. */
 export async function openBrowserStore(opts: BrowserStoreOptions = {}): Promise<TesseraStore> {
+  if (opts.wasmPaths !== undefined) await configureRuntime({ wasmPaths: opts.wasmPaths });
   const backend = await IdbPageStore.open(opts.name ?? 'tessera', opts);
   try {
     return await TesseraStore.open(backend, { tile: opts.tile ?? opts.published?.index.tile });
@@ -54,10 +65,10 @@ export async function importFromUrl(store: TesseraStore, url: string | URL, name
 }
 
 /** Where onnxruntime-web finds its .wasm files, and its thread count (default 1: no COOP/COEP needed). */
-export async function configureRuntime(opts: { wasmPaths?: string; numThreads?: number } = {}): Promise<void> {
+export async function configureRuntime(opts: { wasmPaths?: WasmPaths; numThreads?: number } = {}): Promise<void> {
   const ort = await defaultOrt();
   if (!ort.env) return;
-  if (opts.wasmPaths !== undefined) ort.env.wasm.wasmPaths = opts.wasmPaths;
+  if (opts.wasmPaths !== undefined) ort.env.wasm.wasmPaths = typeof opts.wasmPaths === 'string' ? new URL(opts.wasmPaths, globalThis.location?.href).href : opts.wasmPaths;
   if (opts.numThreads !== undefined) ort.env.wasm.numThreads = opts.numThreads;
 }
 

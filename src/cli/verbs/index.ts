@@ -15,5 +15,6 @@ import * as verify from './verify.ts';
 import * as dedup from './dedup.ts';
 import * as publish from './publish.ts';
 import * as serveBench from './serve-bench.ts';
+import * as browserAssets from './browser-assets.ts';
 
-export const VERBS: { register(program: Command): void }[] = [add, ls, info, stats, run, exportVerb, rm, compact, verify, dedup, publish, serveBench];
+export const VERBS: { register(program: Command): void }[] = [add, ls, info, stats, run, exportVerb, rm, compact, verify, dedup, publish, browserAssets, serveBench];
