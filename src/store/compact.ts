@@ -8,6 +8,10 @@
  * writes less): repacking only the pages filled below KEEP_FILL, or repacking every block. When
  * neither beats the current layout, nothing is written: compaction never grows a store, and a
  * second run right after the first is a no-op (so disk use does not creep up run after run).
+ *
+ * New pages go into free slots, which (copy-on-write) lie past the end of the old layout; once the
+ * old slots are released, the highest pages are copied down into them (a second 'repack') so the
+ * slots in use are 0..pages-1 again and a file backend can cut its file back to the live pages.
  */
 import { modelRefs, type BlockMove, type ModelEntry } from '../catalog/catalog.ts';
 import { packBytes } from '../pack/bytes.ts';
@@ -38,13 +42,20 @@ export async function compactStore(core: StoreCore, opts: { onProgress?: (p: Pro
       await settle(core, m.name);
     }
   }
+  let pagesWritten = 0;
   const plan = planCompaction(cat);
-  if (!plan) return { pagesBefore, pagesAfter: cat.pages.size, settled, pagesWritten: 0 };
+  if (plan) pagesWritten += await repack(core, plan.pages, opts);
+  pagesWritten += await repack(core, slideDown(cat), opts);
+  return { pagesBefore, pagesAfter: cat.pages.size, settled, pagesWritten };
+}
 
+/** Writes `layout` (block ids per new page) into free slots and commits the moves; returns pages written. */
+async function repack(core: StoreCore, layout: number[][], opts: { onProgress?: (p: Progress) => void }): Promise<number> {
+  if (!layout.length) return 0;
   const source = core.blocks({ maxCachedPages: 64 });
-  const writer = core.pageWriter((n) => opts.onProgress?.({ phase: 'write', done: n, total: plan.pages.length }));
+  const writer = core.pageWriter((n) => opts.onProgress?.({ phase: 'write', done: n, total: layout.length }));
   const moves: BlockMove[] = [];
-  for (const page of plan.pages) {
+  for (const page of layout) {
     for (const id of page) {
       const { page: to, offset } = await writer.place(await source.stored(id));
       moves.push({ id, page: to, offset });
@@ -53,7 +64,23 @@ export async function compactStore(core: StoreCore, opts: { onProgress?: (p: Pro
   }
   const { pages } = await writer.finish();
   await core.commit({ t: 'repack', seq: writer.epoch, blocks: moves, pages });
-  return { pagesBefore, pagesAfter: cat.pages.size, settled, pagesWritten: pages.length };
+  return pages.length;
+}
+
+/**
+ * The highest pages that a free slot below them can take, each with its live blocks in offset
+ * order: written in this order, the page writer (lowest free slot first) moves each one down.
+ */
+function slideDown(cat: CatalogView): number[][] {
+  const used = [...cat.pages.keys()].sort((a, b) => b - a);
+  const free: number[] = [];
+  for (let id = 0; free.length < used.length && id < (used[0] ?? 0); id++) if (!cat.pages.has(id)) free.push(id);
+  let n = 0;
+  while (n < used.length && n < free.length && free[n] < used[n]) n++;
+  if (!n) return [];
+  const moving = new Map(used.slice(0, n).map((p) => [p, [] as { id: number; offset: number }[]]));
+  for (const [id, b] of cat.blocks) moving.get(b.page)?.push({ id, offset: b.offset });
+  return used.slice(0, n).map((p) => moving.get(p)!.sort((a, b) => a.offset - b.offset).map((x) => x.id));
 }
 
 /**
