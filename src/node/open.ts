@@ -50,7 +50,9 @@ export async function addModelFile(store: TesseraStore, file: string, opts: { na
   const name = opts.name ?? modelNameOf(file);
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
+    // A view of the Buffer, not `new Uint8Array(buffer)`: that copies the whole file once more.
+    const buf = await readFile(file);
+    bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (e) {
     throw new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -6,7 +6,7 @@ import { InvalidArgumentError, ModelExistsError, TesseraError } from '../errors.
 import { hash64Hex } from '../hash.ts';
 import { parseModel, type TensorEncoding } from '../onnx/model.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
-import { cutTensor, gridOf } from '../blocks/tiling.ts';
+import { cutBlock, cutTensor, gridOf } from '../blocks/tiling.ts';
 import { Catalog, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
 import type { BlockSource } from './block-source.ts';
 import type { StoreCore, Progress } from './core.ts';
@@ -29,21 +29,30 @@ export interface AddReport {
 }
 
 /** A block to add: its bytes, or its hash and length with a way to load the bytes if needed. */
-export type BlockInput = { data: Uint8Array; hash?: string } | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> };
+export type BlockInput =
+  /** `reload` cuts the same bytes again: given for copied tiles, so an add need not keep every copy to match later duplicates. */
+  | { data: Uint8Array; hash?: string; reload?: () => Uint8Array }
+  | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> };
 
 export interface NewTensor {
   name: string;
   dtype: DType;
   dims: number[];
   location: string;
-  /** Blocks in tile-grid order. */
-  blocks: BlockInput[];
+  /**
+   * Blocks in tile-grid order, or a function that cuts them when the tensor's turn comes (so an
+   * add holds one tensor's cut copies at a time, not the whole model's).
+   */
+  blocks: BlockInput[] | (() => BlockInput[]);
   /** The field the tensor arrived in when not raw_data (kept for byte-identical export). */
   encoding?: TensorEncoding;
 }
 
-/** A new block placed on a page of this commit (its bytes kept to match later duplicates). */
-type PlacedBlock = NewBlock & { data: Uint8Array };
+/**
+ * A new block placed on a page of this commit, with its bytes to match later duplicates: kept
+ * when they cost nothing (a view into the input, a fetched block), cut again (`reload`) otherwise.
+ */
+type PlacedBlock = NewBlock & ({ data: Uint8Array; reload?: undefined } | { data?: undefined; reload: () => Uint8Array });
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
@@ -70,7 +79,12 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
     dtype: t.dtype,
     dims: t.dims,
     location: t.location,
-    blocks: cutTensor(t.data, t.dims, DTYPES[t.dtype].bytes, tile).map((data) => ({ data })),
+    blocks: () => {
+      const es = DTYPES[t.dtype].bytes;
+      const grid = gridOf(t.dims, tile);
+      // Whole-row blocks are views of the tensor; copied tiles can be cut again instead of kept.
+      return cutTensor(t.data, t.dims, es, tile).map((data, i) => (data.buffer === t.data.buffer ? { data } : { data, reload: () => cutBlock(t.data, grid, es, tile, i) }));
+    },
     ...(t.encoding ? { encoding: t.encoding } : {}),
   }));
   return addBlocks(core, { name, skeleton: parsed.skeleton, inputs: parsed.inputs, outputs: parsed.outputs, sourceBytes: onnx.length }, tensors, opts);
@@ -92,15 +106,16 @@ export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt
   const pending = new Map<string, PlacedBlock>();
   const fresh: PlacedBlock[] = [];
   const entries: TensorEntry[] = [];
-  const totalBlocks = tensors.reduce((n, t) => n + t.blocks.length, 0);
+  const totalBlocks = tensors.reduce((n, t) => n + gridOf(t.dims, tile).count, 0);
   let done = 0;
   let nextId = core.nextBlockId;
   for (const t of tensors) {
     const grid = gridOf(t.dims, tile);
-    if (grid.count !== t.blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${t.blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
-    const ids = new Uint32Array(t.blocks.length);
-    for (let i = 0; i < t.blocks.length; i++) {
-      ids[i] = await findOrCreate(core, t.blocks[i], reader, writer, pending, fresh, () => nextId++);
+    const blocks = typeof t.blocks === 'function' ? t.blocks() : t.blocks;
+    if (grid.count !== blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
+    const ids = new Uint32Array(blocks.length);
+    for (let i = 0; i < blocks.length; i++) {
+      ids[i] = await findOrCreate(core, blocks[i], reader, writer, pending, fresh, () => nextId++);
       if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
     }
     entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids, ...(t.encoding ? { encoding: t.encoding } : {}) });
@@ -136,10 +151,11 @@ async function findOrCreate(
     if (input.data ? bytesEqual(await reader.block(id), input.data) : core.catalog.blocks.get(id)!.length === input.length) return id;
   }
   const mine = pending.get(hash);
-  if (mine && (input.data ? bytesEqual(mine.data, input.data) : mine.length === input.length)) return mine.id;
+  if (mine && (input.data ? bytesEqual(mine.data ?? mine.reload(), input.data) : mine.length === input.length)) return mine.id;
   const data = input.data ?? (await input.load!());
   const { page, offset } = await writer.place(data);
-  const block: PlacedBlock = { id: allocate(), page, offset, length: data.length, hash, data };
+  const placed = { id: allocate(), page, offset, length: data.length, hash };
+  const block: PlacedBlock = input.data && input.reload ? { ...placed, reload: input.reload } : { ...placed, data };
   if (!mine) pending.set(hash, block);
   fresh.push(block);
   return block.id;
