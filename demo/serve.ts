@@ -78,10 +78,21 @@ export async function startStaticServer(routes: Record<string, string>, opts: { 
 /** `npm run demo:browser [-- --port N] [--standard]`: prepare, bundle, serve the demo page. */
 async function main(): Promise<void> {
   const { join } = await import('node:path');
-  const { prepareDemo, repoRoot } = await import('./prepare.ts');
   const args = process.argv.slice(2);
+  if (args.includes('--help')) {
+    process.stdout.write('usage: npm run demo:browser [-- --port N] [--standard]\n  --port N     port on 127.0.0.1 (default 8080)\n  --standard   the standard zoo instead of the tiny one\n');
+    return;
+  }
   const portAt = args.indexOf('--port');
   const port = portAt >= 0 ? Number(args[portAt + 1]) : 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`demo: --port takes a port number (0-65535), got "${args[portAt + 1] ?? ''}"\n`);
+    process.exitCode = 2;
+    return;
+  }
+  // Before the minutes of preparing: a busy port is said at once.
+  await assertPortFree(port);
+  const { prepareDemo, repoRoot } = await import('./prepare.ts');
   const demo = await prepareDemo({ size: args.includes('--standard') ? 'standard' : 'tiny' });
   // @ts-expect-error a plain build script without types; importing it bundles build/out/browser/
   await import('../build/bundle-browser.mjs');
@@ -92,4 +103,24 @@ async function main(): Promise<void> {
   console.error(`tessera browser demo: ${server.url}/  (Ctrl-C to stop)`);
 }
 
-if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) await main();
+/** Throws a one-line message naming the fix when `port` is taken. */
+async function assertPortFree(port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((ok, fail) => {
+    probe.once('error', fail);
+    probe.listen(port, '127.0.0.1', () => probe.close(() => ok()));
+  }).catch((e: NodeJS.ErrnoException) => {
+    throw new PortError(e.code === 'EADDRINUSE' ? `port ${port} is already in use (another demo still running?): stop it, or pass another port, e.g. npm run demo:browser -- --port ${port + 1}` : `cannot listen on 127.0.0.1:${port}: ${e.code ?? e.message}`);
+  });
+}
+
+class PortError extends Error {}
+
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  await main().catch((e) => {
+    if (!(e instanceof PortError)) throw e;
+    process.stderr.write(`demo: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+}
