@@ -33,9 +33,9 @@ test('the demo page imports, runs, draws every digit, counts the runtime, and kn
 
     await page.click('#import');
     // While the import runs, no button can start a second one.
-    assert.is(await page.evaluate(() => [...document.querySelectorAll('button')].every((b) => b.disabled)), true, 'buttons disabled while busy');
+    assert.is(await page.evaluate(() => Array.from(document.querySelectorAll("button")).every((b) => b.disabled)), true, 'buttons disabled while busy');
     await page.waitForFunction(() => /^imported \d+ models$/.test(document.querySelector('#status')?.textContent ?? ''), null, { timeout: 60000 });
-    assert.is(await page.evaluate(() => [...document.querySelectorAll('button')].some((b) => b.disabled)), false, 'buttons enabled again');
+    assert.is(await page.evaluate(() => Array.from(document.querySelectorAll("button")).some((b) => b.disabled)), false, 'buttons enabled again');
     const models = demo.manifest.models.length;
     const fetched = await page.$$eval('#models tbody tr', (trs) => trs.map((tr) => tr.children[3].textContent));
     assert.is(fetched.length, models);
