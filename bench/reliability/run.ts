@@ -4,6 +4,8 @@
  *   tsx bench/reliability/run.ts corruption [--seed N] [--flips N]    (default 2,000 page bit flips)
  *   tsx bench/reliability/run.ts fuzz       [--seed N] [--cases N]    (default 1,000 a target, 10,000 in all)
  *   tsx bench/reliability/run.ts concurrency [--readers N] [--ms N] (default 4 readers for 30 s)
+ *   tsx bench/reliability/run.ts faults     [--ops add,rm,...]        (every disk-changing call x ENOSPC, EIO, short write)
+ *   tsx bench/reliability/run.ts locks      [--trials N] [--writers N] (default 400 in-process + 20 multi-process races of 4 writers)
  *   tsx bench/reliability/run.ts all
  * Prints a JSON summary and writes it to bench/reliability/results/<name>.json; exits 1 on any failure.
  */
@@ -15,6 +17,8 @@ import { runCrashTrials } from '../../test/reliability/crash.ts';
 import { runCorruption } from '../../test/reliability/corruption.ts';
 import { runFuzz } from '../../test/reliability/fuzz.ts';
 import { runConcurrency } from '../../test/reliability/concurrency.ts';
+import { runFaultSweep } from '../../test/reliability/faults.ts';
+import { runLockRace, runLockRaceInProcess } from '../../test/reliability/lock-race.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, dflt: number) => {
@@ -34,6 +38,20 @@ const runs: Record<string, (dir: string) => Promise<{ failures: unknown[] }>> = 
   corruption: (dir) => runCorruption({ dir, seed, flips: flag('flips', 2000), truncations: 100, zeroed: 200, catalogFlips: 300 }),
   fuzz: () => runFuzz({ seed, casesPerTarget: flag('cases', 1000) }),
   concurrency: (dir) => runConcurrency({ dir, seed, readers: flag('readers', 4), ms: flag('ms', 30000) }),
+  locks: async (dir) => {
+    const writers = flag('writers', 4);
+    const inProcess = await runLockRaceInProcess({ dir, trials: flag('trials', 400), writers, seed });
+    const processes = await runLockRace({ dir, trials: Math.max(2, Math.round(flag('trials', 400) / 20)), writers, seed });
+    return { inProcess, processes, failures: [...inProcess.failures, ...processes.failures] };
+  },
+  faults: (dir) => {
+    const i = argv.indexOf('--ops');
+    return runFaultSweep({
+      dir,
+      ops: i >= 0 ? argv[i + 1].split(',') : undefined,
+      onTrial: (t) => t.problems.length && process.stderr.write(`${t.op} #${t.nth} ${t.fault}${t.persistent ? ' (persistent)' : ''}: ${t.outcome} ${t.code ?? ''} FAILED ${t.problems.join('; ').slice(0, 400)}\n`),
+    });
+  },
 };
 
 const which = argv[0] === 'all' ? Object.keys(runs) : [argv[0]];

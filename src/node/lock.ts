@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
 import { syncDir, writeAll, type FileIO } from './file-io.ts';
@@ -45,8 +45,11 @@ export interface LockOptions {
   delay?: (point: 'judged' | 'break-file' | 'before-unlink' | 'linked') => Promise<void>;
 }
 
-/** Tokens of locks this process holds, by store folder. */
-const held = new Map<string, string>();
+/**
+ * Tokens of locks this process holds or is taking (registered before the link, so a concurrent
+ * open in this process never judges a lock this process just took as an earlier process's).
+ */
+const held = new Set<string>();
 
 function readProc(path: string): string | null {
   try {
@@ -94,7 +97,7 @@ function parseOwner(raw: string): { owner: LockOwner | null; pid: number | null 
 
 type Verdict = { state: 'live' | 'stale' | 'unknown'; why: string };
 
-function judge(dir: string, raw: string): Verdict {
+function judge(raw: string): Verdict {
   const { owner, pid } = parseOwner(raw);
   if (!owner) {
     if (pid === null) return { state: 'unknown', why: 'LOCK holds no owner tessera can read' };
@@ -105,7 +108,7 @@ function judge(dir: string, raw: string): Verdict {
   if (owner.host !== hostname()) return { state: 'unknown', why: `${desc}: another machine, whose processes this one cannot see` };
   const boot = bootId();
   if (owner.bootId && boot && owner.bootId !== boot) return { state: 'stale', why: `${desc}: written before the machine restarted` };
-  if (owner.pid === process.pid) return held.get(resolve(dir)) === owner.token ? { state: 'live', why: `${desc}: this process has the store open for writing` } : { state: 'stale', why: `${desc}: an earlier process with this pid` };
+  if (owner.pid === process.pid) return held.has(owner.token) ? { state: 'live', why: `${desc}: this process has the store open for writing` } : { state: 'stale', why: `${desc}: an earlier process with this pid` };
   if (!pidAlive(owner.pid)) return { state: 'stale', why: `${desc}: the process is gone` };
   const start = processStartTime(owner.pid);
   if (owner.startTime && start && owner.startTime !== start) return { state: 'stale', why: `${desc}: pid ${owner.pid} now belongs to another process` };
@@ -145,16 +148,18 @@ export async function acquireLock(io: FileIO, dir: string, opts: LockOptions = {
     await io.unlink(tmp).catch(() => {});
     throw fail('write', e);
   }
+  held.add(owner.token);
+  let taken = false;
   try {
     let breakAttempts = 0;
     for (let attempt = 0; attempt < 200; attempt++) {
       try {
         await io.link(tmp, path);
+        taken = true;
         await delay('linked');
-        held.set(resolve(dir), owner.token);
         await syncDir(io, dir).catch(() => {}); // the lock need not survive a power loss
         return async () => {
-          if (held.get(resolve(dir)) === owner.token) held.delete(resolve(dir));
+          held.delete(owner.token);
           // Only our own lock: after a --break-lock the file may be someone else's.
           const raw = await readText(io, path);
           if (raw === mine) await io.unlink(path).catch(() => {});
@@ -166,7 +171,7 @@ export async function acquireLock(io: FileIO, dir: string, opts: LockOptions = {
         throw fail('read', e);
       });
       if (!seen) continue; // released meanwhile: take it
-      const verdict = opts.breakLock ? { state: 'stale' as const, why: 'broken by --break-lock' } : judge(dir, seen.raw);
+      const verdict = opts.breakLock ? { state: 'stale' as const, why: 'broken by --break-lock' } : judge(seen.raw);
       if (verdict.state === 'live') throw lockError(dir, verdict.why, BREAK_HINT);
       if (verdict.state === 'unknown') throw lockError(dir, verdict.why, BREAK_HINT);
       await delay('judged');
@@ -198,6 +203,7 @@ export async function acquireLock(io: FileIO, dir: string, opts: LockOptions = {
     }
     throw lockError(dir, 'the lock kept changing hands', BREAK_HINT);
   } finally {
+    if (!taken) held.delete(owner.token);
     await io.unlink(tmp).catch(() => {});
   }
 }

@@ -126,15 +126,17 @@ export class TesseraStore {
   /** The weight tensors of a model, in skeleton order, reassembled from pages. */
   async tensorData(name: string, opts: { onProgress?: (p: Progress) => void } = {}): Promise<Uint8Array[]> {
     this.core.check();
-    const model = this.model(name);
-    try {
-      return await this.core.blocks().tensors(model, (done, total) => opts.onProgress?.({ phase: 'read', done, total }));
-    } catch (e) {
-      if (e instanceof CorruptionError && e.pageId !== undefined) {
-        throw new CorruptionError('PAGE_CORRUPT', `model "${name}" cannot be read: ${e.message}`, { pageId: e.pageId, models: this.catalog.modelsOnPage(e.pageId) });
+    return this.core.readRetrying(async () => {
+      const model = this.model(name);
+      try {
+        return await this.core.blocks().tensors(model, (done, total) => opts.onProgress?.({ phase: 'read', done, total }));
+      } catch (e) {
+        if (e instanceof CorruptionError && e.pageId !== undefined) {
+          throw new CorruptionError('PAGE_CORRUPT', `model "${name}" cannot be read: ${e.message}`, { pageId: e.pageId, models: this.catalog.modelsOnPage(e.pageId) });
+        }
+        throw e;
       }
-      throw e;
-    }
+    });
   }
 
   /**
@@ -142,10 +144,10 @@ export class TesseraStore {
    * file was a canonical protobuf encoding without external data (see assembleModel).
    */
   async exportModel(name: string): Promise<Uint8Array> {
-    return this.core.readRetrying(async () => {
-      const model = this.model(name);
-      return assembleModel(model.skeleton, await this.tensorData(name), model.tensors.map((t) => t.encoding));
-    });
+    // tensorData retries on pages changed under a reader; the entry is read after it, matching them.
+    const tensors = await this.tensorData(name);
+    const model = this.model(name);
+    return assembleModel(model.skeleton, tensors, model.tensors.map((t) => t.encoding));
   }
 
   /** Models that need a block on `pageId`: in a slot, as a retained original, or as a delta's base. */

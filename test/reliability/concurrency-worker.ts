@@ -3,9 +3,12 @@
  *   node --import tsx test/reliability/concurrency-worker.ts '{"role":"writer"|"reader","dir":..,"seed":..,"ms":..}'
  * Model `m<i>` always holds `specFor(i)`, so a reader knows every model's source from its name.
  * The writer adds, removes, checkpoints and compacts for `ms`, printing "ready" once it holds the
- * lock. A reader loops for `ms`: refresh, then read every listed model and compare it bit for bit;
- * a typed error (a page rewritten since its catalog was read) means refresh and retry. It prints
- * one JSON line: reads, retries by error code, and failures (wrong bytes, untyped errors).
+ * lock. A reader loops for `ms`: refresh, then read every listed model and compare it bit for bit.
+ * A page rewritten since the reader's catalog was read is the store's to handle (it re-reads the
+ * catalog and retries), so PAGE_CORRUPT or CATALOG_CORRUPT reaching the reader is a failure (a false
+ * corruption report, issue 13 finding 7); MODEL_NOT_FOUND (removed after it was listed) is a retry.
+ * It prints one JSON line: reads, retries by error code, and failures (wrong bytes, untyped or
+ * corruption errors).
  */
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../src/node/open.ts';
@@ -65,6 +68,7 @@ async function reader(job: ConcurrencyJob): Promise<ReaderReport> {
         break;
       }
       report.retries[e.code] = (report.retries[e.code] ?? 0) + 1;
+      if (e.code === 'PAGE_CORRUPT' || e.code === 'CATALOG_CORRUPT') report.failures.push(`false corruption report: ${e.message}`);
     }
   }
   await store.close();
