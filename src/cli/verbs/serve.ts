@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { InferenceHttpServer } from '../../node/http/server.ts';
 import { loadOrt, type OrtBackend } from '../../runtime/ort.ts';
-import type { ServeMode } from '../../runtime/server.ts';
+import type { ExecutorKind } from '../../runtime/server.ts';
 import type { PolicyName } from '../../pool/policies.ts';
 import { parsePositiveInt, parseSize } from '../args.ts';
 import { formatBytes } from '../output.ts';
@@ -25,12 +25,12 @@ export function register(program: Command): void {
     .option('--max-tensor <size>', 'largest input tensor; larger gets 413', parseSize, 16 * 1024 ** 2)
     .option('--timeout <ms>', 'inference requests not answered in time get 503', parsePositiveInt, 30_000)
     .option('--refresh <ms>', 'how often to check the store for new commits', parsePositiveInt, 500)
-    .option('--mode <mode>', 'serving mode: auto | kernel | session | feeds', 'auto')
+    .option('--executor <kind>', 'auto | kernel | shared-weights | own-weights', 'auto')
     .option('--policy <name>', 'page eviction policy', 'dedup')
-    .option('--ort <backend>', 'onnxruntime backend: web | node', 'web')
+    .option('--ort <backend>', 'onnxruntime backend: node | web', 'node')
     .option('--concurrency <n>', 'inference runs at once inside the runtime', parsePositiveInt, 2)
     .option('--name <name>', 'server name reported by GET /v2', 'tessera')
-    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; mode: string; policy: string; ort: string; concurrency: number; name: string }) => {
+    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; executor: string; policy: string; ort: string; concurrency: number; name: string }) => {
       await withStore(path, async (store) => {
         const ort = await loadOrt(o.ort as OrtBackend);
         const log = (line: string) => process.stderr.write(`tessera serve: ${line}\n`);
@@ -44,7 +44,7 @@ export function register(program: Command): void {
           requestTimeoutMs: o.timeout,
           refreshMs: o.refresh,
           name: o.name,
-          server: { ort, mode: o.mode as ServeMode | 'auto', policy: o.policy as PolicyName, concurrency: o.concurrency },
+          server: { ort, executor: o.executor as ExecutorKind | 'auto', policy: o.policy as PolicyName, concurrency: o.concurrency },
           log,
         });
         // One line on stdout with the address, so scripts can wait for it.

@@ -153,7 +153,7 @@ export class InferenceHttpServer {
       misses: this.past.misses + m.misses,
       bytesRead: this.past.bytesRead + m.bytesRead,
       errors: this.past.errors + m.errors,
-      heldBytes: m.pool.residentBytes + m.scratchBytes,
+      heldBytes: Object.values(m.ledger).reduce((a, b) => a + b, 0),
       peakBytes: Math.max(this.past.peakBytes, m.peakBytes),
       budgetBytes: m.budgetBytes,
       inflight: this.inflight,
