@@ -47,3 +47,6 @@ export async function withStore<T>(path: string, fn: (store: TesseraStore) => Pr
     if (!ok) await undoCreate();
   }
 }
+
+/** How every verb's help names its store argument. */
+export const STORE_ARG = 'store: a folder, or a postgres:// URL';

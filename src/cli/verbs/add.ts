@@ -17,7 +17,7 @@ import { validateModelName, type AddReport, type Progress, type TesseraStore } f
 import { parseSize, parseTile } from '../args.ts';
 import { readStdin } from '../input.ts';
 import { formatBytes, note, print, printJson, progressBar, table } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 /** The name a file is stored under when no --name is given. */
 export function defaultModelName(file: string): string {
@@ -76,7 +76,7 @@ export function register(program: Command): void {
   program
     .command('add')
     .description('add ONNX models to a store (created if missing); `model.onnx` takes its folder\'s name, others their file name')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .argument('<models...>', 'ONNX files (- reads one from stdin; needs --name)')
     .option('--name <name>', 'store name (only with one model)')
     .option('--keep-going', 'add the files that can be added and report the others (default: all or nothing)')

@@ -1,13 +1,13 @@
 /** `tessera compact <store> [--json]`: repacks every block onto as few pages as it can (atomic). */
 import type { Command } from 'commander';
 import { print, printJson, progressBar } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('compact')
     .description('settle pending substitutions, repack every block onto as few pages as possible and free the rest (atomic)')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .option('--json', 'print JSON')
     .action(async (path: string, o: { json?: boolean }) => {
       await withStore(path, async (store) => {

@@ -11,7 +11,7 @@ import { createEvaluator, parseEvalSet, syntheticEvalSet, type EvalSet } from '.
 import { DEDUP_METHODS, dedupLossless, dedupModels, validateMaxDrop, type DedupMethod } from '../../dedup/planner.ts';
 import { parseFraction } from '../args.ts';
 import { formatBytes, print, printJson as json, progressBar, table } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 async function readEvalFile(file: string): Promise<EvalSet> {
   let text: string;
@@ -58,7 +58,7 @@ export function register(program: Command): void {
   program
     .command('dedup')
     .description('near-duplicate dedup under an accuracy bound (substitutions are undoable until settled or compacted), or lossless deltas')
-    .argument('<store>')
+    .argument('<store>', STORE_ARG)
     .option('--models <a,b>', 'models to deduplicate (default: all, in store order)')
     .option('--max-drop <fraction>', 'largest accepted accuracy drop, in [0, 1] (0.01 = one point)', parseFraction)
     .option('--eval <file|dir>', 'evaluation set JSON {"input", "dims", "data" (numbers, or base64 with "dataType" float32|uint8 and "scale"), "labels"?, "output"?}: labelled accuracy, or agreement with the original outputs without labels; a folder holds one <model>.eval.json per model (default: agreement on synthetic inputs)')

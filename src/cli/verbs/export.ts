@@ -3,13 +3,13 @@ import type { Command } from 'commander';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { StoreError } from '../../errors.ts';
 import { formatBytes, note, print } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('export')
     .description('write a model back as a self-contained ONNX file (every tensor bit-identical)')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .argument('<model>', 'model name')
     .argument('<out>', 'output .onnx file (- for stdout)')
     .action(async (path: string, name: string, out: string) => {

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { TensorIOInfo } from '../../catalog/catalog.ts';
 import { formatBytes, print, printJson, table } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export const shapeText = (shape: TensorIOInfo['shape']) => `[${shape.map((d) => (d === null || d === '' ? '?' : String(d))).join(', ')}]`;
 
@@ -14,7 +14,7 @@ export function register(program: Command): void {
   program
     .command('info')
     .description("a model's inputs and outputs (names, dtypes, shapes), size, shared bytes and pages")
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .argument('<model>', 'model name (see `tessera ls`)')
     .option('--json', 'print JSON')
     .action(async (path: string, name: string, o: { json?: boolean }) => {

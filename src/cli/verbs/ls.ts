@@ -1,13 +1,13 @@
 /** `tessera ls <store> [--json]`: the models in a store, one row each. */
 import type { Command } from 'commander';
 import { formatBytes, print, printJson, table } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('ls')
     .description('list the models in a store')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .option('--json', 'print JSON')
     .action(async (path: string, o: { json?: boolean }) => {
       await withStore(path, async (store) => {

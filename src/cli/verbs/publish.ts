@@ -5,13 +5,13 @@
 import type { Command } from 'commander';
 import { publishStore } from '../../node/publish.ts';
 import { formatBytes, print, printJson } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('publish')
     .description('write the store as static files (index, catalog, one file per page) for browsers to import from over HTTP')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .argument('<dir>', 'output folder (created; republishing into it writes only new pages and removes stale ones)')
     .option('--json', 'print the report as JSON')
     .action(async (path: string, dir: string, o: { json?: boolean }) => {

@@ -17,7 +17,7 @@ import type { Feed } from '../../runtime/session.ts';
 import { openSession } from '../../runtime/store-session.ts';
 import { readInput } from '../input.ts';
 import { print, table } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 import { isNpy, jsonValues, readNpy, readRaw, writeNpy, writeRaw, type TensorData } from '../tensor-files.ts';
 import { shapeText } from './info.ts';
 
@@ -109,12 +109,13 @@ export function register(program: Command): void {
   program
     .command('run')
     .description('run a model on inputs from JSON, .npy or raw files (see `tessera info` for its inputs); outputs as JSON, .npy or raw')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .argument('<model>', 'model name')
-    .option('--input <spec>', 'FEEDS.json | - (JSON on stdin) | NAME=FILE.npy | NAME=FILE (raw bytes); repeatable', collect, [])
-    .option('--shape <NAME=DIMS>', 'dims of a raw input, e.g. input=1x3x224x224; repeatable', collect, [])
-    .option('--output <spec>', 'FILE.json | NAME=FILE.npy | NAME=FILE (raw) | FILE.npy (one output) | DIR/ (NAME.npy each); default JSON on stdout', collect, [])
-    .action(async (path: string, name: string, o: { input: string[]; shape: string[]; output: string[] }) => {
+    .option('--input <spec>', 'FEEDS.json | - (JSON on stdin) | NAME=FILE.npy | NAME=FILE (raw bytes); repeatable', collect)
+    .option('--shape <NAME=DIMS>', 'dims of a raw input, e.g. input=1x3x224x224; repeatable', collect)
+    .option('--output <spec>', 'FILE.json | NAME=FILE.npy | NAME=FILE (raw) | FILE.npy (one output) | DIR/ (NAME.npy each); default JSON on stdout', collect)
+    .action(async (path: string, name: string, opts: { input?: string[]; shape?: string[]; output?: string[] }) => {
+      const o = { input: opts.input ?? [], shape: opts.shape ?? [], output: opts.output ?? [] };
       const shapes = parseShapes(o.shape);
       await withStore(path, async (store) => {
         const m = store.model(name);

@@ -11,13 +11,13 @@ import { mulberry32 } from '../../random.ts';
 import type { PolicyName } from '../../pool/policies.ts';
 import { parseNumber, parsePositiveInt, parseSize } from '../args.ts';
 import { formatBytes, print, printJson } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('serve-bench')
     .description('serve a Zipf request stream over the store\'s models under a memory budget; print hits, misses, bytes read and latency')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .requiredOption('--budget <size>', 'memory budget for pages, sessions and scratch (e.g. 64MiB)', parseSize)
     .option('--requests <n>', 'requests to serve', parsePositiveInt, 500)
     .option('--skew <s>', 'Zipf skew (0 = uniform)', parseNumber, 1)

@@ -1,13 +1,13 @@
 /** `tessera stats <store> [--json]`: logical against stored bytes, pages, and a row per model. */
 import type { Command } from 'commander';
 import { formatBytes, print, printJson, table } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('stats')
     .description('logical vs stored bytes, dedup ratio, pages, per model')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .option('--json', 'print JSON')
     .action(async (path: string, o: { json?: boolean }) => {
       await withStore(path, async (store) => {

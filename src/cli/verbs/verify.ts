@@ -1,13 +1,13 @@
 /** `tessera verify <store> [--json]`: every page checksum and the catalog; exit 1 on damage. */
 import type { Command } from 'commander';
 import { print, printJson, progressBar } from '../output.ts';
-import { withStore } from '../store.ts';
+import { STORE_ARG, withStore } from '../store.ts';
 
 export function register(program: Command): void {
   program
     .command('verify')
     .description('check every page checksum and the catalog; exit 1 if anything is damaged')
-    .argument('<store>', 'store folder')
+    .argument('<store>', STORE_ARG)
     .option('--json', 'print JSON')
     .action(async (path: string, o: { json?: boolean }) => {
       await withStore(path, async (store) => {
