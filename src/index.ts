@@ -6,7 +6,7 @@ export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type Sto
 export { MemoryPageStore } from './store/memory-store.ts';
 export type { PageStore } from './store/page-store.ts';
 export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
-export { openSession } from './runtime/store-session.ts';
+export { openSession, weightsSessionFactory } from './runtime/store-session.ts';
 export type { OrtModule } from './runtime/ort.ts';
 export * from './errors.ts';
 export { publishStore, folderSource } from './node/publish.ts';
@@ -14,5 +14,5 @@ export { PublishedStore, importModels } from './store/published.ts';
 export { Server, type ServerOptions, type ServerMetrics, type ExecutorKind, type ExecutorChoice } from './runtime/server.ts';
 export { loadOrt, setDefaultOrt, type OrtBackend } from './runtime/ort.ts';
 export { BufferPool, createPolicy, POLICY_NAMES } from './pool/index.ts';
-export { dedupModels, dedupLossless } from './dedup/planner.ts';
-export { parseEvalSet } from './dedup/evaluate.ts';
+export { dedupModels, dedupLossless, dedupMethod, DEDUP_METHODS, type DedupOptions, type DedupProgress, type ModelDedupReport, type LosslessReport, type DedupMethod } from './dedup/planner.ts';
+export { parseEvalSet, createEvaluator, syntheticEvalSet, type EvalSet, type Evaluator, type EvaluatorOptions, type SessionFactory, type EvalSession } from './dedup/evaluate.ts';

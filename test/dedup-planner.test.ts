@@ -6,10 +6,11 @@ import { assembleModel, parseModel } from '../src/onnx/model.ts';
 import { cutTensor } from '../src/blocks/tiling.ts';
 import type { ModelEntry } from '../src/catalog/catalog.ts';
 import { createEvaluator, parseEvalSet, syntheticEvalSet, checkEvalSet, type EvalSet, type Evaluator } from '../src/dedup/evaluate.ts';
-import { dedupLossless, dedupModels, netsdbLoop, searchLoop, type Proposal } from '../src/dedup/planner.ts';
+import { dedupLossless, dedupModels, stepwiseLoop as netsdbLoop, bisectLoop as searchLoop, type Proposal } from '../src/dedup/planner.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
 import { codeOf, rng } from './helpers.ts';
-import { openSession } from '../src/runtime/store-session.ts';
+import { openSession, weightsSessionFactory } from '../src/runtime/store-session.ts';
+const sessions = weightsSessionFactory();
 
 const TILE = { rows: 16, cols: 16 };
 
@@ -57,13 +58,13 @@ async function tensorsEqual(store: TesseraStore, name: string, onnx: Uint8Array)
 async function storedScore(store: TesseraStore, name: string, original: Uint8Array, set: EvalSet): Promise<number> {
   const model = store.model(name);
   const orig = (await parseModel(original)).tensors.map((t) => t.data);
-  const ev = await createEvaluator(model, orig, set);
+  const ev = await createEvaluator(model, orig, set, sessions);
   return ev.score(await store.tensorData(name));
 }
 
 test('label-free: the planner substitutes within the agreement bound, leaves the unrelated model alone', async () => {
   const { store, models } = await family();
-  const reports = await dedupModels(store, { maxDrop: 0.02, evaluator: (m, w) => createEvaluator(m, w, syntheticEvalSet(m, 128)) });
+  const reports = await dedupModels(store, { maxDrop: 0.02, evaluator: (m, w) => createEvaluator(m, w, syntheticEvalSet(m, 128), sessions) });
   const by = new Map(reports.map((r) => [r.name, r]));
   assert.is(by.get('base')!.blocksReplaced, 0, 'the seed model has nothing to match');
   assert.is(by.get('other')!.blocksReplaced, 0, 'unrelated: no substitutions');
@@ -85,7 +86,7 @@ test('labelled: the bound holds on the given set and the report matches the stor
   const { store, models } = await family();
   const set = await labelledSet(store);
   for (const maxDrop of [0, 0.03]) {
-    const reports = await dedupModels(store, { maxDrop, models: ['ft'], evaluator: (m, w) => createEvaluator(m, w, set) });
+    const reports = await dedupModels(store, { maxDrop, models: ['ft'], evaluator: (m, w) => createEvaluator(m, w, set, sessions) });
     const r = reports[0];
     assert.is(r.scoring, 'labelled');
     assert.ok(r.accuracyBefore - r.accuracyAfter <= maxDrop + 1e-9);
@@ -96,7 +97,7 @@ test('labelled: the bound holds on the given set and the report matches the stor
 
 test('undo restores the model bit-exact', async () => {
   const { store, models } = await family();
-  const [r] = await dedupModels(store, { maxDrop: 0.05, models: ['ft'], evaluator: (m, w) => createEvaluator(m, w, syntheticEvalSet(m, 64)) });
+  const [r] = await dedupModels(store, { maxDrop: 0.05, models: ['ft'], evaluator: (m, w) => createEvaluator(m, w, syntheticEvalSet(m, 64), sessions) });
   assert.ok(r.blocksReplaced > 0);
   assert.not.ok(await tensorsEqual(store, 'ft', models.ft));
   assert.is(await store.undoSubstitutions('ft'), r.blocksReplaced);
@@ -167,7 +168,7 @@ test('interrupted dedup (evaluator throws mid-way) leaves every model servable a
   const err = await dedupModels(store, {
     maxDrop: 0.03,
     evaluator: async (m, w) => {
-      const inner = await createEvaluator(m, w, set);
+      const inner = await createEvaluator(m, w, set, sessions);
       return { kind: inner.kind, get evaluations() { return inner.evaluations; }, score: async (x) => { if (++calls === 6) throw new Error('power cut'); return inner.score(x); } };
     },
   }).catch((e) => e);
@@ -178,11 +179,11 @@ test('interrupted dedup (evaluator throws mid-way) leaves every model servable a
     const session = await openSession(reopened, name);
     await session.run({ X: { data: set.data.subarray(0, 64), dims: [1, 64] } });
     await session.release();
-    const acc = await (await createEvaluator(reopened.model(name), await reopened.tensorData(name), set)).score(await reopened.tensorData(name));
+    const acc = await (await createEvaluator(reopened.model(name), await reopened.tensorData(name), set, sessions)).score(await reopened.tensorData(name));
     const subs = reopened.model(name).substitutions?.length ?? 0;
     if (subs) {
       await reopened.undoSubstitutions(name);
-      const orig = await (await createEvaluator(reopened.model(name), await reopened.tensorData(name), set)).score(await reopened.tensorData(name));
+      const orig = await (await createEvaluator(reopened.model(name), await reopened.tensorData(name), set, sessions)).score(await reopened.tensorData(name));
       assert.ok(orig - acc <= 0.03 + 1e-9, `${name} committed within the bound`);
     }
   }
@@ -203,7 +204,7 @@ test('lossless: deltas against the nearest representative, bit-exact reads', asy
 
 test('bad input: max-drop, unknown model, evaluation sets that do not fit', async () => {
   const { store } = await family();
-  const evaluator = (m: ModelEntry, w: Uint8Array[]) => createEvaluator(m, w, syntheticEvalSet(m, 16));
+  const evaluator = (m: ModelEntry, w: Uint8Array[]) => createEvaluator(m, w, syntheticEvalSet(m, 16), sessions);
   for (const maxDrop of [-0.01, 1.5, NaN, Infinity]) assert.is(await codeOf(dedupModels(store, { maxDrop, evaluator })), 'INVALID_ARGUMENT', String(maxDrop));
   assert.is(await codeOf(dedupModels(store, { maxDrop: 0.01, models: ['nope'], evaluator })), 'MODEL_NOT_FOUND');
   assert.is(await codeOf(dedupLossless(store, { models: ['nope'] })), 'MODEL_NOT_FOUND');
@@ -218,7 +219,7 @@ test('bad input: max-drop, unknown model, evaluation sets that do not fit', asyn
   assert.is(await codeOf(() => checkEvalSet(model, parseEvalSet({ ...ok, dims: [2, 8, 8] }))), 'INVALID_FEEDS');
   assert.is(await codeOf(() => checkEvalSet(model, parseEvalSet({ ...ok, output: 'Z' }))), 'INVALID_FEEDS');
   const w = await store.tensorData('ft');
-  const outOfRange = await createEvaluator(model, w, parseEvalSet({ ...ok, labels: [1, 12] }));
+  const outOfRange = await createEvaluator(model, w, parseEvalSet({ ...ok, labels: [1, 12] }), sessions);
   assert.is(await codeOf(outOfRange.score(w)), 'INVALID_FEEDS');
   // A failed dedup changed nothing.
   assert.is(store.model('ft').substitutions, undefined);

@@ -110,7 +110,7 @@ export const cnnArchitecture: Architecture = {
   create: (gemm, size, classes, seed) => createCnn(gemm, CNN_SIZES[size], classes, seed),
   export: exportCnn,
   budget: (size) => size === 'standard'
-    ? { trainSamples: 12000, testSamples: 10000, batch: 64, base: 12000, head: 8000, finetune: 4000, lora: 4000, version: 4000, scratch: 4000, loraRank: 8,
+    ? { trainSamples: 12000, testSamples: 4000, batch: 64, base: 12000, head: 8000, finetune: 4000, lora: 4000, version: 4000, scratch: 4000, loraRank: 8,
       lr: { base: 2e-3, head: 3e-3, finetune: 2e-4, lora: 2e-3, version: 3e-4 } }
     : { trainSamples: 3000, testSamples: 1000, batch: 32, base: 2000, head: 1500, finetune: 1000, lora: 1000, version: 500, scratch: 500, loraRank: 4,
       lr: { base: 3e-3, head: 3e-3, finetune: 5e-4, lora: 3e-3, version: 3e-4 } },

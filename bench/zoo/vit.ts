@@ -397,7 +397,7 @@ export const vitArchitecture: Architecture = {
   create: (gemm, size, classes, seed) => createVit(gemm, VIT_SIZES[size], classes, seed),
   export: exportVit,
   budget: (size) => size === 'standard'
-    ? { trainSamples: 8000, testSamples: 10000, batch: 64, base: 8000, head: 6000, finetune: 2500, lora: 2500, version: 2500, scratch: 2500, loraRank: 8,
+    ? { trainSamples: 8000, testSamples: 4000, batch: 64, base: 8000, head: 6000, finetune: 2500, lora: 2500, version: 2500, scratch: 2500, loraRank: 8,
       lr: { base: 1e-3, head: 3e-3, finetune: 2e-4, lora: 2e-3, version: 2e-4 } }
     : { trainSamples: 2000, testSamples: 1000, batch: 32, base: 2000, head: 1500, finetune: 1000, lora: 1000, version: 500, scratch: 500, loraRank: 4,
       lr: { base: 2e-3, head: 3e-3, finetune: 5e-4, lora: 3e-3, version: 3e-4 } },

@@ -1,6 +1,8 @@
 /**
  * Scoring a candidate dedup state without committing it: the model's weights (skeleton order) go
- * to a fresh runtime session and are scored on an evaluation set.
+ * to a fresh session from the session factory the caller gives (dedup sits beside the runtime and
+ * never imports it; the entry points pass `weightsSessionFactory()` from src/runtime) and are
+ * scored on an evaluation set.
  *
  * - labelled: accuracy (argmax of the output's last axis vs the set's labels);
  * - agreement (label-free): the fraction of samples whose prediction is the one the original model
@@ -9,11 +11,25 @@
  * Without an evaluation set, agreement is measured on seeded synthetic inputs in [0, 1) (a weaker
  * guarantee than the user's own inputs; the CLI says so).
  */
-import type * as OrtCommon from 'onnxruntime-common';
 import { InferenceError, InvalidArgumentError } from '../errors.ts';
 import type { ModelEntry } from '../catalog/catalog.ts';
 import { mulberry32 } from '../random.ts';
-import { ModelSession, type SessionOptions } from '../runtime/session.ts';
+
+/** An output tensor as sessions return it. */
+export interface SessionOutput {
+  data: unknown;
+  dims: readonly number[];
+}
+
+/** What the evaluator needs of an inference session. */
+export interface EvalSession {
+  readonly name: string;
+  run(feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<Record<string, SessionOutput>>;
+  release(): Promise<void>;
+}
+
+/** Makes a session running `model` with these weights (skeleton order). */
+export type SessionFactory = (model: ModelEntry, weights: Uint8Array[]) => Promise<EvalSession>;
 
 /**
  * An evaluation set, as given in an `--eval` JSON file (one object):
@@ -133,7 +149,7 @@ export function syntheticEvalSet(model: ModelEntry, samples = 256, seed = 7): Ev
 }
 
 /** Predicted class per sample: argmax over the output's last axis (rows = the rest). */
-function predictions(out: OrtCommon.Tensor, samples: number): Int32Array {
+function predictions(out: SessionOutput, samples: number): Int32Array {
   const y = out.data as Float32Array;
   const perSample = y.length / samples;
   const classes = out.dims.length ? out.dims[out.dims.length - 1] : 1;
@@ -149,7 +165,7 @@ function predictions(out: OrtCommon.Tensor, samples: number): Int32Array {
 }
 
 /** Rows of the set's outputs, predicted in batches along dim 0. */
-async function predict(session: ModelSession, set: EvalSet, outputName: string, batch: number): Promise<{ pred: Int32Array; classes: number; raw: Float32Array }> {
+async function predict(session: EvalSession, set: EvalSet, outputName: string, batch: number): Promise<{ pred: Int32Array; classes: number; raw: Float32Array }> {
   const n = set.dims[0];
   const per = set.data.length / n;
   const preds: Int32Array[] = [];
@@ -176,7 +192,7 @@ async function predict(session: ModelSession, set: EvalSet, outputName: string, 
   return { pred: concat(preds, (k) => new Int32Array(k)), classes, raw: concat(raws, (k) => new Float32Array(k)) };
 }
 
-export interface EvaluatorOptions extends SessionOptions {
+export interface EvaluatorOptions {
   /** Samples per inference call (default 500). */
   batch?: number;
 }
@@ -185,7 +201,7 @@ export interface EvaluatorOptions extends SessionOptions {
  * An evaluator for `model`: labelled accuracy when `set` has labels, agreement with the outputs of
  * `originalWeights` otherwise (computed here once: the first evaluation).
  */
-export async function createEvaluator(model: ModelEntry, originalWeights: Uint8Array[], set: EvalSet, opts: EvaluatorOptions = {}): Promise<Evaluator> {
+export async function createEvaluator(model: ModelEntry, originalWeights: Uint8Array[], set: EvalSet, openSession: SessionFactory, opts: EvaluatorOptions = {}): Promise<Evaluator> {
   checkEvalSet(model, set);
   const outputName = set.output ?? model.outputs[0]?.name;
   if (!outputName) throw new InferenceError('INVALID_FEEDS', `model "${model.name}" has no outputs to score.`);
@@ -193,7 +209,7 @@ export async function createEvaluator(model: ModelEntry, originalWeights: Uint8A
   let evaluations = 0;
   const run = async (weights: Uint8Array[]) => {
     evaluations++;
-    const session = await ModelSession.create(model.name, model.skeleton, weights, model, opts);
+    const session = await openSession(model, weights);
     try {
       return await predict(session, set, outputName, batch);
     } finally {

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { TesseraError } from '../../errors.ts';
 import type { TesseraStore } from '../../store/store.ts';
 import { createEvaluator, parseEvalSet, syntheticEvalSet, type EvalSet } from '../../dedup/evaluate.ts';
-import { DEDUP_METHODS, dedupLossless, dedupModels, validateMaxDrop, type DedupMethod } from '../../dedup/planner.ts';
+import { DEDUP_METHODS, DEFAULT_DEDUP_METHOD, dedupLossless, dedupMethod, dedupModels, validateMaxDrop } from '../../dedup/planner.ts';
 import { parseFraction } from '../args.ts';
 import { formatBytes, print, printJson as json, progressBar, table } from '../output.ts';
 import { STORE_ARG, withStore } from '../store.ts';
+import { weightsSessionFactory } from '../../runtime/store-session.ts';
 
 async function readEvalFile(file: string): Promise<EvalSet> {
   let text: string;
@@ -63,7 +64,7 @@ export function register(program: Command): void {
     .option('--max-drop <fraction>', 'largest accepted accuracy drop, in [0, 1] (0.01 = one point)', parseFraction)
     .option('--eval <file|dir>', 'evaluation set JSON {"input", "dims", "data" (numbers, or base64 with "dataType" float32|uint8 and "scale"), "labels"?, "output"?}: labelled accuracy, or agreement with the original outputs without labels; a folder holds one <model>.eval.json per model (default: agreement on synthetic inputs)')
     .option('--lossless', 'store near-duplicate blocks as compressed deltas (bit-exact; no accuracy bound needed)')
-    .option('--method <name>', `planner: ${DEDUP_METHODS.join(', ')}`, 'ours')
+    .option('--method <name>', `how near-duplicates are found and the bound checked: ${Object.values(DEDUP_METHODS).map((m) => `${m.name} (${m.summary})`).join('; ')}`, DEFAULT_DEDUP_METHOD)
     .option('--undo <model>', "restore a model's original blocks (bit-exact)")
     .option('--settle', 'make substitutions final (frees the replaced blocks; no undo after)')
     .option('--json', 'print the per-model reports as JSON')
@@ -74,7 +75,7 @@ export function register(program: Command): void {
         if (o.maxDrop === undefined) throw new TesseraError('INVALID_ARGUMENT', '--max-drop is required for lossy dedup (e.g. --max-drop 0.01 for one accuracy point), or use --lossless.');
         validateMaxDrop(o.maxDrop);
       }
-      if (!DEDUP_METHODS.includes(o.method)) throw new TesseraError('INVALID_ARGUMENT', `unknown --method "${o.method}": use one of ${DEDUP_METHODS.join(', ')}.`);
+      dedupMethod(o.method); // INVALID_ARGUMENT before any work
       const evalSet = o.eval ? await evalSource(o.eval) : undefined;
       await withStore(path, async (store) => {
         if (o.undo !== undefined) {
@@ -110,10 +111,10 @@ export function register(program: Command): void {
           if (!evalSet && !o.json) process.stderr.write('tessera: no --eval set given: the bound is checked as agreement with the original outputs on synthetic inputs.\n');
           const reports = await dedupModels(store, {
             maxDrop: o.maxDrop,
-            method: o.method as DedupMethod,
+            method: o.method,
             models,
             onProgress,
-            evaluator: async (model, weights) => createEvaluator(model, weights, evalSet ? await evalSet(model.name) : syntheticEvalSet(model)),
+            evaluator: async (model, weights) => createEvaluator(model, weights, evalSet ? await evalSet(model.name) : syntheticEvalSet(model), weightsSessionFactory()),
           });
           bar.stop();
           const out = reports.map((r) => ({ name: r.name, blocksReplaced: r.blocksReplaced, bytesSaved: r.bytesSaved, accuracyBefore: r.accuracyBefore, accuracyAfter: r.accuracyAfter, scoring: r.scoring, evaluations: r.evaluations }));
