@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { dump, parse } from 'npyjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mlp, randomFloats } from './fixtures/onnx-builders.ts';
+import { encode, float16Bits, graph, INT64, mlp, modelProto, node, randomFloats, valueInfo } from './fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 import { bin, cli } from './cli-helpers.ts';
 
@@ -93,6 +93,38 @@ test('no --input on a terminal: an immediate message naming the inputs, not a si
   const cmd = `"${process.execPath}" "${bin}" run "${store}" alpha`;
   const { stdout } = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 15000 }).catch((e) => e);
   assert.match(stdout, /no input given: model "alpha" takes X \(float32 \[N, 8\]\)\. Pass --input FEEDS\.json, --input X=FILE\.npy/);
+});
+
+test('float16 and int64 tensors cross .npy files bit for bit, and JSON shows their values', async () => {
+  const FLOAT16 = 10;
+  const ident = encode(modelProto(graph({
+    name: 'ident',
+    nodes: [node('Identity', ['H'], ['H2']), node('Identity', ['L'], ['L2'])],
+    inputs: [valueInfo('H', FLOAT16, [3]), valueInfo('L', INT64, [2])],
+    outputs: [valueInfo('H2', FLOAT16, [3]), valueInfo('L2', INT64, [2])],
+  })));
+  await writeFile(f('ident.onnx'), ident);
+  assert.is((await cli(['add', store, f('ident.onnx')])).code, 0);
+  // .npy files as numpy writes them: a '<f2' file holds half-precision bits.
+  const halves = Uint16Array.from([0.5, -1, 65504].map(float16Bits));
+  const npy = (descr: string, shape: string, body: Uint8Array) => {
+    let h = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
+    h += ' '.repeat(63 - ((10 + h.length) % 64)) + '\n';
+    return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length, 0]), Buffer.from(h), body]);
+  };
+  await writeFile(f('h.npy'), npy('<f2', '(3,)', new Uint8Array(halves.buffer)));
+  const big = BigInt64Array.from([2n ** 62n + 1n, -7n]);
+  await writeFile(f('l.npy'), npy('<i8', '(2,)', new Uint8Array(big.buffer)));
+  const r = await cli(['run', store, 'ident', '--input', `H=${f('h.npy')}`, '--input', `L=${f('l.npy')}`, '--output', `H2=${f('h2.npy')}`, '--output', `L2=${f('l2.npy')}`]);
+  assert.is(r.code, 0, r.stderr);
+  const h2 = parse((await readFile(f('h2.npy'))).buffer as ArrayBuffer, { convertFloat16: false });
+  assert.is(h2.dtype, 'f2');
+  assert.equal(Array.from(h2.data as Uint16Array), Array.from(halves));
+  const l2 = parse((await readFile(f('l2.npy'))).buffer as ArrayBuffer);
+  assert.equal(Array.from(l2.data as BigInt64Array), Array.from(big));
+  const json = JSON.parse((await cli(['run', store, 'ident', '--input', `H=${f('h.npy')}`, '--input', `L=${f('l.npy')}`])).stdout);
+  assert.equal(json.H2.data, [0.5, -1, 65504]);
+  assert.equal(json.L2.data, ['4611686018427387905', '-7']);
 });
 
 test.run();
