@@ -9,6 +9,10 @@ import pkg from '../../package.json' with { type: 'json' };
 import { TesseraError } from '../errors.ts';
 import { exitQuietlyOnClosedStdout } from './output.ts';
 import { VERBS } from './verbs/index.ts';
+import { requestBreakLock } from './store.ts';
+
+/** Verbs that open the store for writing, and so take its lock. */
+const WRITERS = ['add', 'rm', 'compact', 'gc', 'dedup'];
 
 /** Commander's error text as one line: "error: unknown command 'ad'\n(Did you mean add?)". */
 function oneLine(commanderMessage: string): string {
@@ -33,6 +37,10 @@ export function buildCli(): Command {
       },
     });
   for (const verb of VERBS) verb.register(program);
+  for (const c of program.commands) {
+    if (WRITERS.includes(c.name())) c.option('--break-lock', 'remove a writer lock tessera cannot prove stale (only when no tessera writer is running)');
+  }
+  program.hook('preAction', (_, action) => requestBreakLock(!!action.opts().breakLock));
   // Verbs inherit the one-line errors and the exit codes.
   for (const c of program.commands) c.exitOverride().configureOutput(program.configureOutput()).showSuggestionAfterError(true);
   return program;

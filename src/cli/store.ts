@@ -20,6 +20,12 @@ async function entries(path: string): Promise<Set<string> | null> {
   }
 }
 
+let breakLock = false;
+/** `--break-lock` on a writer verb: its writer open removes a lock it cannot prove stale. */
+export function requestBreakLock(on: boolean): void {
+  breakLock = on;
+}
+
 export async function withStore<T>(path: string, fn: (store: TesseraStore) => Promise<T>, opts: OpenStoreOptions = {}): Promise<T> {
   // Only a folder that was missing or empty can be undone; an existing store is never touched
   // here (its own commit protocol keeps it as it was when an operation fails).
@@ -32,7 +38,7 @@ export async function withStore<T>(path: string, fn: (store: TesseraStore) => Pr
   };
   let store: TesseraStore;
   try {
-    store = await openStore(path, opts);
+    store = await openStore(path, opts.readOnly ? opts : { breakLock, ...opts });
   } catch (e) {
     await undoCreate();
     throw e;

@@ -146,7 +146,10 @@ class FileBackend implements PageBackend {
       let pages: FileHandle | null = null;
       try {
         pages = await io.open(join(dir, 'pages.dat'), fsConstants.O_RDONLY);
+        // Opening a folder read-only succeeds; reading it would not.
+        if (!(await pages.stat()).isFile()) throw Object.assign(new Error(`EISDIR: ${join(dir, 'pages.dat')} is not a file`), { code: 'EISDIR', path: join(dir, 'pages.dat') });
       } catch (e) {
+        await pages?.close().catch(() => {});
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot open ${join(dir, 'pages.dat')} for reading`, e);
       }
       return new FileBackend(dir, pageSize, true, io, pages, null, 0, null);

@@ -12,10 +12,11 @@ import * as exportVerb from './export.ts';
 import * as rm from './rm.ts';
 import * as compact from './compact.ts';
 import * as verify from './verify.ts';
+import * as gc from './gc.ts';
 import * as dedup from './dedup.ts';
 import * as publish from './publish.ts';
 import * as serve from './serve.ts';
 import * as serveBench from './serve-bench.ts';
 import * as browserAssets from './browser-assets.ts';
 
-export const VERBS: { register(program: Command): void }[] = [add, ls, info, stats, run, exportVerb, rm, compact, verify, dedup, publish, browserAssets, serve, serveBench];
+export const VERBS: { register(program: Command): void }[] = [add, ls, info, stats, run, exportVerb, rm, compact, verify, gc, dedup, publish, browserAssets, serve, serveBench];
