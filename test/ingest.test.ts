@@ -12,12 +12,13 @@ import { cutTensor, tileExtent, gridOf } from '../src/blocks/tiling.ts';
 import * as B from './fixtures/onnx-builders.ts';
 
 test('a model whose blocks repeat across many pages stores each distinct block once and reads back exactly', async () => {
-  // 8 tensors of 64x64 float32 (16 KiB blocks) on 32 KiB pages: the 4 distinct tensors fill pages
-  // that are written before their repeats come.
-  const distinct = [0, 1, 2, 3].map((k) => B.randomFloats(64 * 64, 40 + k));
-  const inits = [0, 1, 2, 3, 0, 1, 2, 3].map((k, i) => B.floatTensor(`W${i}`, [64, 64], distinct[k]));
+  // 8 tensors on 32 KiB pages: 4 distinct ones of 64x64 float32 (one 16 KiB block, a view of the
+  // input) and of 64x128 (two copied tiles, cut again to compare), then the same 4 again: their
+  // first copies are on pages already written when the repeats come.
+  const distinct = [0, 1, 2, 3].map((k) => B.randomFloats(64 * (k % 2 ? 128 : 64), 40 + k));
+  const inits = [0, 1, 2, 3, 0, 1, 2, 3].map((k, i) => B.floatTensor(`W${i}`, [64, k % 2 ? 128 : 64], distinct[k]));
   const nodes = inits.map((_, i) => B.node('Identity', [`W${i}`], [`Y${i}`]));
-  const model = B.encode(B.modelProto(B.graph({ name: 'repeats', nodes, inputs: [], outputs: nodes.map((_, i) => B.valueInfo(`Y${i}`, B.FLOAT, [64, 64])), initializers: inits })));
+  const model = B.encode(B.modelProto(B.graph({ name: 'repeats', nodes, inputs: [], outputs: nodes.map((_, i) => B.valueInfo(`Y${i}`, B.FLOAT)), initializers: inits })));
   const backend = new MemoryPageStore({ pageSize: 1 << 15 });
   const store = await TesseraStore.open(backend, { tile: { rows: 64, cols: 64 } });
   const writes: number[] = [];
@@ -27,9 +28,10 @@ test('a model whose blocks repeat across many pages stores each distinct block o
     return write(pages);
   };
   const report = await store.add('m', model);
-  assert.is(report.newBlocks, 4);
-  assert.is(report.newPages, 2);
-  assert.equal(writes, [1, 1], 'one page written at a time');
+  assert.is(report.blocks, 12);
+  assert.is(report.newBlocks, 6);
+  assert.is(report.newPages, 3);
+  assert.equal(writes, [1, 1, 1], 'one page written at a time');
   assert.equal(await store.exportModel('m'), model);
   await store.close();
 });

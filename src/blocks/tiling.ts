@@ -54,22 +54,37 @@ export function tileExtent(grid: TileGrid, tile: TileShape, index: number): { r0
 
 /**
  * Cuts `data` (row-major, `elemBytes` per element) into blocks. A block that covers whole rows of
- * the matrix is a view into `data` (no copy); others are copied out.
+ * the matrix is a view into `data` (no copy); others are copied out, into consecutive parts of
+ * `scratch` when given (a buffer the caller reuses across tensors: fresh memory for every tile
+ * made cutting 100 MB of 1024-wide float32 matrices take ~0.5 s, mostly page faults).
  */
-export function cutTensor(data: Uint8Array, dims: readonly number[], elemBytes: number, tile: TileShape): Uint8Array[] {
+export function cutTensor(data: Uint8Array, dims: readonly number[], elemBytes: number, tile: TileShape, scratch?: Uint8Array): Uint8Array[] {
   const grid = gridOf(dims, tile);
   if (data.length !== grid.rows * grid.cols * elemBytes) throw new InvalidArgumentError(`tensor data is ${data.length} bytes, dims [${dims.join(', ')}] need ${grid.rows * grid.cols * elemBytes}`);
+  if (scratch && scratch.length < data.length) throw new InvalidArgumentError(`the scratch buffer holds ${scratch.length} bytes, the tensor needs ${data.length}`);
   const blocks: Uint8Array[] = new Array(grid.count);
-  for (let i = 0; i < grid.count; i++) blocks[i] = cutBlock(data, grid, elemBytes, tile, i);
+  let used = 0;
+  for (let i = 0; i < grid.count; i++) {
+    if (!scratch) {
+      blocks[i] = cutBlock(data, grid, elemBytes, tile, i);
+      continue;
+    }
+    const { h, w } = tileExtent(grid, tile, i);
+    const out = w === grid.cols ? undefined : scratch.subarray(used, (used += h * w * elemBytes));
+    blocks[i] = cutBlock(data, grid, elemBytes, tile, i, out);
+  }
   return blocks;
 }
 
-/** Block `index` of a tensor as `cutTensor` cuts it (a view when it spans whole rows, else a copy). */
-export function cutBlock(data: Uint8Array, grid: TileGrid, elemBytes: number, tile: TileShape, index: number): Uint8Array {
+/**
+ * Block `index` of a tensor as `cutTensor` cuts it: a view when it spans whole rows, else a copy
+ * (into `out` when given, which must be exactly the block's size).
+ */
+export function cutBlock(data: Uint8Array, grid: TileGrid, elemBytes: number, tile: TileShape, index: number, out?: Uint8Array): Uint8Array {
   const rowBytes = grid.cols * elemBytes;
   const { r0, c0, h, w } = tileExtent(grid, tile, index);
   if (w === grid.cols) return data.subarray(r0 * rowBytes, (r0 + h) * rowBytes);
-  return copyTile(data, r0 * rowBytes + c0 * elemBytes, rowBytes, w * elemBytes, h);
+  return copyTile(data, r0 * rowBytes + c0 * elemBytes, rowBytes, w * elemBytes, h, out ?? new Uint8Array(h * w * elemBytes));
 }
 
 /**
@@ -78,11 +93,10 @@ export function cutBlock(data: Uint8Array, grid: TileGrid, elemBytes: number, ti
  * per row and made cutting 100 MB of 1024-wide float32 matrices take 0.6 s. (Integer words, never
  * Float64Array: a float view may canonicalise NaN bit patterns.)
  */
-function copyTile(data: Uint8Array, start: number, rowBytes: number, wBytes: number, h: number): Uint8Array {
-  const block = new Uint8Array(h * wBytes);
-  if ((data.byteOffset + start) % 4 === 0 && rowBytes % 4 === 0 && wBytes % 4 === 0) {
+function copyTile(data: Uint8Array, start: number, rowBytes: number, wBytes: number, h: number, block: Uint8Array): Uint8Array {
+  if ((data.byteOffset + start) % 4 === 0 && block.byteOffset % 4 === 0 && rowBytes % 4 === 0 && wBytes % 4 === 0) {
     const src = new Uint32Array(data.buffer, data.byteOffset - (data.byteOffset % 4), Math.floor((data.byteLength + (data.byteOffset % 4)) / 4));
-    const dst = new Uint32Array(block.buffer);
+    const dst = new Uint32Array(block.buffer, block.byteOffset, block.length / 4);
     const w = wBytes / 4;
     const stride = rowBytes / 4;
     for (let r = 0, s = (data.byteOffset % 4 + start) / 4, d = 0; r < h; r++, s += stride) for (let c = 0; c < w; c++) dst[d++] = src[s + c];

@@ -74,6 +74,9 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
   opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
   const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
   const { tile } = core.config;
+  // Copied tiles of one tensor at a time, in one buffer reused across tensors: blocks are copied
+  // onto pages when placed and cut again (`reload`) to match a duplicate, so none outlives its turn.
+  let scratch = new Uint8Array(0);
   const tensors: NewTensor[] = parsed.tensors.map((t) => ({
     name: t.name,
     dtype: t.dtype,
@@ -83,7 +86,8 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
       const es = DTYPES[t.dtype].bytes;
       const grid = gridOf(t.dims, tile);
       // Whole-row blocks are views of the tensor; copied tiles can be cut again instead of kept.
-      return cutTensor(t.data, t.dims, es, tile).map((data, i) => (data.buffer === t.data.buffer ? { data } : { data, reload: () => cutBlock(t.data, grid, es, tile, i) }));
+      if (scratch.length < t.data.length) scratch = new Uint8Array(t.data.length);
+      return cutTensor(t.data, t.dims, es, tile, scratch).map((data, i) => (data.buffer === t.data.buffer ? { data } : { data, reload: () => cutBlock(t.data, grid, es, tile, i) }));
     },
     ...(t.encoding ? { encoding: t.encoding } : {}),
   }));

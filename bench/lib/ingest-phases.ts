@@ -1,0 +1,125 @@
+/**
+ * Ingest of one large model, phase by phase, against `cp` + `sync` of the same file in the same
+ * run (issue 12, finding 4). In the process: read, parse, cut, hash (each alone, as ingest runs
+ * them), then a whole `add` into a file store with its own marks (parse, dedup + pages written as
+ * they fill, commit). End to end: `tessera add` as a user runs it (the built CLI), with its peak
+ * RSS from the child process itself. Best of `runs` for times, worst for memory.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { parseModel } from '../../src/onnx/model.ts';
+import { cutTensor } from '../../src/blocks/tiling.ts';
+import { DTYPES } from '../../src/onnx/dtypes.ts';
+import { hash64Hex } from '../../src/hash.ts';
+import { DEFAULT_TILE } from '../../src/store/store.ts';
+import { openStore, addModelFile } from '../../src/node/open.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MiB = 2 ** 20;
+
+function sh(cmd: string, args: string[]): { ms: number; stderr: string } {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return { ms, stderr: r.stderr };
+}
+
+/** `cp` then `sync` of the copy (coreutils sync FILE fsyncs that file only). */
+function cpSync(file: string, dst: string): number {
+  return sh('sh', ['-c', `cp "$0" "$1" && sync "$1"`, file, dst]).ms;
+}
+
+async function inProcess(file: string, storeDir: string) {
+  const T = () => performance.now();
+  let t = T();
+  const buf = await readFile(file);
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const readMs = T() - t;
+  t = T();
+  const parsed = await parseModel(bytes);
+  const parseMs = T() - t;
+  // Cut and hash as ingest does: one tensor at a time, copied tiles in one reused scratch buffer.
+  let cutMs = 0;
+  let hashMs = 0;
+  let scratch = new Uint8Array(0);
+  for (const x of parsed.tensors) {
+    if (scratch.length < x.data.length) scratch = new Uint8Array(x.data.length);
+    t = T();
+    const blocks = cutTensor(x.data, x.dims, DTYPES[x.dtype].bytes, DEFAULT_TILE, scratch);
+    cutMs += T() - t;
+    t = T();
+    for (const b of blocks) hash64Hex(b);
+    hashMs += T() - t;
+  }
+
+  await rm(storeDir, { recursive: true, force: true });
+  const store = await openStore(storeDir, { create: true });
+  const marks = new Map<string, number>();
+  t = T();
+  await addModelFile(store, file, { name: 'model', onProgress: (p) => { if (!marks.has(p.phase)) marks.set(p.phase, T() - t); } });
+  const addMs = T() - t;
+  await store.close();
+  const at = (phase: string) => marks.get(phase) ?? addMs;
+  return {
+    readMs, parseMs, cutMs, hashMs, addMs,
+    // Phases of the add itself: read+parse until the first dedup mark, dedup with pages written as
+    // they fill until the commit mark, then the commit (pages fsynced, catalog record appended).
+    add: { readAndParseMs: at('dedup'), cutHashDedupPagesMs: at('commit') - at('dedup'), commitMs: addMs - at('commit') },
+  };
+}
+
+function cliAdd(file: string, storeDir: string): { ms: number; maxRssBytes: number } {
+  const r = sh(process.execPath, ['--import', join(ROOT, 'bench/lib/report-rss.mjs'), join(ROOT, 'bin/tessera.js'), 'add', storeDir, file, '--name', 'model']);
+  const line = r.stderr.trim().split('\n').pop()!;
+  return { ms: r.ms, maxRssBytes: JSON.parse(line).maxRssBytes };
+}
+
+function nodeStartup(): number {
+  return sh(process.execPath, ['-e', '0']).ms;
+}
+
+export async function ingestPhases(file: string, label: string, runs: number) {
+  const bytes = (await stat(file)).size;
+  const dir = join(tmpdir(), `tessera-bench-phases-${process.pid}`);
+  const best: Record<string, number> = {};
+  let phases: Awaited<ReturnType<typeof inProcess>> | null = null;
+  let worstRss = 0;
+  const keep = (k: string, v: number) => (best[k] = Math.min(best[k] ?? Infinity, v));
+  for (let i = 0; i < runs; i++) {
+    // Alternate baseline and tessera so both see the same machine noise.
+    keep('cpSyncMs', cpSync(file, `${dir}-copy.onnx`));
+    await rm(`${dir}-copy.onnx`, { force: true });
+    const p = await inProcess(file, `${dir}-store`);
+    if (!phases || p.addMs < phases.addMs) phases = p;
+    await rm(`${dir}-cli`, { recursive: true, force: true });
+    const cli = cliAdd(file, `${dir}-cli`);
+    keep('cliMs', cli.ms);
+    worstRss = Math.max(worstRss, cli.maxRssBytes);
+    keep('nodeStartupMs', nodeStartup());
+  }
+  await rm(`${dir}-store`, { recursive: true, force: true });
+  await rm(`${dir}-cli`, { recursive: true, force: true });
+  const inProcessMs = phases!.readMs + phases!.addMs;
+  const rssBudget = 1.5 * bytes + 64 * MiB;
+  const result = {
+    model: label,
+    bytes,
+    cpSyncMs: best.cpSyncMs,
+    phases: phases!,
+    inProcessMs,
+    inProcessVsCpSync: inProcessMs / best.cpSyncMs,
+    cliMs: best.cliMs,
+    nodeStartupMs: best.nodeStartupMs,
+    cliVsCpSync: best.cliMs / best.cpSyncMs,
+    cliMaxRssBytes: worstRss,
+    rssBudgetBytes: rssBudget,
+    rssVsBudget: worstRss / rssBudget,
+    rssVsFile: worstRss / bytes,
+    goals: { cliWithin5x: best.cliMs <= 5 * best.cpSyncMs, inProcessWithin2x: inProcessMs <= 2 * best.cpSyncMs, rssWithinBudget: worstRss <= rssBudget },
+  };
+  console.error('ingest phases', result);
+  return result;
+}
