@@ -109,6 +109,8 @@ test("browser quick start: the README's page, bundled by esbuild from the packag
   await run(bin, ['add', 'site-store', 'mlp.onnx'], { cwd: app });
   await run(bin, ['publish', 'site-store', 'public/models'], { cwd: app });
   await run(bin, ['browser-assets', 'public'], { cwd: app });
+  // Without a bundler: the prebuilt bundle beside a page that imports it by path.
+  await run(bin, ['browser-assets', '--bundle', 'public/plain'], { cwd: app });
   const readme = await readFile(join(repo, 'README.md'), 'utf8');
   const page = /<!-- browser-quick-start -->\s*```html\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(page, 'the README has a browser quick start page');
@@ -116,6 +118,8 @@ test("browser quick start: the README's page, bundled by esbuild from the packag
   const source = /```js\n(\/\/ page\.js[\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(source, 'the README has the page script');
   await writeFile(join(pub, 'index.html'), page);
+  const plain = source.replace("from 'tessera'", "from './tessera.browser.mjs'").replace("name: 'my-app'", "name: 'plain-page'");
+  await writeFile(join(pub, 'plain', 'index.html'), `<!doctype html><pre id="out"></pre><script type="module">${plain}</script>`);
   await writeFile(join(app, 'page.js'), source);
   await esbuild.build({ entryPoints: [join(app, 'page.js')], bundle: true, format: 'esm', platform: 'browser', outfile: join(pub, script), absWorkingDir: app, logLevel: 'silent' });
   const expected = JSON.parse((await run(bin, ['run', 'site-store', 'mlp', '--input', 'feeds.json'], { cwd: app, encoding: 'utf8' })).stdout).Y.data;
@@ -131,6 +135,10 @@ test("browser quick start: the README's page, bundled by esbuild from the packag
     const text = await tab.textContent('#out');
     assert.equal(errors, []);
     assert.equal(JSON.parse(text ?? 'null'), expected, `page printed ${text}`);
+    await tab.goto(server.url + '/plain/index.html');
+    await tab.waitForFunction(() => document.querySelector('#out')?.textContent?.startsWith('['), null, { timeout: 30000 }).catch(() => {});
+    assert.equal(errors, []);
+    assert.equal(JSON.parse((await tab.textContent('#out')) || 'null'), expected, 'the prebuilt bundle works without a bundler');
   } finally {
     await browser.close();
     await server.close();
