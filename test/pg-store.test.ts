@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStore } from '../src/node/open.ts';
 import { PgPageStore } from '../src/node/pg-store.ts';
-import { pageStoreConformance } from './store-conformance.ts';
+import { pageStoreConformance, storeBehaviour } from './store-conformance.ts';
+import type { PageStore } from '../src/store/page-store.ts';
 import { freshStoreUrl, sql } from './fixtures/postgres.ts';
 import { writerModel } from './fixtures/pg-writer.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
@@ -33,6 +34,22 @@ pageStoreConformance('postgres', async (pageSize) => {
       await drop();
     },
   };
+});
+
+storeBehaviour('postgres', async () => {
+  const { url, drop } = freshStoreUrl('behave');
+  const h = {
+    backend: (await PgPageStore.open(url, { create: true, pageSize: 8192 })) as PageStore,
+    reopen: async () => {
+      await h.backend.close();
+      return PgPageStore.open(url);
+    },
+    cleanup: async () => {
+      await h.backend.close();
+      await drop();
+    },
+  };
+  return h;
 });
 
 const TILE = { rows: 16, cols: 16 };

@@ -15,11 +15,13 @@
  * into slots the committed catalog does not reference, as the PageStore contract asks.
  * Readers: a small connection pool; each catalog read is one statement, so it sees one committed
  * state. A lost connection is reported as STORE_UNAVAILABLE and the pool reconnects on next use.
+ * The backend only moves sealed bytes (PageBackend); PgPageStore puts CheckedPageStore's checks,
+ * sealing and verifying in front of it, as for every backend.
  */
 import pg from 'pg';
 import { InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
-import type { PageStore, PageStoreSupports } from '../store/page-store.ts';
-import { openPage, sealPage } from '../store/page-format.ts';
+import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
+import { CheckedPageStore } from '../store/checked-store.ts';
 
 const FORMAT = 'tessera-store';
 const FORMAT_VERSION = 1;
@@ -78,7 +80,7 @@ function asBuffer(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
-export class PgPageStore implements PageStore {
+class PgBackend implements PageBackend {
   readonly kind = 'postgres';
   readonly supports: PageStoreSupports = { persistent: true, concurrentReaders: true, writerLock: true };
   private closed = false;
@@ -99,20 +101,11 @@ export class PgPageStore implements PageStore {
     return !this.writer;
   }
 
-  /** Crash recovery (PageStore contract): releases every page the committed catalog does not reference. */
-  async recover(referenced: ReadonlySet<number>): Promise<number[]> {
-    this.check();
-    if (!this.writer) return [];
-    const leaked = (await this.listPages()).filter((id) => !referenced.has(id));
-    await this.releasePages(leaked);
-    return leaked;
-  }
-
   private t(table: string): string {
     return `"${this.schema}"."${table}"`;
   }
 
-  static async open(url: string, opts: PgStoreOptions = {}): Promise<PgPageStore> {
+  static async open(url: string, opts: PgStoreOptions = {}): Promise<PgBackend> {
     const { connectionString, schema, display } = parsePostgresUrl(url);
     const readers = new pg.Pool({ connectionString, max: opts.maxConnections ?? 4, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5_000 });
     // An idle pooled connection that PostgreSQL drops must not crash the process; the pool replaces it.
@@ -155,7 +148,7 @@ export class PgPageStore implements PageStore {
         if (m.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `${display} uses store format ${m.version}; this tessera reads format ${FORMAT_VERSION}.`);
         pageSize = m.page_size;
       }
-      const store = new PgPageStore(display, schema, pageSize, readers, writer);
+      const store = new PgBackend(display, schema, pageSize, readers, writer);
       writer?.on('error', (e) => {
         store.lost = e;
       });
@@ -189,7 +182,7 @@ export class PgPageStore implements PageStore {
     }
   }
 
-  async readPage(id: number, epoch?: number): Promise<Uint8Array> {
+  async readSealed(id: number): Promise<Uint8Array> {
     this.check();
     let rows: { sealed: Buffer }[];
     try {
@@ -197,22 +190,17 @@ export class PgPageStore implements PageStore {
     } catch (e) {
       throw pgError(`cannot read page ${id}`, e);
     }
-    return openPage(id, rows.length ? asBytes(rows[0].sealed) : new Uint8Array(0), this.pageSize, epoch);
+    return rows.length ? asBytes(rows[0].sealed) : new Uint8Array(0);
   }
 
-  async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
+  async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
     const w = this.writable();
-    for (const p of pages) {
-      if (p.data.length > this.pageSize) throw new InvalidArgumentError(`page ${p.id}: ${p.data.length} bytes exceed the page size ${this.pageSize}`);
-    }
     if (!pages.length) return;
     try {
       // One statement: all the pages or none.
-      const ids = pages.map((p) => p.id);
-      const bodies = pages.map((p) => asBuffer(sealPage(p.id, p.epoch, p.data)));
       await w.query(
         `insert into ${this.t('pages')} (id, sealed) select * from unnest($1::int[], $2::bytea[]) on conflict (id) do update set sealed = excluded.sealed`,
-        [ids, bodies],
+        [pages.map((p) => p.id), pages.map((p) => asBuffer(p.sealed))],
       );
     } catch (e) {
       throw pgError('cannot write pages', e);
@@ -274,16 +262,6 @@ export class PgPageStore implements PageStore {
     }
   }
 
-  /** Deletes page slots at or above `count` (never-committed writes left by a crash). */
-  async truncatePages(count: number): Promise<void> {
-    const w = this.writable();
-    try {
-      await w.query(`delete from ${this.t('pages')} where id >= $1`, [count]);
-    } catch (e) {
-      throw pgError('cannot cut uncommitted pages', e);
-    }
-  }
-
   async listPages(): Promise<number[]> {
     this.check();
     try {
@@ -306,6 +284,40 @@ export class PgPageStore implements PageStore {
     // Ending the writer's session releases its advisory lock.
     await this.writer?.end().catch(() => {});
     await this.readers.end().catch(() => {});
+  }
+}
+
+/** The PostgreSQL PageStore: the backend behind the checks every backend shares. */
+export class PgPageStore extends CheckedPageStore {
+  private constructor(raw: PgBackend) {
+    super(raw);
+  }
+
+  static async open(url: string, opts: PgStoreOptions = {}): Promise<PgPageStore> {
+    return new PgPageStore(await PgBackend.open(url, opts));
+  }
+
+  /** postgres://user@host:port/db?schema=NAME (no password). */
+  get location(): string {
+    return (this.raw as PgBackend).location;
+  }
+
+  /** The commit sequence number: it changes whenever the committed catalog does (readers poll it). */
+  commitSeq(): Promise<number> {
+    this.checkOpen();
+    return (this.raw as PgBackend).commitSeq();
+  }
+
+  /** The committed catalog and the commit sequence it is at, read as one state. */
+  readCatalogAt(): Promise<{ seq: number; catalog: { snapshot: Uint8Array | null; records: Uint8Array[] } }> {
+    this.checkOpen();
+    return (this.raw as PgBackend).readCatalogAt();
+  }
+
+  /** Drops the whole store (schema and tables): for tests and tooling, never implicit. */
+  destroy(): Promise<void> {
+    this.checkWritable();
+    return (this.raw as PgBackend).destroy();
   }
 }
 
