@@ -38,8 +38,11 @@ test('info lists inputs and outputs with dtypes and shapes, size, shared bytes a
   assert.match(text, /^pages +\d+/m);
   const twin = JSON.parse((await cli(['info', store, 'twin', '--json'])).stdout);
   assert.is(twin.sharedBytes, twin.logicalBytes, 'a twin shares every byte');
+  assert.equal(twin.sharedWith, ['alpha']);
   const other = JSON.parse((await cli(['info', store, 'other', '--json'])).stdout);
-  assert.ok(other.sharedBytes < other.logicalBytes, 'different weights are its own');
+  assert.is(other.sharedBytes, 0, 'different weights are its own');
+  assert.equal(other.sharedWith, []);
+  assert.match(text, /shared +[0-9.]+ (B|KiB) \(100%\) with twin;/);
   assert.equal(other.inputs, [{ name: 'X', dtype: 'float32', shape: ['N', 8] }]);
   const ghost = await cli(['info', store, 'ghost']);
   assert.is(ghost.code, 1);

@@ -5,8 +5,31 @@
  */
 import type { Command } from 'commander';
 import type { TensorIOInfo } from '../../catalog/catalog.ts';
+import type { TesseraStore } from '../../store/store.ts';
 import { formatBytes, print, printJson, table } from '../output.ts';
 import { STORE_ARG, withStore } from '../store.ts';
+
+/**
+ * Bytes of the model's blocks that other models reference too (counted per use, stored once),
+ * and those models, from the store's read-only catalog view.
+ */
+function sharing(store: TesseraStore, name: string): { sharedBytes: number; sharedWith: string[] } {
+  const view = store.catalog;
+  const uses = new Map<number, number>();
+  for (const t of view.models.get(name)!.tensors) for (const id of t.blocks) uses.set(id, (uses.get(id) ?? 0) + 1);
+  let sharedBytes = 0;
+  for (const [id, n] of uses) {
+    const b = view.blocks.get(id);
+    if (b && b.refs > n) sharedBytes += b.length * n;
+  }
+  const sharedWith: string[] = [];
+  if (sharedBytes) {
+    for (const [other, m] of view.models) {
+      if (other !== name && m.tensors.some((t) => t.blocks.some((id) => uses.has(id)))) sharedWith.push(other);
+    }
+  }
+  return { sharedBytes, sharedWith };
+}
 
 export const shapeText = (shape: TensorIOInfo['shape']) => `[${shape.map((d) => (d === null || d === '' ? '?' : String(d))).join(', ')}]`;
 
@@ -21,9 +44,7 @@ export function register(program: Command): void {
       await withStore(path, async (store) => {
         const m = store.model(name);
         const s = store.stats().perModel.find((x) => x.name === name)!;
-        // Bytes of this model's blocks that are not its alone: held by other models too, or
-        // repeated inside this one. Either way they are stored once.
-        const sharedBytes = s.logicalBytes - s.uniqueBytes;
+        const { sharedBytes, sharedWith } = sharing(store, name);
         const info = {
           name,
           inputs: m.inputs,
@@ -33,6 +54,7 @@ export function register(program: Command): void {
           logicalBytes: s.logicalBytes,
           uniqueBytes: s.uniqueBytes,
           sharedBytes,
+          sharedWith,
           pages: s.pages,
           readAmplification: s.readAmplification,
           substitutions: s.substitutions,
@@ -42,7 +64,8 @@ export function register(program: Command): void {
         const pct = s.logicalBytes ? ` (${((sharedBytes / s.logicalBytes) * 100).toFixed(0)}%)` : '';
         print(`model    ${name}`);
         print(`size     ${formatBytes(s.logicalBytes)} of weights in ${s.tensors} tensors, ${s.blocks} blocks`);
-        print(`shared   ${formatBytes(sharedBytes)}${pct} shared with other models or repeated; ${formatBytes(s.uniqueBytes)} its own`);
+        const others = sharedWith.length ? `with ${sharedWith.slice(0, 5).join(', ')}${sharedWith.length > 5 ? ` and ${sharedWith.length - 5} more` : ''}` : 'with no other model';
+        print(`shared   ${formatBytes(sharedBytes)}${pct} ${others}; ${formatBytes(s.uniqueBytes)} held by it alone`);
         print(`pages    ${s.pages} (read amplification ${s.readAmplification.toFixed(2)})`);
         if (s.substitutions) print(`pending  ${s.substitutions} substitutions (undo: tessera dedup ${path} --undo ${name})`);
         print(`added    ${s.addedAt}`);
