@@ -15,6 +15,7 @@ import { DTYPES, type DType } from '../src/onnx/dtypes.ts';
 import { bfloat16Bits, bfloat16Value, float16Bits, float16Value, plainValues, tensorData, tensorDataFromBytes } from '../src/onnx/tensor-values.ts';
 import * as B from './fixtures/onnx-builders.ts';
 import { codeOf } from './helpers.ts';
+import { denseFeed, type DensePlan } from '../src/runtime/dense-plan.ts';
 
 const ort = ortNode as unknown as OrtModule;
 const STRING = 8; // TensorProto.DataType.STRING
@@ -148,6 +149,13 @@ test('a plain feed of every dtype gives the outputs of the same values as an ort
     }
   }
   await store.close();
+});
+
+test('the block-native dense executor checks plain feeds the same way (a string or null is refused)', async () => {
+  const plan = { input: 'x', inFeatures: 2 } as DensePlan;
+  assert.equal(Array.from(denseFeed('m', plan, { x: { data: [0.5, 'NaN'], dims: [1, 2] } }).data), [0.5, NaN]);
+  assert.is(await codeOf(() => denseFeed('m', plan, { x: { data: [0.5, 'abc'], dims: [1, 2] } })), 'INVALID_FEEDS');
+  assert.is(await codeOf(() => denseFeed('m', plan, { x: { data: [null, 1], dims: [1, 2] } })), 'INVALID_FEEDS');
 });
 
 test.run();

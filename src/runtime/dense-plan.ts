@@ -11,6 +11,7 @@ import type { ModelEntry, TensorEntry } from '../catalog/catalog.ts';
 import type { BlockTable } from '../store/block-source.ts';
 import { gridOf, tileExtent, type TileShape } from '../blocks/tiling.ts';
 import { InferenceError } from '../errors.ts';
+import { tensorData } from '../onnx/tensor-values.ts';
 
 export type DenseStep =
   | { op: 'dense'; tensor: number; k: number; n: number; transB: boolean }
@@ -178,10 +179,8 @@ export function denseFeed(model: string, plan: DensePlan, feeds: Record<string, 
     throw new InferenceError('INVALID_FEEDS', `input "${plan.input}" must have rank 2 ([N, ${plan.inFeatures}]), got [${Array.isArray(dims) ? dims.join(', ') : String(dims)}].`);
   }
   if (dims[1] !== plan.inFeatures) throw new InferenceError('INVALID_FEEDS', `input "${plan.input}" dim 1 must be ${plan.inFeatures}, got ${dims[1]} (shape [${dims.join(', ')}]).`);
-  let data: Float32Array;
-  if (f.data instanceof Float32Array) data = f.data;
-  else if (ArrayBuffer.isView(f.data) || Array.isArray(f.data)) data = Float32Array.from(f.data as ArrayLike<number>);
-  else throw new InferenceError('INVALID_FEEDS', `input "${plan.input}": data must be a Float32Array or a list of numbers.`);
+  // Checked like every plain feed (src/onnx/tensor-values.ts): a string or null is refused, not NaN or 0.
+  const data = tensorData('float32', f.data, `input "${plan.input}"`) as Float32Array;
   if (data.length !== dims[0] * dims[1]) throw new InferenceError('INVALID_FEEDS', `input "${plan.input}": ${data.length} values given, dims [${dims.join(', ')}] need ${dims[0] * dims[1]}.`);
   return { data, batch: dims[0] };
 }
