@@ -1,5 +1,5 @@
 /**
- * tessera for the browser: a model store in IndexedDB, imports from a store published over
+ * tessera for the browser: the isomorphic surface (src/core.ts) plus a model store in IndexedDB, imports from a store published over
  * HTTP (fetching only the pages not already held), and inference with onnxruntime-web.
  *
  *   const remote = await PublishedStore.open(httpSource('/models/'));
@@ -19,16 +19,9 @@ import { TesseraStore } from './store/store.ts';
 import { defaultOrt } from './runtime/ort.ts';
 import type { TileShape } from './blocks/tiling.ts';
 
+export * from './core.ts';
 export { IdbPageStore, type IdbStoreOptions } from './browser/idb-store.ts';
 export { httpSource, type HttpSource, type HttpSourceOptions } from './browser/http-source.ts';
-export { PublishedStore, importModels, INDEX_FILE, type ImportOptions, type ImportProgress, type ImportReport, type PublishedIndex, type PublishedModelSummary, type PublishedSource } from './store/published.ts';
-export { TesseraStore, DEFAULT_TILE, validateModelName, type AddReport, type StoreStats, type ModelStats, type VerifyReport, type Progress } from './store/store.ts';
-export { MemoryPageStore } from './store/memory-store.ts';
-export type { PageStore } from './store/page-store.ts';
-export { ModelSession, type Feed, type SessionOptions, type WeightMode } from './runtime/session.ts';
-export { openSession } from './runtime/store-session.ts';
-export { defaultOrt as loadOrt, type OrtModule } from './runtime/ort.ts';
-export * from './errors.ts';
 
 export interface BrowserStoreOptions extends IdbStoreOptions {
   /** IndexedDB database name (default 'tessera'). */

@@ -4,7 +4,7 @@
  * `--runtime stub`: callers place inputs in memory they reserve once (`Arena`) and pass raw
  * pointers, so there is no copy through bindings and no GC churn per call.
  */
-import { TesseraError } from '../errors.ts';
+import { InternalError } from '../errors.ts';
 
 export interface KernelInstance<E> {
   exports: E;
@@ -25,7 +25,7 @@ export async function instantiateKernel<E>(name: string, wasmBase64: string): Pr
   const imports = {
     env: {
       abort(_msg: number, _file: number, line: number, col: number) {
-        throw new TesseraError('IO_ERROR', `kernel ${name} aborted at ${line}:${col}`);
+        throw new InternalError(`kernel ${name} aborted at ${line}:${col}`);
       },
       seed: () => 0x2545f491,
     },

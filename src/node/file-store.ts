@@ -20,7 +20,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
-import { CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
+import { CapacityError, CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import { hash64 } from '../hash.ts';
 import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
 import { CheckedPageStore } from '../store/checked-store.ts';
@@ -89,7 +89,7 @@ export function ioError(what: string, err: unknown): TesseraError {
   switch (e?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
-      return new StoreError('QUOTA_EXCEEDED', `${what}: the disk is full. Free space and retry; the store is unchanged.`, { cause: err });
+      return new CapacityError('QUOTA_EXCEEDED', `${what}: the disk is full. Free space and retry; the store is unchanged.`, { cause: err });
     case 'EACCES':
     case 'EPERM':
       return new StoreError('IO_ERROR', `${what}: permission denied (${e.code}). Writing needs write permission on the store folder; open read-only to read.`, { cause: err });

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StoreError, TesseraError } from '../errors.ts';
+import { CapacityError, StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
 import { syncDir, writeAll, type FileIO } from './file-io.ts';
 
@@ -133,7 +133,7 @@ export async function acquireLock(io: FileIO, dir: string, opts: LockOptions = {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') return new StoreError('IO_ERROR', `${path} is a folder, not a lock file: remove it (no writer is using it) and retry.`);
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new StoreError('IO_ERROR', `cannot ${what} ${path} (${code}): a writer needs write permission on the store folder; open read-only to read it.`, { cause: e });
-    if (code === 'ENOSPC') return new StoreError('QUOTA_EXCEEDED', `cannot ${what} ${path}: the disk is full. Free space and retry; the store is unchanged.`, { cause: e });
+    if (code === 'ENOSPC') return new CapacityError('QUOTA_EXCEEDED', `cannot ${what} ${path}: the disk is full. Free space and retry; the store is unchanged.`, { cause: e });
     return new StoreError('IO_ERROR', `cannot ${what} ${path}: ${(e as Error).message}`, { cause: e });
   };
   try {

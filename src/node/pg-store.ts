@@ -19,7 +19,7 @@
  * sealing and verifying in front of it, as for every backend.
  */
 import pg from 'pg';
-import { InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
+import { CapacityError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
 import { CheckedPageStore } from '../store/checked-store.ts';
 
@@ -68,7 +68,7 @@ export function pgError(what: string, err: unknown): TesseraError {
   if (/^(08|57P0)/.test(code) || /^E[A-Z]+$/.test(code) || /connection|terminat|timeout/i.test(message)) {
     return new StoreError('STORE_UNAVAILABLE', `${what}: PostgreSQL is not reachable (${message}). Retry when it is back; committed data is safe.`, { cause: err });
   }
-  if (code === '53100') return new StoreError('QUOTA_EXCEEDED', `${what}: PostgreSQL's disk is full (${message}). Free space and retry; the store is unchanged.`, { cause: err });
+  if (code === '53100') return new CapacityError('QUOTA_EXCEEDED', `${what}: PostgreSQL's disk is full (${message}). Free space and retry; the store is unchanged.`, { cause: err });
   return new StoreError('IO_ERROR', `${what}: ${message}`, { cause: err });
 }
 

@@ -5,7 +5,7 @@
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreError, TesseraError } from '../errors.ts';
+import { CapacityError, StoreError, TesseraError } from '../errors.ts';
 import { sealPage } from '../store/page-format.ts';
 import { buildIndex, INDEX_FILE, pageFile, type PublishedIndex, type PublishedSource } from '../store/published.ts';
 import type { TesseraStore } from '../store/store.ts';
@@ -26,7 +26,7 @@ export interface PublishReport {
 function ioError(what: string, e: unknown): TesseraError {
   if (e instanceof TesseraError) return e;
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC') return new StoreError('QUOTA_EXCEEDED', `${what}: the disk is full. Free space and publish again.`, { cause: e });
+  if (code === 'ENOSPC') return new CapacityError('QUOTA_EXCEEDED', `${what}: the disk is full. Free space and publish again.`, { cause: e });
   return new StoreError('IO_ERROR', `${what}: ${(e as Error).message}`, { cause: e });
 }
 

@@ -6,14 +6,9 @@
  * a list of pages plus, per tensor, the pages it reads. netsDB's rule: a tensor may only read a
  * page all of whose blocks it needs.
  */
-import { TesseraError } from '../errors.ts';
+import { PackingInputError } from '../errors.ts';
 
-/** Bad packing input: empty, out-of-range ids, or a page that cannot hold whole blocks. */
-export class PackingInputError extends TesseraError {
-  constructor(message: string) {
-    super('PACKING_INPUT', message);
-  }
-}
+export { PackingInputError };
 
 export interface PackingInput {
   /** For each tensor, the ids (non-negative integers) of the blocks it needs; duplicates are ignored. */

@@ -5,7 +5,7 @@
  * pool reads a page and given back when the pool drops it. Frames are reused last-in first-out,
  * so the memory touched (RSS) stays at the most pages ever resident at once.
  */
-import { CapacityError, InferenceError } from '../errors.ts';
+import { CapacityError, InternalError } from '../errors.ts';
 import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
 
 export class PageFrames {
@@ -34,7 +34,7 @@ export class PageFrames {
   /** The byte address of a resident page's frame. */
   of(page: number): number {
     const ptr = this.byPage.get(page);
-    if (ptr === undefined) throw new InferenceError('INFERENCE_FAILED', `page ${page} is used but not resident (pin it first)`);
+    if (ptr === undefined) throw new InternalError(`page ${page} is used but not resident (pin it first)`);
     return ptr;
   }
   bytes(page: number, offset: number, length: number): Uint8Array {

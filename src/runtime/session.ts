@@ -1,7 +1,7 @@
 /**
  * A model served from the store: weights assembled from pages, handed to ONNX Runtime.
  *
- * How weights reach the runtime is a measured choice (`npm run bench -- serving-modes`, README):
+ * How weights reach the runtime is a measured choice (`npm run bench -- store`, docs/benchmarks.md):
  * - 'external': the skeleton marks every weight as external data in one buffer, passed through
  *   the `externalData` session option. No protobuf encoding of weights; runs as fast as inline.
  * - 'inline': the skeleton re-encoded with weights as raw_data (a full ONNX file in memory).

@@ -2,7 +2,7 @@
  * Ingest: ONNX bytes → tensors → blocks → exact dedup (xxHash64 + byte comparison) → new blocks
  * onto pages (the page writer writes each page as it fills) → one 'add' record (the commit).
  */
-import { InvalidArgumentError, ModelExistsError, TesseraError } from '../errors.ts';
+import { InvalidArgumentError, InvalidNameError, ModelExistsError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
 import { parseModel, type TensorEncoding } from '../onnx/model.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
@@ -59,7 +59,7 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 /** Model names become file names on export and keys everywhere: keep them plain. */
 export function validateModelName(name: string): void {
   if (!NAME_RE.test(name) || name.includes('..')) {
-    throw new TesseraError('INVALID_NAME', `invalid model name "${name}": use 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no paths).`);
+    throw new InvalidNameError(`invalid model name "${name}": use 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no paths).`);
   }
 }
 

@@ -93,6 +93,7 @@ export function register(program: Command): void {
         }
         const added: AddReport[] = [];
         const failed: { file: string; name: string; error: string; code: string }[] = [];
+        let firstFailure: TesseraError | undefined;
         for (const p of planned) {
           const bar = progressBar(`add ${p.name}`);
           try {
@@ -112,6 +113,7 @@ export function register(program: Command): void {
               throw e;
             }
             failed.push({ file: p.file, name: p.name, error: e.message, code: e.code });
+            firstFailure ??= e;
           }
         }
         if (o.json) printJson(o.keepGoing ? { added, failed } : added);
@@ -122,7 +124,11 @@ export function register(program: Command): void {
         if (failed.length) {
           process.exitCode = 1;
           // Nothing at all was added: fail, so that a store this command created is undone.
-          if (!added.length) throw new TesseraError(failed[0].code as TesseraError['code'], `no model was added: ${failed.map((f) => f.file).join(', ')} failed.`);
+          if (!added.length && firstFailure) {
+            // The first failure, with its class and code, saying that nothing was added.
+            firstFailure.message = `no model was added: ${failed.map((f) => f.file).join(', ')} failed.`;
+            throw firstFailure;
+          }
           if (o.json) note(`${failed.length} of ${planned.length} files were not added`);
         }
       }, { create: true, pageSize: o.pageSize, tile: o.tile });

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TesseraError } from '../../errors.ts';
+import { InvalidArgumentError, TesseraError } from '../../errors.ts';
 import type { TesseraStore } from '../../store/store.ts';
 import { createEvaluator, parseEvalSet, syntheticEvalSet, type EvalSet } from '../../dedup/evaluate.ts';
 import { DEDUP_METHODS, DEFAULT_DEDUP_METHOD, dedupLossless, dedupMethod, dedupModels, validateMaxDrop } from '../../dedup/planner.ts';
@@ -19,13 +19,13 @@ async function readEvalFile(file: string): Promise<EvalSet> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new TesseraError('INVALID_ARGUMENT', `cannot read evaluation file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InvalidArgumentError(`cannot read evaluation file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new TesseraError('INVALID_ARGUMENT', `evaluation file ${file} is not valid JSON (${(e as Error).message}).`);
+    throw new InvalidArgumentError(`evaluation file ${file} is not valid JSON (${(e as Error).message}).`);
   }
   return parseEvalSet(parsed, `evaluation file ${file}`);
 }
@@ -39,7 +39,7 @@ async function evalSource(path: string): Promise<(model: string) => Promise<Eval
   try {
     isDir = (await stat(path)).isDirectory();
   } catch (e) {
-    throw new TesseraError('INVALID_ARGUMENT', `cannot read evaluation file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InvalidArgumentError(`cannot read evaluation file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (!isDir) {
     const set = await readEvalFile(path);
@@ -70,9 +70,9 @@ export function register(program: Command): void {
     .option('--json', 'print the per-model reports as JSON')
     .action(async (path: string, o) => {
       const modes = [o.undo !== undefined, !!o.settle, !!o.lossless].filter(Boolean).length;
-      if (modes > 1) throw new TesseraError('INVALID_ARGUMENT', '--undo, --settle and --lossless are separate operations: give one.');
+      if (modes > 1) throw new InvalidArgumentError('--undo, --settle and --lossless are separate operations: give one.');
       if (!o.undo && !o.settle && !o.lossless) {
-        if (o.maxDrop === undefined) throw new TesseraError('INVALID_ARGUMENT', '--max-drop is required for lossy dedup (e.g. --max-drop 0.01 for one accuracy point), or use --lossless.');
+        if (o.maxDrop === undefined) throw new InvalidArgumentError('--max-drop is required for lossy dedup (e.g. --max-drop 0.01 for one accuracy point), or use --lossless.');
         validateMaxDrop(o.maxDrop);
       }
       dedupMethod(o.method); // INVALID_ARGUMENT before any work

@@ -1,0 +1,108 @@
+/**
+ * The layer order (issue 11, item 3): the table in the README's "Architecture" section is the
+ * law; this test parses the imports of every file under src/ and fails on an edge it does not
+ * allow. A module may import modules of lower layers only (never its own layer's other modules:
+ * runtime and dedup sit side by side and neither imports the other). docs/design.md carries the
+ * same table.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const ROOT = join(import.meta.dirname, '..');
+const SRC = join(ROOT, 'src');
+
+/**
+ * Known back-edges, to be removed by their owners (each one named: file → module it imports).
+ * - dedup/evaluate.ts builds onnxruntime sessions itself: the evaluator is to take a session
+ *   factory instead (issue 11, item 3).
+ */
+const KNOWN_BACK_EDGES = new Set(['dedup/evaluate.ts -> runtime/']);
+
+/** Module of a path under src/: its top folder (`store/`), or the file at the top (`core.ts`). */
+function moduleOf(path: string): string {
+  const rel = relative(SRC, path);
+  const i = rel.indexOf('/');
+  return i < 0 ? rel : rel.slice(0, i + 1);
+}
+
+/** Layers from the README's Architecture table: rows `| N name | `module`, ... | ... |`. */
+function layerTable(markdown: string, where: string): Map<string, number> {
+  const section = markdown.split(/^## /m).find((s) => s.startsWith('Architecture'));
+  assert.ok(section, `${where} has no "## Architecture" section`);
+  const layers = new Map<string, number>();
+  for (const line of section!.split('\n')) {
+    const row = /^\|\s*(\d+)\s[^|]*\|([^|]*)\|/.exec(line);
+    if (!row) continue;
+    for (const m of row[2].matchAll(/`([^`]+)`/g)) layers.set(m[1], Number(row[1]));
+  }
+  assert.ok(layers.size > 5, `${where}: the Architecture section has no layer table`);
+  return layers;
+}
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) out.push(...sourceFiles(p));
+    else if (f.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Relative imports and re-exports of a file (static, dynamic, type-only alike). */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s(?:[^'";]*?\sfrom\s)?['"](\.{1,2}\/[^'"]+)['"]/g)) out.push(m[1]);
+  for (const m of text.matchAll(/import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g)) out.push(m[1]);
+  return out;
+}
+
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const LAYERS = layerTable(readme, 'README.md');
+
+test('every module under src/ has a layer in the README table', () => {
+  const modules = new Set(sourceFiles(SRC).map(moduleOf));
+  const missing = [...modules].filter((m) => !LAYERS.has(m));
+  assert.equal(missing, [], `add them to the README's Architecture table: ${missing.join(', ')}`);
+});
+
+test('imports under src/ only point down the layers', () => {
+  const bad: string[] = [];
+  const used = new Set<string>();
+  for (const file of sourceFiles(SRC)) {
+    const from = moduleOf(file);
+    for (const spec of importsOf(file)) {
+      const target = normalize(join(dirname(file), spec));
+      if (!target.startsWith(SRC + '/')) continue; // package.json and the like
+      const to = moduleOf(target);
+      if (to === from) continue;
+      const edge = `${relative(SRC, file)} -> ${to}`;
+      if (LAYERS.get(to)! < LAYERS.get(from)!) continue;
+      if (KNOWN_BACK_EDGES.has(edge)) {
+        used.add(edge);
+        continue;
+      }
+      bad.push(`${edge} (layer ${LAYERS.get(from)} imports layer ${LAYERS.get(to)})`);
+    }
+  }
+  assert.equal(bad, []);
+  const stale = [...KNOWN_BACK_EDGES].filter((e) => !used.has(e));
+  assert.equal(stale, [], 'known back-edges that no longer exist: remove them from the allowance');
+});
+
+test('the test catches an edge that points up', () => {
+  // store (layer 4) importing runtime (layer 5) is exactly what the order forbids.
+  assert.ok(LAYERS.get('runtime/')! > LAYERS.get('store/')!);
+  assert.ok(LAYERS.get('dedup/') === LAYERS.get('runtime/'), 'dedup and runtime sit side by side');
+  assert.equal(importsOf(join(SRC, 'core.ts')).filter((s) => s.includes('node/') || s.includes('browser/')), [], 'core.ts stays isomorphic');
+});
+
+test('docs/design.md carries the same layer table', () => {
+  const design = layerTable(readFileSync(join(ROOT, 'docs', 'design.md'), 'utf8'), 'docs/design.md');
+  assert.equal([...design].sort(), [...LAYERS].sort());
+});
+
+test.run();
