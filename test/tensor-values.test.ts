@@ -14,8 +14,11 @@ import type { OrtModule } from '../src/runtime/ort.ts';
 import { DTYPES, type DType } from '../src/onnx/dtypes.ts';
 import { bfloat16Bits, bfloat16Value, float16Bits, float16Value, plainValues, tensorData, tensorDataFromBytes } from '../src/onnx/tensor-values.ts';
 import * as B from './fixtures/onnx-builders.ts';
-import { codeOf } from './helpers.ts';
+import { codeOf, tempDir } from './helpers.ts';
 import { denseFeed, type DensePlan } from '../src/runtime/dense-plan.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cli } from './cli-helpers.ts';
 
 const ort = ortNode as unknown as OrtModule;
 const STRING = 8; // TensorProto.DataType.STRING
@@ -149,6 +152,28 @@ test('a plain feed of every dtype gives the outputs of the same values as an ort
     }
   }
   await store.close();
+});
+
+test('tessera run: float16 and string inputs as JSON values, float16 and NaN outputs as values; a bad value exits non-zero', async () => {
+  const dir = await tempDir();
+  try {
+    const store = join(dir.path, 'store');
+    await writeFile(join(dir.path, 'half.onnx'), identityModel('float16'));
+    await writeFile(join(dir.path, 'text.onnx'), identityModel('string'));
+    assert.is((await cli(['add', store, join(dir.path, 'half.onnx'), join(dir.path, 'text.onnx')])).code, 0);
+    const half = await cli(['run', store, 'half', '--input', '-'], JSON.stringify({ X: { dims: [2, 3], data: [0.5, -1, 'NaN', 'Infinity', 65504, 0.1] } }));
+    assert.is(half.code, 0, half.stderr);
+    const out = JSON.parse(half.stdout);
+    assert.equal(out.Y.data, [0.5, -1, 'NaN', 'Infinity', 65504, float16Value(float16Bits(0.1))]);
+    assert.equal(out.F.data, out.Y.data, 'the float32 cast of the half input agrees');
+    const text = await cli(['run', store, 'text', '--input', '-'], JSON.stringify({ X: { dims: [2, 3], data: ['a', 'b', '', 'ü', 'x', 'y'] } }));
+    assert.is(text.code, 0, text.stderr);
+    assert.equal(JSON.parse(text.stdout).Y.data, ['a', 'b', '', 'ü', 'x', 'y']);
+    const bad = await cli(['run', store, 'half', '--input', '-'], JSON.stringify({ X: { dims: [2, 3], data: [0.5, 'half', 0, 0, 0, 0] } }));
+    assert.ok(bad.code !== 0 && /element 1 is "half", not a number/.test(bad.stderr), bad.stderr);
+  } finally {
+    await dir.cleanup();
+  }
 });
 
 test('the block-native dense executor checks plain feeds the same way (a string or null is refused)', async () => {
