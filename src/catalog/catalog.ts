@@ -121,7 +121,7 @@ export type CatalogRecord =
   | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[]; moved?: BlockMove[] }
   /** Compaction of some pages: the listed blocks moved onto new pages; pages left empty free. */
   | { t: 'repack'; seq: number; blocks: BlockMove[]; pages: { id: number; used: number }[] }
-  /** Compaction: every live block moved to (page, offset) on a new set of pages. */
+  /** Compaction of earlier versions (still replayed): every live block moved onto a new set of pages. */
   | { t: 'relayout'; seq: number; blocks: { id: number; page: number; offset: number }[]; pages: { id: number; used: number }[] };
 
 // ---- wire encoding: msgpack, with block tables as little-endian typed-array bytes ----
@@ -454,13 +454,6 @@ export class Catalog {
     };
     for (const id of modelRefs(model)) drop(id);
     return freed.sort((a, b) => a - b);
-  }
-
-  /** `n` page ids the committed state does not use, lowest first (reusing freed slots). */
-  freePageIds(n: number): number[] {
-    const ids: number[] = [];
-    for (let id = 0; ids.length < n; id++) if (!this.pages.has(id)) ids.push(id);
-    return ids;
   }
 
   /** One past the highest page id in use. */

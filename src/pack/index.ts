@@ -1,6 +1,7 @@
 /**
  * Page packing (PAPER.md section 2): which blocks go on which page so that models read few pages
- * and the store holds few. Entry points: planPages (the store), the algorithms by name (packers),
+ * and the store holds few. Entry points: packBytes (the store's compaction: mixed block sizes),
+ * planPages (the paper's slot model), the algorithms by name (packers),
  * evaluateLayout (page counts and read amplification), lowerBounds (optimality gap).
  */
 export { PackingInputError, makeProblem, trivialLowerBound, layoutFrom, pageCount } from './problem.ts';
@@ -18,4 +19,6 @@ export type { LowerBounds } from './bounds.ts';
 export { packers, PACKING_ALGORITHMS } from './algorithms.ts';
 export type { PackingAlgorithm } from './algorithms.ts';
 export { planPages } from './plan.ts';
+export { packBytes } from './bytes.ts';
+export type { BytePacking } from './bytes.ts';
 export type { PagePlan } from './plan.ts';

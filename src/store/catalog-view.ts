@@ -26,8 +26,6 @@ export interface CatalogView {
   pagesRead(model: ModelEntry): number[];
   /** Models that need a block on `page`: in a slot, as a retained original, or as a delta's base. */
   modelsOnPage(page: number): string[];
-  /** Pages removing `name` would free. */
-  pagesFreedBy(name: string): number[];
   /** One past the highest page id in use. */
   pageLimit(): number;
   /** Bytes of stored blocks (what pages must hold at least). */
@@ -116,10 +114,6 @@ class LiveCatalogView implements CatalogView {
       if (modelRefs(m).some(onPage)) out.push(m.name);
     }
     return out;
-  }
-
-  pagesFreedBy(name: string): number[] {
-    return this.current().pagesFreedBy(name);
   }
 
   pageLimit(): number {
