@@ -12,18 +12,21 @@
  * at most `maxInflight` bodies of at most `maxBodyBytes` are held), 503 timed out, draining or
  * store unreachable, 500 anything else.
  *
- * Following commits: a catalog view (TesseraStore over the shared backend) and a runtime Server
- * form a generation. The node polls the store's commit stamp; when it changes, new requests wait,
- * the requests on the old generation finish, its Server is closed (so one budget's worth of memory
- * is held at any time) and a new generation is built on a fresh view. A request that finds its
- * model missing, or a page gone (a compact on another node), checks for commits and retries once.
+ * Following commits: the node polls the store's commit stamp (PostgreSQL's commit sequence, the
+ * file store's catalog files) and refreshes its catalog view in place. When the new catalog only
+ * adds (every page, block and model the runtime may hold is unchanged) the runtime keeps serving
+ * with its pools warm and serves the new models too. Otherwise (a model removed, pages moved by a
+ * compact) new requests wait, the requests in flight finish, the runtime is closed and a new one is
+ * made, so one budget's worth of memory is held at any time. A request that finds its model
+ * missing, or a page changed under it, checks for commits and retries once.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError } from '../../errors.ts';
-import { TesseraStore } from '../../store/store.ts';
+import type { TesseraStore } from '../../store/store.ts';
 import type { PageStore } from '../../store/page-store.ts';
+import type { ModelEntry } from '../../catalog/catalog.ts';
 import { Server, type ServerOptions } from '../../runtime/server.ts';
 import { ProtocolError, encodeInferResponse, parseInferRequest, tensorMetadata, unknownOutputs } from './kserve.ts';
 import { NodeMetrics, type ServingFigures } from './metrics.ts';
@@ -182,37 +185,44 @@ export class InferenceHttpServer {
       this.storeUp = false;
       return;
     }
-    if (stamp === this.gen.stamp) return;
-    let view: TesseraStore;
+    const g = this.gen;
+    if (stamp === g.stamp) return;
+    // The maps of the catalog the server has been serving (refresh replaces the catalog object).
+    const before = { pages: g.store.catalog.pages, blocks: g.store.catalog.blocks, models: g.store.catalog.models };
     try {
-      // Read the new catalog before stopping anything: if the store is unreachable, keep serving.
-      view = await TesseraStore.open(this.store.backend);
+      await g.store.refresh();
     } catch (e) {
       this.opts.log?.(`catalog refresh failed, still serving the previous view: ${(e as Error).message}`);
       return;
     }
-    const old = this.gen;
+    this.refreshes++;
+    if (onlyAdds(before, g.store.catalog)) {
+      // Models were added and nothing the server may hold changed: it serves them as they are, pools kept.
+      g.stamp = stamp;
+      this.opts.log?.(`catalog at ${stamp}: ${g.store.listModels().length} models (added in place)`);
+      return;
+    }
+    // Models removed or pages moved: pooled pages may be stale. New requests wait (the gate is set
+    // before any await), those in flight finish (a page that moved fails its epoch check and is
+    // retried), and the old Server is closed before the new one is made: one budget at a time.
     const gate = (this.gate = deferred());
     try {
-      // One budget at a time: the old generation's requests finish and its Server is closed first.
-      old.retired = true;
-      if (old.active) await new Promise<void>((r) => (old.drained = r));
-      const m = old.server.metrics();
+      g.retired = true;
+      if (g.active) await new Promise<void>((r) => (g.drained = r));
+      const m = g.server.metrics();
       this.past.hits += m.hits;
       this.past.misses += m.misses;
       this.past.bytesRead += m.bytesRead;
       this.past.errors += m.errors;
       this.past.peakBytes = Math.max(this.past.peakBytes, m.peakBytes);
-      await old.server.close();
-      const serverOpts = { ...this.opts.server, budgetBytes: this.opts.budgetBytes };
+      await g.server.close();
       try {
-        this.gen = { store: view, server: await Server.create(view, serverOpts), stamp, active: 0, retired: false };
-        this.refreshes++;
-        this.opts.log?.(`catalog at ${stamp}: serving ${view.listModels().length} models`);
+        this.gen = { store: g.store, server: await Server.create(g.store, { ...this.opts.server, budgetBytes: this.opts.budgetBytes }), stamp, active: 0, retired: false };
+        this.opts.log?.(`catalog at ${stamp}: serving ${g.store.listModels().length} models (new runtime)`);
       } catch (e) {
-        // The new catalog cannot be served under this budget: keep the old view (retried next poll).
-        this.opts.log?.(`cannot serve the catalog at ${stamp} (${(e as Error).message}); still serving the previous view`);
-        this.gen = { store: old.store, server: await Server.create(old.store, serverOpts), stamp: old.stamp, active: 0, retired: false };
+        // This catalog cannot be served under the budget: requests get the reason (503); retried next poll.
+        this.opts.log?.(`cannot serve the catalog at ${stamp}: ${(e as Error).message}`);
+        this.gen = { store: g.store, server: unservable(e, this.opts.budgetBytes), stamp: 'unservable', active: 0, retired: false };
       }
     } finally {
       this.gate = null;
@@ -400,6 +410,35 @@ export class InferenceHttpServer {
     }
     await this.gen.server.close();
   }
+}
+
+/** True when `after` only adds to `before`: every page, block and model the server may hold is unchanged. */
+function onlyAdds(
+  before: { pages: ReadonlyMap<number, { epoch: number }>; blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number }>; models: ReadonlyMap<string, ModelEntry> },
+  after: { pages: ReadonlyMap<number, { epoch: number }>; blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number }>; models: ReadonlyMap<string, ModelEntry> },
+): boolean {
+  for (const [id, p] of before.pages) if (after.pages.get(id)?.epoch !== p.epoch) return false;
+  for (const [id, b] of before.blocks) {
+    const n = after.blocks.get(id);
+    if (!n || n.page !== b.page || n.offset !== b.offset || n.length !== b.length || n.base !== b.base) return false;
+  }
+  for (const [name, m] of before.models) {
+    const n = after.models.get(name);
+    if (!n || n.addedAt !== m.addedAt || (n.substitutions?.length ?? 0) !== (m.substitutions?.length ?? 0) || n.tensors.length !== m.tensors.length) return false;
+    for (let t = 0; t < m.tensors.length; t++) {
+      const x = m.tensors[t].blocks;
+      const y = n.tensors[t].blocks;
+      if (x.length !== y.length) return false;
+      for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    }
+  }
+  return true;
+}
+
+/** A stand-in runtime for a catalog the budget cannot serve: every request gets the reason. */
+function unservable(reason: unknown, budgetBytes: number): Server {
+  const fail = () => Promise.reject(reason);
+  return { run: fail, close: async () => {}, metrics: () => ({ hits: 0, misses: 0, bytesRead: 0, errors: 0, peakBytes: 0, budgetBytes, ledger: {} }) } as unknown as Server;
 }
 
 class HttpError extends Error {
