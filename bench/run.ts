@@ -56,6 +56,7 @@ async function usage(): Promise<string> {
     'usage: npm run bench -- <name> [--quick] [--json]',
     '  --quick  smaller inputs, for a first look (results in bench/results/<name>.quick.json)',
     '  --json   print the result object on stdout (tables go to stderr)',
+    '  --part=P one part of a benchmark that has parts (store: --part=large-models), in bench/results/<name>.<P>.json',
     '',
     'benchmarks:',
     ...rows.map((r) => `  ${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2]}`),
@@ -81,8 +82,11 @@ const mod = (await import(join(here, `${name}.ts`))) as { run: (o: BenchOptions)
 const result = await mod.run(opts);
 const seconds = +((performance.now() - t0) / 1000).toFixed(1);
 const withMeta = { benchmark: name, quick: opts.quick, date: new Date().toISOString(), seconds, ...result };
-const file = join(here, 'results', `${name}${opts.quick ? '.quick' : ''}.json`);
+// `--part=P` runs one part of a benchmark that has parts; its results go beside the whole run's.
+const part = argv.find((a) => a.startsWith('--part='))?.slice('--part='.length);
+const resultName = `${name}${part ? `.${part}` : ''}${opts.quick ? '.quick' : ''}.json`;
+const file = join(here, 'results', resultName);
 await mkdir(dirname(file), { recursive: true });
 await writeFile(file, JSON.stringify(withMeta, null, 2) + '\n');
 if (opts.json) process.stdout.write(JSON.stringify(withMeta) + '\n');
-else process.stdout.write(`\n${name}: ${human(seconds)}; results in ${join('bench', 'results', `${name}${opts.quick ? '.quick' : ''}.json`)}\n`);
+else process.stdout.write(`\n${name}: ${human(seconds)}; results in ${join('bench', 'results', resultName)}\n`);

@@ -7,6 +7,7 @@
  *   process and end to end through the CLI, against cp + sync of the same file, with peak RSS.
  * - block hashers: MB/s of the wasm hashers installed on 16 KiB blocks (block identity is hash +
  *   byte comparison, so a fast non-cryptographic hash serves).
+ * `--part=large-models` runs only the last two (no zoo to build; bench/results/store.large-models.json).
  * - layout sweep: stored bytes, pages and ingest time per tile shape and page size (chooses defaults).
  * - serving: batch-1 latency from the store vs onnxruntime-web on the original file; session build time.
  * - weight hand-over: inline model bytes vs externalData vs weights as feeds (latency, build time).
@@ -122,6 +123,7 @@ export async function run(opts: BenchOptions) {
   ];
   await rm(synthetic, { force: true });
   const blockHashers = await hashers(opts.quick);
+  if (opts.args.includes('--part=large-models')) return { largeModels, blockHashers };
 
   const { dir, manifest } = await zoo(opts.quick);
   const files = manifest.models.map((m) => join(dir, m.file));
