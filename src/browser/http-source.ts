@@ -1,6 +1,10 @@
 /**
  * A published store over HTTP(S): files fetched relative to a base URL, with a retry for
  * transient failures. Counts what it downloads, so reports can show bytes fetched.
+ * It trusts nothing the server does: a path resolving outside the base URL (another origin, an
+ * absolute path, `..`) is refused; a body is streamed and refused past its stated size (checked
+ * against Content-Length first); a server that stalls (no bytes for `stallMs`) or drips (a
+ * file not done within `timeoutMs`) is aborted.
  */
 import { StoreError } from '../errors.ts';
 import type { PublishedSource } from '../store/published.ts';
@@ -10,6 +14,10 @@ export interface HttpSourceOptions {
   fetch?: typeof fetch;
   /** Extra attempts after a network error or a 5xx answer (default 2). */
   retries?: number;
+  /** Longest wait for the next bytes of an answer before it is aborted (default 30 s). */
+  stallMs?: number;
+  /** Longest time one file may take, however it trickles in (default 5 min). */
+  timeoutMs?: number;
 }
 
 export interface HttpSource extends PublishedSource {
@@ -24,39 +32,95 @@ export function httpSource(url: string | URL, opts: HttpSourceOptions = {}): Htt
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const retries = opts.retries ?? 2;
+  const stallMs = opts.stallMs ?? 30_000;
+  const timeoutMs = opts.timeoutMs ?? 300_000;
   const src: HttpSource = {
     baseUrl: base.href,
     location: base.href,
     bytesFetched: 0,
     requests: 0,
-    async get(path: string): Promise<Uint8Array> {
+    async get(path: string, limits: { maxBytes?: number } = {}): Promise<Uint8Array> {
       const target = new URL(path, base).href;
+      if (!target.startsWith(base.href) || new URL(target).origin !== base.origin) {
+        throw new StoreError('IO_ERROR', `refusing to fetch "${path}": it resolves to ${target}, outside the published store ${base.href}.`);
+      }
+      const maxBytes = limits.maxBytes ?? Infinity;
       let lastError = '';
       for (let attempt = 0; attempt <= retries; attempt++) {
-        let res: Response;
+        const abort = new AbortController();
+        let why = '';
+        const stop = (reason: string) => {
+          why ||= reason;
+          abort.abort();
+        };
+        const deadline = setTimeout(() => stop(`the download took longer than ${timeoutMs} ms`), timeoutMs);
+        let stall = setTimeout(() => stop(`the server sent nothing for ${stallMs} ms`), stallMs);
+        const alive = () => {
+          clearTimeout(stall);
+          stall = setTimeout(() => stop(`the server sent nothing for ${stallMs} ms`), stallMs);
+        };
         try {
-          src.requests++;
-          res = await doFetch(target);
-        } catch (e) {
-          lastError = (e as Error).message ?? String(e);
-          continue; // network failure: retry
-        }
-        if (res.ok) {
-          let bytes: Uint8Array;
+          let res: Response;
           try {
-            bytes = new Uint8Array(await res.arrayBuffer());
+            src.requests++;
+            res = await doFetch(target, { signal: abort.signal });
           } catch (e) {
-            lastError = `the download broke off (${(e as Error).message})`;
+            lastError = why || ((e as Error).message ?? String(e));
+            continue; // network failure or timeout: retry
+          }
+          if (!res.ok) {
+            lastError = `HTTP ${res.status} ${res.statusText}`;
+            await res.body?.cancel().catch(() => {});
+            if (res.status < 500) break; // 404 and friends will not change on retry
             continue;
           }
-          src.bytesFetched += bytes.length;
-          return bytes;
+          const declared = Number(res.headers.get('content-length') ?? NaN);
+          if (declared > maxBytes) {
+            await res.body?.cancel().catch(() => {});
+            throw new StoreError('IO_ERROR', `${target} is ${declared} bytes, more than the ${maxBytes} expected: refused (a damaged or hostile published store). Nothing was stored.`);
+          }
+          try {
+            const bytes = await readBody(res, maxBytes, alive);
+            src.bytesFetched += bytes.length;
+            return bytes;
+          } catch (e) {
+            if (e instanceof StoreError) throw e;
+            lastError = why || `the download broke off (${(e as Error).message})`;
+            continue;
+          }
+        } finally {
+          clearTimeout(deadline);
+          clearTimeout(stall);
         }
-        lastError = `HTTP ${res.status} ${res.statusText}`;
-        if (res.status < 500) break; // 404 and friends will not change on retry
       }
       throw new StoreError('IO_ERROR', `cannot fetch ${target}: ${lastError}. Nothing was stored from it; check the URL or the connection and retry.`);
     },
   };
   return src;
+}
+
+/** A response body, streamed: refused past `maxBytes`; `alive` is called as bytes arrive. */
+async function readBody(res: Response, maxBytes: number, alive: () => void): Promise<Uint8Array> {
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    alive();
+    n += value.length;
+    if (n > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new StoreError('IO_ERROR', `${res.url || 'a published file'} sends more than the ${maxBytes} bytes expected: refused (a damaged or hostile published store). Nothing was stored.`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }

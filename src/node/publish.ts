@@ -4,10 +4,11 @@
  * writes only new pages; the index is replaced last (atomically), then unreferenced files go.
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { CapacityError, StoreError, TesseraError } from '../errors.ts';
+import { sha256 } from '../hash.ts';
 import { sealPage } from '../store/page-format.ts';
-import { buildIndex, INDEX_FILE, pageFile, type PublishedIndex, type PublishedSource } from '../store/published.ts';
+import { buildIndex, encodeBlockHashes, IMPORT_LIMITS, INDEX_FILE, pageFile, type PublishedIndex, type PublishedSource } from '../store/published.ts';
 import type { TesseraStore } from '../store/store.ts';
 
 export interface PublishReport {
@@ -35,7 +36,12 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
   const catalog = store.catalog;
   const pages = store.blockSource({ maxCachedPages: 0 });
   const snapshot = catalog.snapshot();
-  const index = buildIndex(catalog, snapshot);
+  // Every block's SHA-256 (of its content): what an importer checks fetched and local blocks against.
+  const contents = store.blockSource({ maxCachedPages: 64 });
+  const hashes = new Map<number, Uint8Array>();
+  for (const id of [...catalog.blocks.keys()].sort((a, b) => a - b)) hashes.set(id, sha256(await contents.block(id)));
+  const blockTable = encodeBlockHashes(hashes);
+  const index = buildIndex(catalog, snapshot, blockTable);
   try {
     await mkdir(join(dir, 'pages'), { recursive: true });
     let pagesWritten = 0;
@@ -52,6 +58,7 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
       opts.onProgress?.(++done, index.pages.length);
     }
     await writeFile(join(dir, index.catalog.file), snapshot);
+    await writeFile(join(dir, index.blocks.file), blockTable);
     await writeFile(join(dir, INDEX_FILE + '.tmp'), JSON.stringify(index) + '\n');
     await rename(join(dir, INDEX_FILE + '.tmp'), join(dir, INDEX_FILE));
 
@@ -66,12 +73,12 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
       }
     }
     for (const f of await readdir(dir)) {
-      if (/^catalog\.[0-9a-f]{16}\.msgpack$/.test(f) && f !== index.catalog.file) {
+      if ((/^catalog\.[0-9a-f]{16}\.msgpack$/.test(f) && f !== index.catalog.file) || (/^blocks\.[0-9a-f]{64}\.bin$/.test(f) && f !== index.blocks.file)) {
         await rm(join(dir, f), { force: true });
         staleFilesRemoved++;
       }
     }
-    const bytes = index.pages.reduce((n, [, , b]) => n + b, 0) + snapshot.length + (await stat(join(dir, INDEX_FILE))).size;
+    const bytes = index.pages.reduce((n, [, , b]) => n + b, 0) + snapshot.length + blockTable.length + (await stat(join(dir, INDEX_FILE))).size;
     return {
       dir,
       models: index.models.length,
@@ -91,15 +98,20 @@ export function folderSource(dir: string): PublishedSource & { bytesRead: number
   const src = {
     location: dir,
     bytesRead: 0,
-    async get(path: string): Promise<Uint8Array> {
-      if (path.includes('..')) throw new StoreError('IO_ERROR', `refusing to read "${path}" outside ${dir}`);
+    async get(path: string, opts: { maxBytes?: number } = {}): Promise<Uint8Array> {
+      // Only files under the published folder: no absolute paths, no way up.
+      if (isAbsolute(path) || path.split(/[\\/]/).includes('..')) throw new StoreError('IO_ERROR', `refusing to read "${path}": it is outside the published store ${dir}.`);
+      const file = join(dir, path);
       try {
-        const bytes = new Uint8Array(await readFile(join(dir, path)));
+        const size = (await stat(file)).size;
+        if (opts.maxBytes !== undefined && size > opts.maxBytes) throw new StoreError('IO_ERROR', `${file} is ${size} bytes, more than the ${opts.maxBytes} expected: refused (a damaged or hostile published store).`);
+        const bytes = new Uint8Array(await readFile(file));
+        if (opts.maxBytes !== undefined && bytes.length > opts.maxBytes) throw new StoreError('IO_ERROR', `${file} grew past the ${opts.maxBytes} bytes expected while being read: refused.`);
         src.bytesRead += bytes.length;
         return bytes;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('IO_ERROR', `${join(dir, path)} is missing: ${dir} is not a complete published store (publish it again).`);
-        throw ioError(`cannot read ${join(dir, path)}`, e);
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('IO_ERROR', `${file} is missing: ${dir} is not a complete published store (publish it again).`);
+        throw ioError(`cannot read ${file}`, e);
       }
     },
   };
@@ -107,5 +119,5 @@ export function folderSource(dir: string): PublishedSource & { bytesRead: number
 }
 
 export async function readPublishedIndex(dir: string): Promise<PublishedIndex> {
-  return JSON.parse(new TextDecoder().decode(await folderSource(dir).get(INDEX_FILE))) as PublishedIndex;
+  return JSON.parse(new TextDecoder().decode(await folderSource(dir).get(INDEX_FILE, { maxBytes: IMPORT_LIMITS.indexBytes }))) as PublishedIndex;
 }
