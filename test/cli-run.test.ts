@@ -91,6 +91,12 @@ test('--output FILE.json writes what stdout would have shown', async () => {
   assert.equal(JSON.parse(await readFile(f('out.json'), 'utf8')).Y.data, ref.data);
 });
 
+test('an empty stdin says what to pass', async () => {
+  const r = await cli(['run', store, 'alpha'], '');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /stdin was empty: model "alpha" takes X \(float32 \[N, 8\]\)\. Pass --input/);
+});
+
 test('no --input on a terminal: an immediate message naming the inputs, not a silent wait', async () => {
   // `script` gives the command a terminal as stdin; a wait would hit the timeout.
   const cmd = `"${process.execPath}" "${bin}" run "${store}" alpha`;

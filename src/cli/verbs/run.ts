@@ -61,6 +61,7 @@ async function readFeeds(model: string, inputs: TensorIOInfo[], specs: string[],
       throw new InvalidArgumentError(`--input ${spec}: model "${model}" has no input "${name}"; it takes ${inputs.map((i) => i.name).join(', ')}.`);
     }
     const bytes = await readInput(value, 'input');
+    if (value === '-' && !bytes.length) throw new InvalidArgumentError(`stdin was empty: ${usageHint(model, inputs)}`);
     if (name === undefined && isNpy(bytes)) {
       if (inputs.length !== 1) throw new InvalidArgumentError(`--input ${spec}: name the input it feeds (NAME=${value}); ${usageHint(model, inputs)}`);
       name = inputs[0].name;
