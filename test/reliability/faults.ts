@@ -49,10 +49,12 @@ interface Models {
   tuned: Uint8Array;
   other: Uint8Array;
   extra: Uint8Array;
+  fresh: Uint8Array;
 }
 
 export const FAULT_OPS: Record<string, (s: TesseraStore, m: Models) => Promise<unknown>> = {
   add: (s, m) => s.add('new', m.extra),
+  'add-unrelated': (s, m) => s.add('fresh', m.fresh),
   rm: (s) => s.remove('other'),
   compact: (s) => s.compact(),
   substitute: (s) => s.substitute('tuned', [0, 1, 2].map((index) => ({ tensor: 0, index, to: s.model('base').tensors[0].blocks[index], distance: 0.01 }))),
@@ -107,6 +109,7 @@ export async function runFaultSweep(opts: { dir: string; reduced?: boolean; ops?
     tuned: await perturbed(base, { seed: 3, scale: 1e-3 }),
     other: mlp({ inputDim: 48, hidden: 40, outputDim: 8, seed: 12 }),
     extra: await perturbed(base, { seed: 4, scale: 1e-2, tensors: [2, 3] }),
+    fresh: mlp({ inputDim: 64, hidden: 48, outputDim: 8, seed: 14 }),
   };
   // The starting store: three models, a hole left by a removed one, a pending substitution.
   const template = join(opts.dir, 'template');
