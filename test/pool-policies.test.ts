@@ -146,6 +146,29 @@ test('dedup-aware: a page fetched for a popular model is valued at once; bigger 
   assert.is(p.victim((id) => id !== 1), 3, 'same models, ten times the bytes: lower value per byte');
 });
 
+test('S3-FIFO: a one-shot scan passes through the small queue and never flushes the hot set', async () => {
+  // Capacity 10 pages, S = 10% = 1 page. Each hot page is hit while still in S, so when S is over
+  // its share it moves to M instead of leaving. The 20 scan pages are never hit: each leaves S for
+  // the ghost queue, and M (the hot set) is never touched. LRU loses every hot page to the scan.
+  const hot = [0, 1, 2, 3, 4];
+  const trace = [...hot.flatMap((p) => [p, p]), ...Array.from({ length: 20 }, (_, i) => 100 + i), ...hot];
+  const s3 = await replay('s3fifo', 10, trace);
+  const lru = await replay('lru', 10, trace);
+  assert.equal(s3.hitsAt.slice(-5), [true, true, true, true, true]);
+  assert.equal(lru.hitsAt.slice(-5), [false, false, false, false, false]);
+  // M holds the 5 hot pages; the other 5 slots hold the newest scan pages.
+  assert.equal(s3.resident(Array.from({ length: 20 }, (_, i) => 100 + i)), [115, 116, 117, 118, 119]);
+});
+
+test('S3-FIFO: a page evicted from S and asked for again while remembered goes straight to M', async () => {
+  // Capacity 3. 0, 0, 1, 1, 7 fill S (0 and 1 hit once). 8 needs room: S is over its share, so
+  // 0 and 1 (hit) move to M and 7 (never hit) leaves for the ghost queue. 7 again: a miss, but
+  // remembered, so it enters M, and the room comes from S: 8 leaves.
+  const r = await replay('s3fifo', 3, [0, 0, 1, 1, 7, 8, 7]);
+  assert.equal(r.resident([0, 1, 7, 8]), [0, 1, 7]);
+  assert.is(r.hitsAt[6], false, 'the ghost hit is a miss that re-enters in M');
+});
+
 test('dedup-aware beats LRU and LFU on a shared-backbone trace through the pool', async () => {
   // Page 0 is the backbone of models a,b,c (round robin); between their requests come two one-off
   // models with a page each. Capacity 2. In round 0 the backbone has the same popularity as a
@@ -174,7 +197,7 @@ test('dedup-aware beats LRU and LFU on a shared-backbone trace through the pool'
 });
 
 test('every policy keeps the budget with variable page sizes and evicts until the new page fits', async () => {
-  for (const name of ['lru', 'mru', 'lfu', 'arc', 'sieve', 'cost', 'dedup']) {
+  for (const name of ['lru', 'mru', 'lfu', 'arc', 'sieve', 's3fifo', 'cost', 'dedup']) {
     const sizes = (id: number) => 1 + ((id * 7) % 5);
     const trace = Array.from({ length: 300 }, (_, i) => (i * 13 + (i >> 3)) % 23);
     const r = await replay(createPolicy(name), 9, trace, undefined, sizes);

@@ -60,7 +60,7 @@ function close(a: Float32Array, b: Float32Array): void {
 test('every mode gives the original model\'s outputs; auto picks the kernel for dense MLPs', async () => {
   const store = await makeStore();
   for (const mode of ['kernel', 'own-weights', 'shared-weights', 'auto'] as const) {
-    const server = await Server.create(store, { budgetBytes: 4 << 20, executor: mode });
+    const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 4 << 20, executor: mode });
     for (const model of ['a', 'b', 'c', 'd', 'g']) {
       const x = input(3, model.charCodeAt(0));
       const y = await server.run(model, { X: x });
@@ -79,9 +79,9 @@ test('every mode gives the original model\'s outputs; auto picks the kernel for 
 
 test('the budget covers pages and sessions and is never exceeded under concurrent load', async () => {
   const store = await makeStore();
-  for (const [mode, budgetBytes] of [['kernel', 16 * 1024], ['shared-weights', 600 * 1024], ['own-weights', 600 * 1024]] as const) {
+  for (const [mode, budgetBytes] of [['kernel', 16 * 1024], ['shared-weights', 160 * 1024], ['own-weights', 160 * 1024]] as const) {
     // Tight: a few pages, or about two sessions plus their build transients.
-    const server = await Server.create(store, { budgetBytes, executor: mode, concurrency: 3, maxBatch: 2 });
+    const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes, executor: mode, concurrency: 3, maxBatch: 2 });
     const r = rng(3);
     const names = ['a', 'b', 'c', 'd'];
     const jobs = Array.from({ length: 40 }, (_, i) => {
@@ -104,7 +104,7 @@ test('the budget covers pages and sessions and is never exceeded under concurren
 
 test('a budget that holds one model at a time serves concurrent requests for different models (no deadlock)', async () => {
   const store = await makeStore();
-  const server = await Server.create(store, { budgetBytes: 3 * PAGE + 2048, executor: 'kernel', concurrency: 4, maxBatch: 1 });
+  const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 3 * PAGE + 2048, executor: 'kernel', concurrency: 4, maxBatch: 1 });
   const jobs = ['c', 'd', 'c', 'd', 'a', 'd'].map((model, i) => server.run(model, { X: input(1, i) }).then(async (y) => close(y.Y.data as Float32Array, await reference(model, input(1, i)))));
   await Promise.all(jobs);
   assert.equal(server.checkInvariants(), []);
@@ -116,7 +116,7 @@ test('a budget that holds one model at a time serves concurrent requests for dif
 
 test('concurrent requests for one model build its session once', async () => {
   const store = await makeStore();
-  const server = await Server.create(store, { budgetBytes: 4 << 20, executor: 'own-weights', concurrency: 4 });
+  const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 4 << 20, executor: 'own-weights', concurrency: 4 });
   await Promise.all(Array.from({ length: 6 }, (_, i) => server.run('c', { X: input(1, i) })));
   assert.is(server.metrics().sessionBuilds, 1);
   assert.is(server.metrics().misses, 6 - server.metrics().hits);
@@ -125,7 +125,7 @@ test('concurrent requests for one model build its session once', async () => {
 
 test('queued requests beyond concurrency wait their turn', async () => {
   const store = await makeStore();
-  const server = await Server.create(store, { budgetBytes: 4 << 20, executor: 'own-weights', concurrency: 1 });
+  const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 4 << 20, executor: 'own-weights', concurrency: 1 });
   const order: number[] = [];
   await Promise.all([0, 1, 2, 3].map((i) => server.run(i % 2 ? 'a' : 'c', { X: input(1, i) }).then(() => order.push(i))));
   assert.equal(order, [0, 1, 2, 3]);
@@ -134,10 +134,10 @@ test('queued requests beyond concurrency wait their turn', async () => {
 
 test('bad input gives typed errors and leaves the pool and other models intact', async () => {
   const store = await makeStore();
-  assert.is(await codeOf(Server.create(store, { budgetBytes: 1000 })), 'BUDGET_EXCEEDED');
-  assert.is(await codeOf(Server.create(store, { budgetBytes: 4 << 20, executor: 'fast' as any })), 'INVALID_ARGUMENT');
+  assert.is(await codeOf(Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 1000 })), 'BUDGET_EXCEEDED');
+  assert.is(await codeOf(Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 4 << 20, executor: 'fast' as any })), 'INVALID_ARGUMENT');
   for (const mode of ['kernel', 'own-weights', 'shared-weights'] as const) {
-    const server = await Server.create(store, { budgetBytes: 8 << 20, executor: mode });
+    const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 8 << 20, executor: mode });
     const good = input(2, 5);
     await server.run('a', { X: good });
     assert.is(await codeOf(server.run('nope', { X: good })), 'MODEL_NOT_FOUND');
@@ -168,7 +168,7 @@ test('a model whose pages cannot fit the budget fails with BUDGET_EXCEEDED, othe
   const store = await TesseraStore.open(new MemoryPageStore({ pageSize: PAGE }), { tile: { rows: 8, cols: 8 } });
   await store.add('small', ONNX.a);
   await store.add('wide', mlp({ inputDim: IN, hidden: 400, outputDim: 6, seed: 9 })); // ~40 KB of weights
-  const server = await Server.create(store, { budgetBytes: 44 * 1024, executor: 'kernel', maxBatch: 1 });
+  const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 44 * 1024, executor: 'kernel', maxBatch: 1 });
   assert.is(await codeOf(server.run('wide', { X: input(1, 1) })), 'BUDGET_EXCEEDED');
   close((await server.run('small', { X: input(1, 2) })).Y.data as Float32Array, await reference('a', input(1, 2)));
   assert.equal(server.checkInvariants(), []);

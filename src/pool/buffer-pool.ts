@@ -40,7 +40,7 @@ export interface BufferPoolOptions {
    * ledger): the pool reserves there before reading, releases there on eviction, and registers
    * itself as a reclaimer so others' reservations can evict its unpinned entries.
    */
-  account?: { ledger: MemoryAccount; kind: string };
+  account?: { ledger: MemoryAccount; kind: string; /** Register as a reclaimer (default true). */ reclaimer?: boolean };
 }
 
 /** What a shared ledger offers a pool (src/runtime/ledger.ts implements it). */
@@ -103,7 +103,7 @@ export class BufferPool {
   private readonly pageInfo?: (pageId: number) => PageInfo;
   private readonly sizeOf?: (pageId: number) => number;
   private readonly pageBytes?: number;
-  private readonly account?: { ledger: MemoryAccount; kind: string };
+  private readonly account?: { ledger: MemoryAccount; kind: string; reclaimer?: boolean };
   private readonly entries = new Map<number, Entry>();
   private readonly stale = new Map<number, Entry[]>();
   private held = 0;
@@ -132,11 +132,30 @@ export class BufferPool {
     this.sizeOf = opts.sizeOf;
     this.pageBytes = opts.pageBytes;
     this.account = opts.account;
-    this.account?.ledger.addReclaimer({
+    if (this.account && this.account.reclaimer !== false) this.account.ledger.addReclaimer({
       name: `pool of ${this.account.kind}`,
-      reclaimable: () => this.held - this.pinned,
+      reclaimable: () => this.reclaimableBytes(),
       reclaim: (bytes) => this.reclaim(bytes),
     });
+  }
+
+  /** Bytes of entries that can be evicted now (resident and unpinned). */
+  reclaimableBytes(): number {
+    return this.held - this.pinned;
+  }
+
+  /** The entry the policy would evict next (resident and unpinned), without evicting it. */
+  nextVictim(): number | undefined {
+    const v = this.policy.victim(this.evictable);
+    return v !== undefined && this.evictable(v) ? v : this.anyEvictable();
+  }
+
+  /** Evicts one resident unpinned entry; returns the bytes freed (0 when it cannot). */
+  evictEntry(id: number): number {
+    if (!this.evictable(id)) return 0;
+    const bytes = this.entries.get(id)!.bytes;
+    this.evict(id);
+    return bytes;
   }
 
   /** Evicts unpinned entries (policy order) until `bytes` are freed or none is left; returns bytes freed. */
@@ -234,6 +253,13 @@ export class BufferPool {
     if (list) list.push(e);
     else this.stale.set(pageId, [e]);
     return true;
+  }
+
+  /** Invalidates every entry (readers still pinning one keep it until they unpin). Returns how many. */
+  clear(): number {
+    let n = 0;
+    for (const id of [...this.entries.keys()]) if (this.invalidate(id)) n++;
+    return n;
   }
 
   isResident(pageId: number): boolean {

@@ -2,7 +2,7 @@
 export { BufferPool } from './buffer-pool.ts';
 export type { BufferPoolOptions, PageInfo, PinContext, PoolStats } from './buffer-pool.ts';
 export type { EvictionPolicy, PageRef } from './policy.ts';
-export { createPolicy, POLICY_NAMES, ArcPolicy, CostPolicy, DedupAwarePolicy, LfuPolicy, LruPolicy, MruPolicy, SievePolicy } from './policies.ts';
+export { createPolicy, POLICY_NAMES, ArcPolicy, CostPolicy, DedupAwarePolicy, LfuPolicy, LruPolicy, MruPolicy, SievePolicy, S3FifoPolicy } from './policies.ts';
 export type { PolicyName } from './policies.ts';
 export type { DedupAwareOptions } from './policies/dedup.ts';
 export { simulate, hitRatioTable, distinctBytes, pageSharers, sizeOfPage } from './simulate.ts';

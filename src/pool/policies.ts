@@ -8,10 +8,11 @@ import { LfuPolicy } from './policies/lfu.ts';
 import { LruPolicy } from './policies/lru.ts';
 import { MruPolicy } from './policies/mru.ts';
 import { SievePolicy } from './policies/sieve.ts';
+import { S3FifoPolicy } from './policies/s3fifo.ts';
 
-export { ArcPolicy, CostPolicy, DedupAwarePolicy, LfuPolicy, LruPolicy, MruPolicy, SievePolicy };
+export { ArcPolicy, CostPolicy, DedupAwarePolicy, LfuPolicy, LruPolicy, MruPolicy, SievePolicy, S3FifoPolicy };
 
-export const POLICY_NAMES = ['lru', 'mru', 'lfu', 'arc', 'sieve', 'cost', 'dedup'] as const;
+export const POLICY_NAMES = ['lru', 'mru', 'lfu', 'arc', 'sieve', 's3fifo', 'cost', 'dedup'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 export function createPolicy(name: PolicyName | string): EvictionPolicy {
@@ -21,6 +22,7 @@ export function createPolicy(name: PolicyName | string): EvictionPolicy {
     case 'lfu': return new LfuPolicy();
     case 'arc': return new ArcPolicy();
     case 'sieve': return new SievePolicy();
+    case 's3fifo': return new S3FifoPolicy();
     case 'cost': return new CostPolicy();
     case 'dedup': return new DedupAwarePolicy();
     default:

@@ -38,7 +38,7 @@ import type { Executor, ExecutorKind } from './executors/executor.ts';
 import { KernelExecutor, type KernelScratch } from './executors/kernel.ts';
 import { SharedWeightsExecutor, type FedWeight } from './executors/shared-weights.ts';
 import { OwnWeightsExecutor } from './executors/own-weights.ts';
-import { HOT_AFTER_REQUESTS, OWN_MIN_SPEEDUP, OWN_TRIAL_RUNS, median, ownSessionBytes, sharedSessionBytes, type ExecutorChoice } from './executors/choose.ts';
+import { SESSION_FIXED_BYTES, HOT_AFTER_REQUESTS, OWN_MIN_SPEEDUP, OWN_TRIAL_RUNS, median, ownSessionBytes, sharedSessionBytes, type ExecutorChoice } from './executors/choose.ts';
 
 export type { ExecutorKind } from './executors/executor.ts';
 export type { ExecutorChoice } from './executors/choose.ts';
@@ -57,6 +57,11 @@ export interface ServerOptions {
   ort?: OrtModule;
   /** Session options for every onnxruntime session the server makes. */
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
+  /**
+   * Fixed ledger bytes per onnxruntime session (default 2 MiB, measured with onnxruntime-node on
+   * PP-OCR; executors/choose.ts). Lower it only for a runtime measured to need less.
+   */
+  sessionOverheadBytes?: number;
   /** Rows per kernel call; larger batches are cut into chunks (default 64). */
   maxBatch?: number;
   /** Requests processed at once; the rest wait in a FIFO queue (default 2). */
@@ -139,7 +144,7 @@ export class Server {
     store: TesseraStore,
     private readonly kernel: DenseKernel,
     private readonly ort: OrtModule,
-    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions },
+    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions; sessionFixed: number },
     concurrency: number,
     budgetBytes: number,
     private readonly scratchBytes: number,
@@ -154,7 +159,7 @@ export class Server {
     const pageSize = this.reader.config.pageSize;
     const frameBase = kernel.base + scratchBytes;
     this.frames = new PageFrames(kernel.memory, frameBase, pageSize, Math.floor((budgetBytes - scratchBytes) / pageSize));
-    // Reclaim order = order added: pages (refetched cheaply), tensors, own-weights sessions, weight-less sessions.
+    // Reclaim order = order added: pages (refetched cheaply), then tensors and idle sessions weighed together.
     this.pages = new BufferPool({
       budgetBytes,
       account: { ledger: this.ledger, kind: 'pages' },
@@ -164,9 +169,11 @@ export class Server {
       pageInfo: (id) => this.pageInfo(id),
     });
     this.tensors = new TensorPool(this.reader, this.pages, this.frames, this.ledger, policy());
-    for (const kind of ['own-weights', 'shared-weights'] as const) {
-      this.ledger.addReclaimer({ name: `idle ${kind} sessions`, reclaimable: () => this.idleSessionBytes(kind), reclaim: (b) => this.evictIdle(kind, b) });
-    }
+    this.ledger.addReclaimer({
+      name: 'pooled tensors and idle sessions',
+      reclaimable: () => this.tensors.pool.reclaimableBytes() + this.idleSessionBytes(),
+      reclaim: (b) => this.reclaimTensorsAndSessions(b),
+    });
   }
 
   /**
@@ -214,7 +221,7 @@ export class Server {
     const f = maxBatch * width * 4;
     const base = kernel.base;
     const scratch: KernelScratch = { x: base, a: base + f, b: base + 2 * f, table: base + 3 * f, rows: maxBatch, width, tableLen };
-    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions }, concurrency, budgetBytes, scratchBytes, policy, scratch);
+    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions, sessionFixed: options.sessionOverheadBytes ?? SESSION_FIXED_BYTES }, concurrency, budgetBytes, scratchBytes, policy, scratch);
   }
 
   /** Runs `model` on `feeds`. Requests queue beyond `concurrency`; a failure touches nothing else. */
@@ -289,6 +296,8 @@ export class Server {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.states.values()) if (s.executor) await this.drop(s);
+    this.tensors.pool.clear();
+    this.pages.clear();
   }
 
   // ---- models ----
@@ -330,7 +339,7 @@ export class Server {
     }
     if (s.choice.kind === 'own-weights') {
       // The pooled tensors and the model bytes assembled from them while the session is built.
-      const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes);
+      const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
       const need = cost + 2 * s.weightBytes + pageSize;
       if (need > room) throw new CapacityError('BUDGET_EXCEEDED', `model "${name}" needs ${need} bytes to build a session holding its own weights: the session (${cost}), its ${s.weightBytes} bytes of weights pooled and once more as model bytes, a page; the budget of ${this.budgetBytes} leaves ${room} after the kernel scratch. Use the shared-weights executor or raise the budget.`);
       return;
@@ -355,7 +364,7 @@ export class Server {
     const fed = g.fed.map(({ slot, input }) => ({ input, tensor: s.tensorIds[slot], dtype: s.entry.tensors[slot].dtype, dims: s.entry.tensors[slot].dims }));
     const inlineIds = g.inline.map((i) => s.tensorIds[i]);
     const inlineBytes = g.inline.reduce((n, i) => n + slots[i].bytes, 0);
-    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes(g.skeleton.length, inlineBytes) };
+    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes(g.skeleton.length, inlineBytes, this.opts.sessionFixed) };
     return s.weightless;
   }
 
@@ -368,25 +377,37 @@ export class Server {
     this.maybePromote(s);
     const built = s.executor !== undefined;
     const resident = s.choice.kind === 'kernel' ? s.pages.every((p) => this.pages.isResident(p)) : s.tensorIds.every((id) => this.tensors.pool.isResident(id));
-    let ex = await this.load(s);
-    // An executor evicted between its build and this request's turn is built again.
-    while (s.executor !== ex) ex = await this.load(s);
-    s.busy++;
-    this.holders++;
-    s.lastUsed = ++this.clock;
-    try {
-      // Checked before any memory is pinned: a bad request costs nothing and changes nothing.
-      const checked = ex.check(feeds);
-      if (built && (resident || ex.kind === 'own-weights')) this.counters.hits++;
-      else this.counters.misses++;
-      const t0 = performance.now();
-      const out = await this.withRoom(`a run of "${model}"`, () => this.holding(() => ex.run(checked)), 1);
-      this.measured(s, ex.kind, performance.now() - t0);
-      return out;
-    } finally {
-      s.busy--;
-      this.holders--;
-      this.notifyRelease();
+    let counted = false;
+    for (;;) {
+      let ex = await this.load(s);
+      // An executor evicted between its build and this request's turn is built again.
+      while (s.executor !== ex) ex = await this.load(s);
+      s.busy++;
+      this.holders++;
+      s.lastUsed = ++this.clock;
+      try {
+        // Checked before any memory is pinned: a bad request costs nothing and changes nothing.
+        const checked = ex.check(feeds);
+        if (!counted) {
+          counted = true;
+          if (built && (resident || ex.kind === 'own-weights')) this.counters.hits++;
+          else this.counters.misses++;
+        }
+        const t0 = performance.now();
+        const out = await this.holding(() => ex.run(checked));
+        this.measured(s, ex.kind, performance.now() - t0);
+        return out;
+      } catch (e) {
+        if (!(e instanceof CapacityError)) throw e;
+        // Nothing else holds memory it will release: waiting could only deadlock.
+        if (this.holders - 1 <= 0) throw new CapacityError('BUDGET_EXCEEDED', `a run of "${model}" does not fit the server budget of ${this.budgetBytes} bytes even with every idle page, tensor and session evicted (${e.message})`);
+      } finally {
+        s.busy--;
+        this.holders--;
+        this.notifyRelease();
+      }
+      // Wait with the session idle, so what others need can be reclaimed from it too.
+      await new Promise<void>((r) => this.releaseWaiters.push(r));
     }
   }
 
@@ -430,12 +451,12 @@ export class Server {
   private maybePromote(s: ModelState): void {
     if (this.opts.executor !== 'auto' || s.choice.kind !== 'shared-weights' || s.own !== 'never') return;
     if (s.requests < HOT_AFTER_REQUESTS || s.sharedMs.length < 2) return;
-    const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes);
+    const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const committed = new Set<number>();
     let sessions = 0;
     for (const o of this.states.values()) {
       if (o === s) continue;
-      if (o.executor?.kind === 'own-weights' || o.choice.kind === 'own-weights') sessions += o.executor?.keptBytes ?? ownSessionBytes(o.entry.skeleton.length, o.weightBytes);
+      if (o.executor?.kind === 'own-weights' || o.choice.kind === 'own-weights') sessions += o.executor?.keptBytes ?? ownSessionBytes(o.entry.skeleton.length, o.weightBytes, this.opts.sessionFixed);
       else if (o.choice.kind === 'shared-weights') {
         sessions += o.weightless?.sessionBytes ?? 0;
         for (const id of o.tensorIds) committed.add(id);
@@ -475,9 +496,9 @@ export class Server {
     if (kind === 'shared-weights') {
       const w = this.weightlessOf(s);
       const session = await this.buildSession(name, w.sessionBytes, w.inlineIds, (inline) => assembleModel(w.skeleton, inline), w.skeleton.length + w.inlineBytes);
-      return new SharedWeightsExecutor(name, session, w.fed, w.sessionBytes, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort });
+      return new SharedWeightsExecutor(name, session, w.fed, w.sessionBytes, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort, clock: () => this.clock });
     }
-    const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes);
+    const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
     return new OwnWeightsExecutor(session, cost, this.ortCalls);
   }
@@ -496,7 +517,7 @@ export class Server {
         await this.withRoom(`the model bytes of "${name}"`, async () => this.ledger.reserve('inflight', modelBytes, `the model bytes of "${name}"`), 1);
         try {
           const session = await this.withRoom(`the weights of "${name}"`, () =>
-            this.tensors.withTensors(ids, name, (data) => {
+            this.tensors.withTensors(ids, name, this.clock, (data) => {
               const bytes = assemble(data);
               return this.ortCalls.run(() => ModelSession.create(name, bytes, [], entry, { ort: this.ort, mode: 'inline', sessionOptions: this.opts.sessionOptions }));
             }), 1);
@@ -521,19 +542,32 @@ export class Server {
     await ex.release().catch(() => undefined);
   }
 
-  private idleSessionBytes(kind: ExecutorKind): number {
+  private idleSessionBytes(): number {
     let n = 0;
-    for (const s of this.states.values()) if (s.executor?.kind === kind && s.busy === 0) n += s.executor.keptBytes;
+    for (const s of this.states.values()) if (s.executor && s.busy === 0) n += s.executor.keptBytes;
     return n;
   }
 
-  /** Evicts idle sessions of `kind`, least recently used first, until `bytes` are freed. */
-  private evictIdle(kind: ExecutorKind, bytes: number): number {
+  /**
+   * Frees `bytes` from pooled tensors and idle sessions. The tensor pool's policy names its
+   * candidate (a tensor many models share outranks one model's); it goes unless the least
+   * recently used idle session was used longer ago, so a cold model's session and its own tensors
+   * leave before the hot models' weights, and the shared backbone, used by every request, stays.
+   */
+  private reclaimTensorsAndSessions(bytes: number): number {
     let freed = 0;
     while (freed < bytes) {
-      let victim: ModelState | undefined;
-      for (const s of this.states.values()) if (s.executor?.kind === kind && s.busy === 0 && (!victim || s.lastUsed < victim.lastUsed)) victim = s;
-      if (!victim) break;
+      const tensor = this.tensors.pool.nextVictim();
+      let session: ModelState | undefined;
+      for (const s of this.states.values()) if (s.executor && s.executor.keptBytes > 0 && s.busy === 0 && (!session || s.lastUsed < session.lastUsed)) session = s;
+      if (tensor === undefined && !session) break;
+      if (tensor !== undefined && (!session || this.tensors.lastUsed(tensor) <= session.lastUsed)) {
+        const got = this.tensors.pool.evictEntry(tensor);
+        if (got === 0) break;
+        freed += got;
+        continue;
+      }
+      const victim = session!;
       freed += victim.executor!.keptBytes;
       if (victim.own === 'kept' || victim.own === 'trial') {
         // Back to shared weights; promoted again only when memory allows.

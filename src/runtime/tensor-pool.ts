@@ -28,6 +28,7 @@ interface PooledTensor {
   pages: number[];
   models: Set<string>;
   modelList: string[];
+  lastUsed: number;
 }
 
 export class TensorPool {
@@ -51,7 +52,8 @@ export class TensorPool {
     this.framed = reader.sourceOver((page) => frames.bytes(page, 0, frames.frameBytes));
     this.pool = new BufferPool({
       budgetBytes: ledger.budgetBytes,
-      account: { ledger, kind: 'tensors' },
+      // Not a reclaimer of its own: the server weighs its entries against idle sessions.
+      account: { ledger, kind: 'tensors', reclaimer: false },
       policy,
       fetch: (id) => this.assemble(this.byId[id]),
       sizeOf: (id) => this.byId[id].bytes,
@@ -65,7 +67,7 @@ export class TensorPool {
     let p = this.byKey.get(key);
     if (!p) {
       const bytes = tensorBytes(t);
-      p = { id: this.byId.length, entry: t, dtype: t.dtype, dims: t.dims, blocks: t.blocks, bytes, pages: this.reader.pagesOfTensor(t), models: new Set(), modelList: [] };
+      p = { id: this.byId.length, entry: t, dtype: t.dtype, dims: t.dims, blocks: t.blocks, bytes, pages: this.reader.pagesOfTensor(t), models: new Set(), modelList: [], lastUsed: 0 };
       this.byKey.set(key, p);
       this.byId.push(p);
     }
@@ -83,9 +85,15 @@ export class TensorPool {
     return this.byId[id].models.size;
   }
 
-  /** Pins the tensors (assembling the missing ones), runs fn with their bytes, unpins. */
-  withTensors<T>(ids: readonly number[], model: string, fn: (data: Uint8Array[]) => Promise<T>): Promise<T> {
+  /** Pins the tensors (assembling the missing ones), runs fn with their bytes, unpins. `now` stamps their last use. */
+  withTensors<T>(ids: readonly number[], model: string, now: number, fn: (data: Uint8Array[]) => Promise<T>): Promise<T> {
+    for (const id of ids) this.byId[id].lastUsed = now;
     return this.pool.withPages(ids, fn, { model });
+  }
+
+  /** The request clock of the tensor's last use. */
+  lastUsed(id: number): number {
+    return this.byId[id].lastUsed;
   }
 
   private assemble(t: PooledTensor): Promise<Uint8Array> {

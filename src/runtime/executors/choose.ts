@@ -17,10 +17,16 @@ export interface ExecutorChoice {
   reason: string;
 }
 
-/** Fixed memory of any onnxruntime session (graph, kernels registry, allocator state). */
-export const SESSION_FIXED_BYTES = 256 << 10;
-/** A session owning its weights: the weights, pre-packed copies of some of them, the graph. */
-export const OWN_WEIGHTS_FACTOR = 1.5;
+/**
+ * Fixed memory of an onnxruntime-node session (kernels, allocator and graph state): measured
+ * 1.6-1.9 MiB of RSS per weight-less session of PP-OCR cls and rec once built (16 sessions;
+ * 2-3.5 MiB after a first run, part of which is the run's working memory).
+ */
+export const SESSION_FIXED_BYTES = 2 << 20;
+/** Per byte of the graph and the small tensors left in it (the model bytes parsed, and its copy). */
+export const GRAPH_FACTOR = 2;
+/** A session owning its weights: measured 1.15-1.3x the weight bytes of PP-OCR rec (8 sessions). */
+export const OWN_WEIGHTS_FACTOR = 1.3;
 /** Requests a model must have seen before it is considered hot. */
 export const HOT_AFTER_REQUESTS = 3;
 /** Own weights are kept only when at least this much faster per run (p50) than shared. */
@@ -28,13 +34,13 @@ export const OWN_MIN_SPEEDUP = 1.03;
 /** Runs measured on own weights before that comparison. */
 export const OWN_TRIAL_RUNS = 4;
 
-/** Ledger bytes of a weight-less session: its graph and the small tensors left inside it, twice (the model bytes onnxruntime parses and its own copy). */
-export function sharedSessionBytes(graphBytes: number, inlineBytes: number): number {
-  return SESSION_FIXED_BYTES + 2 * (graphBytes + inlineBytes);
+/** Ledger bytes of a weight-less session: fixed state, its graph and the small tensors left inside it. */
+export function sharedSessionBytes(graphBytes: number, inlineBytes: number, fixed = SESSION_FIXED_BYTES): number {
+  return fixed + GRAPH_FACTOR * (graphBytes + inlineBytes);
 }
 
-export function ownSessionBytes(graphBytes: number, weightBytes: number): number {
-  return SESSION_FIXED_BYTES + graphBytes + Math.ceil(OWN_WEIGHTS_FACTOR * weightBytes);
+export function ownSessionBytes(graphBytes: number, weightBytes: number, fixed = SESSION_FIXED_BYTES): number {
+  return fixed + GRAPH_FACTOR * graphBytes + Math.ceil(OWN_WEIGHTS_FACTOR * weightBytes);
 }
 
 export function median(xs: readonly number[]): number {

@@ -54,7 +54,7 @@ export class SharedWeightsExecutor implements Executor {
     private readonly session: ModelSession,
     private readonly fed: readonly FedWeight[],
     readonly keptBytes: number,
-    private readonly deps: { tensors: TensorPool; ortCalls: SerialQueue; ort: OrtModule },
+    private readonly deps: { tensors: TensorPool; ortCalls: SerialQueue; ort: OrtModule; clock: () => number },
   ) {
     this.ids = fed.map((f) => f.tensor);
   }
@@ -66,7 +66,7 @@ export class SharedWeightsExecutor implements Executor {
   run(checked: unknown): Promise<Record<string, OrtCommon.Tensor>> {
     const inputs = checked as Record<string, OrtCommon.Tensor>;
     const { tensors, ortCalls, ort } = this.deps;
-    return tensors.withTensors(this.ids, this.model, (data) => {
+    return tensors.withTensors(this.ids, this.model, this.deps.clock(), (data) => {
       const feeds: Record<string, OrtCommon.Tensor> = { ...inputs };
       this.fed.forEach((f, i) => (feeds[f.input] = tensorOver(ort, f.dtype, data[i], f.dims)));
       return ortCalls.run(() => this.session.runTensors(feeds));

