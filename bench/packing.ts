@@ -14,6 +14,7 @@ import {
 } from '../src/pack/index.ts';
 import { modelFamily } from '../src/pack/synthetic.ts';
 import type { BenchOptions } from './run.ts';
+import { table } from '../src/cli/output.ts';
 import { buildZoo } from './zoo/build.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
@@ -137,8 +138,13 @@ export async function run(opts: BenchOptions): Promise<object> {
       };
     }
     cases.push(entry);
-    console.log(`${c.name}: lb ${c.lowerBound} chain ${bounds.chain} | ours ${JSON.stringify(pages)} | netsDB ${JSON.stringify(c.netsdb)} | ms ${JSON.stringify(ms)}`);
   }
+  const algos = ['baseline', 'greedy1', 'greedy2', 'twoStage', 'tessera'];
+  console.log('\npages per algorithm (netsDB\'s own reported count in brackets where it differs), lower bound, relaxed rule:');
+  console.log(table(
+    ['case', 'lower bound', ...algos, 'relaxed', 'tessera ms'],
+    cases.map((c: any) => [c.name, `${c.chainLowerBound}`, ...algos.map((a) => `${c.pages[a]}${c.netsdb?.[a] !== undefined && c.netsdb[a] !== c.pages[a] ? ` [${c.netsdb[a]}]` : ''}`), `${c.relaxed.pages}`, `${c.ms.tessera}`]),
+  ));
 
   // Scaling: a synthetic model family up to ~1M distinct blocks.
   const sizes = opts.quick ? [100_000] : [100_000, 300_000, 1_000_000];
@@ -165,7 +171,11 @@ export async function run(opts: BenchOptions): Promise<object> {
       classifyWasmSpeedup: +(ct.ms / cw.ms).toFixed(2),
     };
     scaling.push(row);
-    console.log(`scaling ${JSON.stringify(row)}`);
   }
+  console.log('\nscaling (synthetic family, 64 blocks per page):');
+  console.log(table(
+    ['distinct blocks', 'lower bound', 'tessera pages', 'twoStage pages', 'tessera ms', 'twoStage ms', 'classify wasm vs TS'],
+    scaling.map((r) => [String(r.distinctBlocks), String(r.lowerBound), String(r.pages.tessera), String(r.pages.twoStage), String(r.ms.tesseraEndToEnd), String(r.ms.twoStage), `${r.classifyWasmSpeedup}x`]),
+  ));
   return { data: 'bench/data/netsdb-page-packing.json', cases, scaling };
 }
