@@ -33,7 +33,9 @@ interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   non2xx: number;
+  /** Connection errors (resets, refused) and client-side timeouts (autocannon's 10 s), apart. */
   errors: number;
+  timeouts: number;
 }
 
 type Autocannon = (opts: Record<string, unknown>) => Promise<any>;
@@ -76,7 +78,8 @@ async function load(urls: string[], connections: number, seconds: number, body: 
     p50Ms: runs.map((r) => r.latency.p50).sort((a, b) => a - b)[Math.floor(runs.length / 2)],
     p99Ms: Math.max(...runs.map((r) => r.latency.p99)),
     non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
-    errors: runs.reduce((n, r) => n + r.errors + r.timeouts, 0),
+    errors: runs.reduce((n, r) => n + r.errors - r.timeouts, 0),
+    timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
   };
 }
 
