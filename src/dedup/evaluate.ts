@@ -199,7 +199,7 @@ export interface EvaluatorOptions {
 
 /**
  * An evaluator for `model`: labelled accuracy when `set` has labels, agreement with the outputs of
- * `originalWeights` otherwise (computed here once: the first evaluation).
+ * `originalWeights` otherwise (computed once, at the first score: one more evaluation).
  */
 export async function createEvaluator(model: ModelEntry, originalWeights: Uint8Array[], set: EvalSet, openSession: SessionFactory, opts: EvaluatorOptions = {}): Promise<Evaluator> {
   checkEvalSet(model, set);
@@ -233,11 +233,13 @@ export async function createEvaluator(model: ModelEntry, originalWeights: Uint8A
       },
     };
   }
-  const reference = await run(originalWeights);
+  // The original outputs are computed on the first score, so a model with nothing to try costs no evaluation.
+  let pending: ReturnType<typeof run> | undefined;
   return {
     kind: 'agreement',
     get evaluations() { return evaluations; },
     async score(weights) {
+      const reference = await (pending ??= run(originalWeights));
       const { pred, classes, raw } = await run(weights);
       if (classes > 1) {
         let same = 0;
