@@ -19,7 +19,7 @@ export interface BenchOptions {
 export const BENCHMARKS: Record<string, { about: string; typical: string }> = {
   store: { about: 'ingest vs cp + sync, tile/page layout sweep, serving latency from the store vs the file', typical: '~3 min (quick ~40 s)' },
   packing: { about: "pages per packing algorithm on netsDB's real inputs (bench/data) vs netsDB's, and scaling to 1M blocks", typical: '~2 min (quick ~15 s)' },
-  kernels: { about: 'near-duplicate kernels: LSH hashing and distances, wasm SIMD vs TS, recall', typical: '~1 min (quick ~15 s)' },
+  kernels: { about: 'near-duplicate kernels: LSH hashing and distances, wasm SIMD vs TS, recall', typical: '~5 min (quick ~1.5 min)' },
   gemm: { about: 'GFLOP/s of the wasm SIMD gemm vs its TS twin at the zoo\'s training shapes', typical: '~30 s (quick ~10 s)' },
   dedup: { about: 'near-duplicate dedup on the zoo per method: bytes saved vs accuracy bound', typical: '~5 min (quick ~1 min)' },
   pool: { about: 'buffer-pool hit ratio per eviction policy and budget, shared vs unshared pages', typical: '~2 min (quick ~30 s)' },
