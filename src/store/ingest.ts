@@ -4,8 +4,8 @@
  */
 import { InvalidArgumentError, InvalidNameError, ModelExistsError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
-import { parseModel, type TensorEncoding } from '../onnx/model.ts';
-import { DTYPES, type DType } from '../onnx/dtypes.ts';
+import { parseModel } from '../onnx/model.ts';
+import { DTYPES } from '../onnx/dtypes.ts';
 import { cutBlock, cutTensor, gridOf } from '../blocks/tiling.ts';
 import { Catalog, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
 import type { BlockSource } from './block-source.ts';
@@ -34,18 +34,13 @@ export type BlockInput =
   | { data: Uint8Array; hash?: string; reload?: () => Uint8Array }
   | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> };
 
-export interface NewTensor {
-  name: string;
-  dtype: DType;
-  dims: number[];
-  location: string;
+/** A tensor to add: its catalog entry, with the blocks still to be matched or stored. */
+export interface NewTensor extends Omit<TensorEntry, 'blocks'> {
   /**
    * Blocks in tile-grid order, or a function that cuts them when the tensor's turn comes (so an
    * add holds one tensor's cut copies at a time, not the whole model's).
    */
   blocks: BlockInput[] | (() => BlockInput[]);
-  /** The field the tensor arrived in when not raw_data (kept for byte-identical export). */
-  encoding?: TensorEncoding;
 }
 
 /**
