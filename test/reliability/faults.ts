@@ -9,6 +9,9 @@
  *     failed, and exactly the state after it when it succeeded: nothing is reported done that is
  *     not, nothing half-done is left;
  *   - it verifies, every model exports bit-exact, and the writer open leaves no leaked slot.
+ * A fourth fault is a power cut at the n-th call: that call and every later one never happen,
+ * then everything not yet durable (unsynced file data, folder entries not fsynced) is lost; the
+ * store must come back old or new (a committed state), never damaged.
  */
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,7 +21,7 @@ import { TesseraError } from '../../src/errors.ts';
 import { createHash } from 'node:crypto';
 import { mlp } from '../fixtures/onnx-builders.ts';
 import { perturbed } from '../fixtures/family.ts';
-import { faultyIO, type FaultKind } from './faulty-fs.ts';
+import { faultyIO, powerCutIO, type FaultKind } from './faulty-fs.ts';
 
 const TILE = { rows: 16, cols: 16 };
 const PAGE = 4096;
@@ -76,7 +79,7 @@ const INTERMEDIATE: Record<string, (s: TesseraStore) => Promise<unknown>> = {
 export interface FaultTrial {
   op: string;
   nth: number;
-  fault: FaultKind;
+  fault: FaultKind | 'power';
   persistent: boolean;
   outcome: 'failed' | 'succeeded';
   code?: string;
@@ -92,10 +95,11 @@ export interface FaultSweepResult {
   failures: FaultTrial[];
 }
 
-const MODES: { fault: FaultKind; persistent: boolean }[] = [
+const MODES: { fault: FaultKind | 'power'; persistent: boolean }[] = [
   { fault: 'ENOSPC', persistent: true },
   { fault: 'EIO', persistent: false },
   { fault: 'short', persistent: true },
+  { fault: 'power', persistent: true },
 ];
 
 /**
@@ -153,15 +157,20 @@ export async function runFaultSweep(opts: { dir: string; reduced?: boolean; ops?
       await rm(mid, { recursive: true, force: true });
     }
     result.ops[op] = calls;
-    for (let nth = 1; nth <= calls; nth++) {
-      const modes = opts.reduced ? [MODES[nth % MODES.length]] : MODES;
+    // Power cuts also after the last call: what the operation reported done must be durable.
+    for (let nth = 1; nth <= calls + 1; nth++) {
+      const modes = nth > calls ? MODES.filter((m) => m.fault === 'power') : opts.reduced ? [MODES[nth % MODES.length]] : MODES;
       for (const mode of modes) {
         const dir = await fresh();
         const trial: FaultTrial = { op, nth, fault: mode.fault, persistent: mode.persistent, outcome: 'succeeded', problems: [] };
-        const f = faultyIO();
-        const store = await openStore(dir, { io: f.io });
-        f.reset();
-        f.arm({ nth, kind: mode.fault, persistent: mode.persistent });
+        const power = mode.fault === 'power' ? powerCutIO() : null;
+        const f = power ? null : faultyIO();
+        const store = await openStore(dir, { io: power ? power.io : f!.io });
+        if (power) power.arm(nth);
+        else {
+          f!.reset();
+          f!.arm({ nth, kind: mode.fault as FaultKind, persistent: mode.persistent });
+        }
         try {
           await run(store, models);
         } catch (e) {
@@ -169,13 +178,16 @@ export async function runFaultSweep(opts: { dir: string; reduced?: boolean; ops?
           if (e instanceof TesseraError) trial.code = e.code;
           else trial.problems.push(`untyped error: ${(e as Error)?.stack ?? e}`);
         }
-        if (f.fired) result.faultsFired++;
+        if (power ? power.fired || nth > calls : f!.fired) result.faultsFired++;
+        if (power) await power.cut();
         await store.close().catch((e) => trial.problems.push(`close failed: ${e}`));
+        // After a power cut any committed state is a right answer, unless the operation returned.
+        const accepted = power && trial.outcome === 'failed' ? [...allowedOnFailure, JSON.stringify(after)] : null;
         try {
           const check = await openStore(dir, {});
           try {
             const state = await snapshotOf(check);
-            const expected = trial.outcome === 'failed' ? allowedOnFailure : [JSON.stringify(after)];
+            const expected = accepted ?? (trial.outcome === 'failed' ? allowedOnFailure : [JSON.stringify(after)]);
             if (!expected.includes(JSON.stringify(state))) {
               trial.problems.push(`${trial.outcome === 'failed' ? 'failed, but the store is not as before' : 'reported done, but the store does not hold the result'}: ${JSON.stringify(state)} vs ${expected.join(' or ')}`);
             }

@@ -143,3 +143,133 @@ export function readOnlyMedia(code: 'EROFS' | 'EACCES' = 'EROFS', base: FileIO =
     },
   };
 }
+
+/**
+ * A power cut: the n-th disk-changing call and every later one never happen, and then everything
+ * not made durable is lost. Durable means: a file's data once fsynced through a handle; a
+ * folder's entries (files created, renamed, linked or removed in it) once the folder is fsynced.
+ * `cut()` undoes the rest (in reverse order), leaving what a machine that lost power would find
+ * on restart in the worst case (nothing unsynced survived).
+ */
+export interface PowerCutIO {
+  io: FileIO;
+  calls: number;
+  /** True once the cut happened (the armed call was reached). */
+  fired: boolean;
+  arm(nth: number | null): void;
+  /** Discards everything not durable. Call after the operation stopped. */
+  cut(): Promise<void>;
+}
+
+type Undo = () => Promise<void>;
+
+export function powerCutIO(base: FileIO = nodeFileIO): PowerCutIO {
+  const fsp = import('node:fs/promises');
+  let armed: number | null = null;
+  const fileUndo = new Map<string, Undo[]>();
+  const dirUndo = new Map<string, Undo[]>();
+  const order: { kind: 'file' | 'dir'; key: string; undo: Undo }[] = [];
+  const state: PowerCutIO = {
+    io: undefined as unknown as FileIO,
+    calls: 0,
+    fired: false,
+    arm(n) {
+      armed = n;
+      state.calls = 0;
+      state.fired = false;
+      fileUndo.clear();
+      dirUndo.clear();
+      order.length = 0;
+    },
+    async cut() {
+      // Newest first, so each undo sees the state its operation left.
+      for (let i = order.length - 1; i >= 0; i--) {
+        const o = order[i];
+        const list = (o.kind === 'file' ? fileUndo : dirUndo).get(o.key);
+        if (list?.includes(o.undo)) await o.undo();
+      }
+      fileUndo.clear();
+      dirUndo.clear();
+      order.length = 0;
+    },
+  };
+  const tick = (what: string) => {
+    state.calls++;
+    if (state.fired || (armed !== null && state.calls >= armed)) {
+      state.fired = true;
+      throw Object.assign(new Error(`EIO: power cut before ${what}`), { code: 'EIO' });
+    }
+  };
+  const record = (kind: 'file' | 'dir', key: string, undo: Undo) => {
+    const map = kind === 'file' ? fileUndo : dirUndo;
+    if (!map.has(key)) map.set(key, []);
+    map.get(key)!.push(undo);
+    order.push({ kind, key, undo });
+  };
+  const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
+  const exists = async (p: string) => !!(await (await fsp).stat(p).catch(() => null));
+  const snapshotOf = async (p: string) => ((await exists(p)) ? new Uint8Array(await (await fsp).readFile(p)) : null);
+  const restore = async (p: string, bytes: Uint8Array | null) => {
+    const f = await fsp;
+    if (bytes === null) await f.rm(p, { force: true });
+    else await f.writeFile(p, bytes);
+  };
+  const wrap = (h: FileHandle, path: string): FileHandle =>
+    new Proxy(h, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        if (prop === 'write') {
+          return async (buf: Uint8Array, offset: number, length: number, position: number) => {
+            tick('write');
+            const before = await snapshotOf(path);
+            record('file', path, () => restore(path, before));
+            return target.write(buf, offset, length, position);
+          };
+        }
+        if (prop === 'truncate') {
+          return async (len: number) => {
+            tick('truncate');
+            const before = await snapshotOf(path);
+            record('file', path, () => restore(path, before));
+            return target.truncate(len);
+          };
+        }
+        if (prop === 'sync') {
+          return async () => {
+            tick('sync');
+            await target.sync();
+            if (path.endsWith('/') || (await (await fsp).stat(path)).isDirectory()) dirUndo.delete(path.replace(/\/$/, ''));
+            else fileUndo.delete(path);
+          };
+        }
+        return v.bind(target);
+      },
+    });
+  const namespace = <A extends string[]>(what: string, touched: (...a: A) => string[], call: (...a: A) => Promise<void>) => async (...a: A): Promise<void> => {
+    tick(what);
+    const paths = touched(...a);
+    const before = await Promise.all(paths.map(snapshotOf));
+    for (const p of paths) record('dir', dirOf(p), async () => restore(p, before[paths.indexOf(p)]));
+    return call(...a);
+  };
+  state.io = {
+    open: async (path, flags, mode) => {
+      tick('open');
+      const creates = typeof flags === 'string' ? /[wax]/.test(flags) : (flags & 0o100) !== 0;
+      if (creates && !(await exists(path))) record('dir', dirOf(path), () => restore(path, null));
+      return wrap(await base.open(path, flags, mode), path);
+    },
+    readFile: base.readFile,
+    readdir: base.readdir,
+    stat: base.stat,
+    rename: namespace('rename', (a, b) => [a, b], base.rename),
+    unlink: namespace('unlink', (a) => [a], base.unlink),
+    link: namespace('link', (_a, b) => [b], base.link),
+    mkdir: async (p) => {
+      tick('mkdir');
+      return base.mkdir(p);
+    },
+  };
+  return state;
+}
