@@ -54,10 +54,23 @@ export interface HttpServeOptions {
   log?: (line: string) => void;
 }
 
+/** The parts of a catalog a runtime may hold on to (the maps of one catalog state). */
+interface CatalogMaps {
+  pages: ReadonlyMap<number, { epoch: number }>;
+  blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number }>;
+  models: ReadonlyMap<string, ModelEntry>;
+}
+
+const mapsOf = (store: TesseraStore): CatalogMaps => ({ pages: store.catalog.pages, blocks: store.catalog.blocks, models: store.catalog.models });
+
 interface Generation {
   store: TesseraStore;
   server: Server;
   stamp: string;
+  /** The catalog state the runtime was made or last refreshed on (the store may refresh itself too). */
+  seen: CatalogMaps;
+  /** Set when the budget could not serve this catalog: the next change builds a runtime again. */
+  unservable?: boolean;
   active: number;
   retired: boolean;
   drained?: () => void;
@@ -131,7 +144,7 @@ export class InferenceHttpServer {
   static async start(store: TesseraStore, opts: HttpServeOptions): Promise<InferenceHttpServer> {
     const node = new InferenceHttpServer(store, opts);
     const stamp = await commitStamp(store.backend);
-    node.gen = { store, server: await Server.create(store, { ...opts.server, budgetBytes: opts.budgetBytes }), stamp, active: 0, retired: false };
+    node.gen = { store, server: await Server.create(store, { ...opts.server, budgetBytes: opts.budgetBytes }), stamp, seen: mapsOf(store), active: 0, retired: false };
     node.url = await node.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8000 });
     node.timer = setInterval(() => void node.checkForCommits(), node.opts.refreshMs);
     node.timer.unref();
@@ -187,8 +200,6 @@ export class InferenceHttpServer {
     }
     const g = this.gen;
     if (stamp === g.stamp) return;
-    // The maps of the catalog the server has been serving (refresh replaces the catalog object).
-    const before = { pages: g.store.catalog.pages, blocks: g.store.catalog.blocks, models: g.store.catalog.models };
     try {
       await g.store.refresh();
     } catch (e) {
@@ -196,9 +207,10 @@ export class InferenceHttpServer {
       return;
     }
     this.refreshes++;
-    if (onlyAdds(before, g.store.catalog)) {
+    if (!g.unservable && onlyAdds(g.seen, mapsOf(g.store))) {
       // Models were added and nothing the server may hold changed: it serves them as they are, pools kept.
       g.stamp = stamp;
+      g.seen = mapsOf(g.store);
       this.opts.log?.(`catalog at ${stamp}: ${g.store.listModels().length} models (added in place)`);
       return;
     }
@@ -217,12 +229,12 @@ export class InferenceHttpServer {
       this.past.peakBytes = Math.max(this.past.peakBytes, m.peakBytes);
       await g.server.close();
       try {
-        this.gen = { store: g.store, server: await Server.create(g.store, { ...this.opts.server, budgetBytes: this.opts.budgetBytes }), stamp, active: 0, retired: false };
+        this.gen = { store: g.store, server: await Server.create(g.store, { ...this.opts.server, budgetBytes: this.opts.budgetBytes }), stamp, seen: mapsOf(g.store), active: 0, retired: false };
         this.opts.log?.(`catalog at ${stamp}: serving ${g.store.listModels().length} models (new runtime)`);
       } catch (e) {
         // This catalog cannot be served under the budget: requests get the reason (503); retried next poll.
         this.opts.log?.(`cannot serve the catalog at ${stamp}: ${(e as Error).message}`);
-        this.gen = { store: g.store, server: unservable(e, this.opts.budgetBytes), stamp: 'unservable', active: 0, retired: false };
+        this.gen = { store: g.store, server: unservable(e, this.opts.budgetBytes), stamp: 'unservable', seen: mapsOf(g.store), unservable: true, active: 0, retired: false };
       }
     } finally {
       this.gate = null;
@@ -413,10 +425,7 @@ export class InferenceHttpServer {
 }
 
 /** True when `after` only adds to `before`: every page, block and model the server may hold is unchanged. */
-function onlyAdds(
-  before: { pages: ReadonlyMap<number, { epoch: number }>; blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number }>; models: ReadonlyMap<string, ModelEntry> },
-  after: { pages: ReadonlyMap<number, { epoch: number }>; blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number }>; models: ReadonlyMap<string, ModelEntry> },
-): boolean {
+function onlyAdds(before: CatalogMaps, after: CatalogMaps): boolean {
   for (const [id, p] of before.pages) if (after.pages.get(id)?.epoch !== p.epoch) return false;
   for (const [id, b] of before.blocks) {
     const n = after.blocks.get(id);
