@@ -50,7 +50,8 @@ const opArb = fc.oneof(
 test('compaction over random mixes of block sizes and dtypes never grows a store and keeps every byte', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { minLength: 2, maxLength: 10 }), async (ops) => {
-      const store = await TesseraStore.open(new MemoryPageStore({ pageSize: PAGE }), { tile: TILE });
+      const backend = new MemoryPageStore({ pageSize: PAGE });
+      const store = await TesseraStore.open(backend, { tile: TILE });
       const files = new Map<string, Uint8Array>();
       const specs = new Map<string, TensorSpec[]>();
       let n = 0;
@@ -95,6 +96,10 @@ test('compaction over random mixes of block sizes and dtypes never grows a store
       const second = await store.compact();
       assert.is(second.pagesWritten, 0, 'a second compaction writes nothing');
       assert.equal(store.stats(), after);
+      // The repack records replay to the same layout.
+      const reopened = await TesseraStore.open(backend);
+      assert.equal(reopened.stats(), after);
+      for (const [name, bytes] of files) assert.equal(await reopened.exportModel(name), bytes, `${name} after reopening`);
       await store.close();
     }),
     { numRuns: 40, seed: 12 },

@@ -108,7 +108,11 @@ export interface BlockMove {
 
 export type CatalogRecord =
   | { t: 'init'; seq: number; format: number; config: StoreConfig }
-  /** `moved`: blocks of a partly filled page copied onto one of the new pages (it then frees). */
+  /**
+   * `moved`: blocks of a partly filled page copied onto one of the new pages (it then frees). On
+   * the wire such a record is tagged 'add-shared', so a tessera that predates it refuses the
+   * catalog ("written by a newer tessera?") instead of misreading where those blocks are.
+   */
   | { t: 'add'; seq: number; model: ModelEntry; blocks: NewBlock[]; pages: { id: number; used: number }[]; moved?: BlockMove[] }
   | { t: 'rm'; seq: number; name: string }
   /** Lossy dedup: slots of `model` now point at representatives; the originals are retained. */
@@ -118,7 +122,7 @@ export type CatalogRecord =
   /** Drops the retained originals of `model` (its substitutions can no longer be undone). */
   | { t: 'settle'; seq: number; model: string }
   /** Lossless dedup: slots of `model` now point at new delta blocks (bit-exact); originals released. */
-  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[]; moved?: BlockMove[] }
+  | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] }
   /** Compaction of some pages: the listed blocks moved onto new pages; pages left empty free. */
   | { t: 'repack'; seq: number; blocks: BlockMove[]; pages: { id: number; used: number }[] }
   /** Compaction of earlier versions (still replayed): every live block moved onto a new set of pages. */
@@ -213,8 +217,8 @@ function movesFromWire(w: Uint8Array[]): BlockMove[] {
 export function encodeRecord(rec: CatalogRecord): Uint8Array {
   const pages = (p: { id: number; used: number }[]) => p.map((x) => [x.id, x.used]);
   const moved = (m: BlockMove[] | undefined) => (m?.length ? { moved: movesToWire(m) } : {});
-  if (rec.t === 'add') return encode({ t: 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
-  if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
+  if (rec.t === 'add') return encode({ t: rec.moved?.length ? 'add-shared' : 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
+  if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: pages(rec.pages) });
   if (rec.t === 'relayout' || rec.t === 'repack') return encode({ t: rec.t, seq: rec.seq, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
   return encode(rec);
 }
@@ -238,9 +242,9 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
   if (!w || typeof w !== 'object' || typeof w.seq !== 'number') throw new CorruptionError('CATALOG_CORRUPT', 'a catalog record has no sequence number: the catalog is damaged.');
   const pages = () => (w.pages as number[][]).map(([id, used]) => ({ id, used }));
   const moved = () => (w.moved ? { moved: movesFromWire(w.moved) } : {});
-  if (w.t === 'add') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
+  if (w.t === 'add' || w.t === 'add-shared') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
   if (w.t === 'relayout' || w.t === 'repack') return { t: w.t, seq: w.seq, blocks: movesFromWire(w.blocks), pages: pages() };
-  if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
+  if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: pages() };
   if (w.t === 'init' || w.t === 'rm' || w.t === 'subst' || w.t === 'undo' || w.t === 'settle') return w as CatalogRecord;
   throw new CorruptionError('CATALOG_CORRUPT', `unknown catalog record type "${w.t}": written by a newer tessera?`);
 }
@@ -343,7 +347,6 @@ export class Catalog {
       case 'delta': {
         const model = this.mustModel(rec.model);
         this.introduce(rec.seq, rec.blocks, rec.pages);
-        if (rec.moved) this.move(rec.moved);
         for (const slot of rec.slots) {
           const slots = model.tensors[slot.tensor].blocks;
           const from = slots[slot.index];
