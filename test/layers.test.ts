@@ -92,6 +92,27 @@ test('imports under src/ only point down the layers', () => {
   assert.equal(stale, [], 'known back-edges that no longer exist: remove them from the allowance');
 });
 
+test('src/ never imports the tools (bench/, test/, demo/, build/)', () => {
+  const bad: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    for (const spec of importsOf(file)) {
+      const target = relative(ROOT, normalize(join(dirname(file), spec)));
+      if (/^(bench|test|demo|build)\//.test(target)) bad.push(`${relative(SRC, file)} -> ${target}`);
+    }
+  }
+  assert.equal(bad, []);
+});
+
+test('core code is isomorphic: node: modules only in node/ and cli/', () => {
+  const bad: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const mod = moduleOf(file);
+    if (mod === 'node/' || mod === 'cli/') continue;
+    if (/(?:from\s+|import\(\s*|require\(\s*)['"]node:/.test(readFileSync(file, 'utf8'))) bad.push(relative(SRC, file));
+  }
+  assert.equal(bad, []);
+});
+
 test('the test catches an edge that points up', () => {
   // store (layer 4) importing runtime (layer 5) is exactly what the order forbids.
   assert.ok(LAYERS.get('runtime/')! > LAYERS.get('store/')!);
