@@ -31,7 +31,7 @@ async function bundleConformance(outDir: string): Promise<void> {
       contents: `
         import { exec } from 'uvu';
         import { openDB } from 'idb';
-        import { pageStoreConformance } from './test/store-conformance.ts';
+        import { pageStoreConformance, storeBehaviour } from './test/store-conformance.ts';
         import { IdbPageStore } from './src/browser/idb-store.ts';
         let n = 0;
         pageStoreConformance('indexeddb (Chromium)', async (pageSize) => {
@@ -53,6 +53,16 @@ async function bundleConformance(outDir: string): Promise<void> {
             },
             cleanup: async () => { await store.close(); await IdbPageStore.destroy(name); },
           };
+        });
+        // Store-level behaviour (add, export, rm, compact, verify, dedup, recovery) on Chromium's IndexedDB.
+        storeBehaviour('indexeddb (Chromium)', async () => {
+          const name = 'behaviour-' + (++n);
+          const h = {
+            backend: await IdbPageStore.open(name, { pageSize: 8192 }),
+            reopen: async () => { await h.backend.close(); return IdbPageStore.open(name, { create: false }); },
+            cleanup: async () => { await h.backend.close(); await IdbPageStore.destroy(name); },
+          };
+          return h;
         });
         export { exec };`,
       resolveDir: root,
@@ -235,7 +245,7 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     const plain = log.replace(/\x1b\[[0-9;]*m/g, '');
     const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1]);
     const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1]);
-    assert.ok(total >= 7 && passed === total, `conformance in Chromium: ${plain}`);
+    assert.ok(total >= 15 && passed === total, `conformance and store behaviour in Chromium: ${plain}`);
     console.error(`browser e2e: ${Date.now() - t0} ms; b fetched ${rb.pagesFetched}/${rb.pagesRead} pages (${rb.bytesFetched} B) vs ${rb.wholeFileBytes} B whole file; conformance ${passed}/${total}`);
   } finally {
     await close();
