@@ -5,6 +5,7 @@
  *   tsx bench/reliability/run.ts fuzz       [--seed N] [--cases N]    (default 1,000 a target, 10,000 in all)
  *   tsx bench/reliability/run.ts concurrency [--readers N] [--ms N] (default 4 readers for 30 s)
  *   tsx bench/reliability/run.ts faults     [--ops add,rm,...]        (every disk-changing call x ENOSPC, EIO, short write)
+ *   tsx bench/reliability/run.ts disk       [--fs DIR]                  (a real full disk: a 2 MiB tmpfs, needs root; or a small file system at DIR)
  *   tsx bench/reliability/run.ts locks      [--trials N] [--writers N] (default 400 in-process + 20 multi-process races of 4 writers)
  *   tsx bench/reliability/run.ts all
  * Prints a JSON summary and writes it to bench/reliability/results/<name>.json; exits 1 on any failure.
@@ -19,6 +20,7 @@ import { runFuzz } from '../../test/reliability/fuzz.ts';
 import { runConcurrency } from '../../test/reliability/concurrency.ts';
 import { runFaultSweep } from '../../test/reliability/faults.ts';
 import { runLockRace, runLockRaceInProcess } from '../../test/reliability/lock-race.ts';
+import { mountTmpfs, runFullDisk } from '../../test/reliability/full-disk.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, dflt: number) => {
@@ -38,6 +40,18 @@ const runs: Record<string, (dir: string) => Promise<{ failures: unknown[] }>> = 
   corruption: (dir) => runCorruption({ dir, seed, flips: flag('flips', 2000), truncations: 100, zeroed: 200, catalogFlips: 300 }),
   fuzz: () => runFuzz({ seed, casesPerTarget: flag('cases', 1000) }),
   concurrency: (dir) => runConcurrency({ dir, seed, readers: flag('readers', 4), ms: flag('ms', 30000) }),
+  disk: async (dir) => {
+    const i = argv.indexOf('--fs');
+    if (i >= 0) return runFullDisk({ fsDir: argv[i + 1], maxFree: 40 << 10, step: 512 });
+    const fsDir = join(dir, 'tmpfs');
+    await mkdir(fsDir);
+    const unmount = mountTmpfs(fsDir, 2 << 20);
+    try {
+      return await runFullDisk({ fsDir, maxFree: 40 << 10, step: 512 });
+    } finally {
+      unmount();
+    }
+  },
   locks: async (dir) => {
     const writers = flag('writers', 4);
     const inProcess = await runLockRaceInProcess({ dir, trials: flag('trials', 400), writers, seed });
@@ -54,7 +68,8 @@ const runs: Record<string, (dir: string) => Promise<{ failures: unknown[] }>> = 
   },
 };
 
-const which = argv[0] === 'all' ? Object.keys(runs) : [argv[0]];
+// 'all' leaves out disk (it mounts a file system).
+const which = argv[0] === 'all' ? Object.keys(runs).filter((r) => r !== 'disk') : [argv[0]];
 if (!which.every((w) => w in runs)) {
   console.error(`usage: tsx bench/reliability/run.ts <${Object.keys(runs).join('|')}|all> [--seed N] [--trials N] [--flips N] [--cases N]`);
   process.exit(2);
