@@ -313,10 +313,3 @@ export function plainValues(dtype: string, data: unknown): PlainValue[] {
       return Array.from(src as ArrayLike<PlainValue>);
   }
 }
-
-/** Outputs of a run as JSON-safe `{ dtype, dims, data }` (see `plainValues`), e.g. for the CLI's `run`. */
-export function plainOutputs(outputs: Record<string, { type: string; dims: readonly number[]; data: unknown }>): Record<string, { dtype: string; dims: number[]; data: PlainValue[] }> {
-  const out: Record<string, { dtype: string; dims: number[]; data: PlainValue[] }> = {};
-  for (const [name, t] of Object.entries(outputs)) out[name] = { dtype: t.type, dims: [...t.dims], data: plainValues(t.type, t.data) };
-  return out;
-}
