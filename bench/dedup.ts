@@ -67,7 +67,7 @@ interface FamilyScale {
 /** Per family: conv and attention evaluations cost 20-40x an MLP's, so they see fewer samples. */
 function scaleOf(family: FamilyName, quick: boolean): FamilyScale {
   if (quick) return { validation: 300, heldOut: 500 };
-  return family === 'mlp' ? { validation: 1000, heldOut: 5000 } : { validation: 500, heldOut: 2000 };
+  return family === 'mlp' ? { validation: 1000, heldOut: 5000 } : { validation: 300, heldOut: 1000 };
 }
 
 async function runFamily(family: FamilyName, dir: string, manifest: Manifest, quick: boolean) {
@@ -157,12 +157,13 @@ async function runFamily(family: FamilyName, dir: string, manifest: Manifest, qu
     exactStore = store;
     methods.push(await measure('exact-only', store, ingestMs, 0, null, new Map()));
   }
+  // Conv and attention evaluations cost 20-40x an MLP's on this machine: the ViT runs the methods
+  // the goals are judged on (1 point), the labelled-validation comparison runs on the MLP only.
   const lossyRuns: [string, string, number, 'agreement' | 'labelled'][] = [
     ['netsdb-style (1 pt)', 'pstable-stepwise', 0.01, 'agreement'],
     ['mistique-style (1 pt)', 'minhash-stepwise', 0.01, 'agreement'],
-    ['ours lossy (0.5 pt)', 'simhash-l2-bisect', 0.005, 'agreement'],
-    ['ours lossy (1 pt)', 'simhash-l2-bisect', 0.01, 'agreement'],
-    ['ours lossy (1 pt, labelled validation)', 'simhash-l2-bisect', 0.01, 'labelled'],
+    ...(family === 'vit' && !quick ? [] : [['ours lossy (0.5 pt)', 'simhash-l2-bisect', 0.005, 'agreement'] as [string, string, number, 'agreement']]),
+    ...(family === 'mlp' ? [['ours lossy (1 pt, labelled validation)', 'simhash-l2-bisect', 0.01, 'labelled'] as [string, string, number, 'labelled']] : []),
   ];
   for (const [label, method, maxDrop, scoring] of lossyRuns) {
     const { store } = await freshStore();
@@ -186,14 +187,17 @@ async function runFamily(family: FamilyName, dir: string, manifest: Manifest, qu
     losslessWithZipnn = combined;
   }
   {
+    // Ours at 1 point, measured; then lossless deltas on the same (settled) store, measured again.
     const { store } = await freshStore();
-    const t0 = performance.now();
-    const { reports } = await lossy('simhash-l2-bisect', 0.01, store);
-    for (const name of store.listModels()) await store.settle(name);
-    const deltas = await dedupLossless(store);
+    const { reports, ms } = await lossy('simhash-l2-bisect', 0.01, store);
+    const evaluations = reports.reduce((a, r) => a + r.evaluations, 0);
     const replaced = new Map(reports.map((r) => [r.name, r.blocksReplaced]));
+    methods.push(await measure('ours lossy (1 pt)', store, ms, evaluations, reports, replaced));
+    const t0 = performance.now();
+    const deltas = await dedupLossless(store);
+    const deltaMs = performance.now() - t0;
     for (const d of deltas) replaced.set(d.name, (replaced.get(d.name) ?? 0) + d.blocksReplaced);
-    methods.push(await measure('ours lossy (1 pt) + lossless', store, performance.now() - t0, reports.reduce((a, r) => a + r.evaluations, 0), reports, replaced));
+    methods.push(await measure('ours lossy (1 pt) + lossless', store, ms + deltaMs, evaluations, reports, replaced));
   }
 
   // ZipNN-style on the same weights: every float32 tensor of every model, and the distinct blocks after exact dedup.
@@ -283,7 +287,8 @@ export async function run(opts: BenchOptions): Promise<object> {
       // no earlier results: overall covers the families run now
     }
   }
-  const names = results[0].methods.map((m) => m.method);
+  // Overall: the methods every family ran.
+  const names = results[0].methods.map((m) => m.method).filter((name) => results.every((r) => r.methods.some((m) => m.method === name)));
   const overall = names.map((method) => {
     const rows = results.map((r) => r.methods.find((m) => m.method === method)!);
     const sum = (k: 'storedBytes' | 'logicalBytes' | 'savedBytes' | 'evaluations' | 'ms' | 'controlSubstitutions' | 'controlSubstitutionsCostingAccuracy') => rows.reduce((a, r) => a + r[k], 0);
