@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchOptions } from './run.ts';
 import { mlp } from '../test/fixtures/onnx-builders.ts';
-import { privatePostgres, startNode, metric, type ServeNode } from '../test/fixtures/fleet.ts';
+import { freePort, privatePostgres, startNode, metric, type ServeNode } from '../test/fixtures/fleet.ts';
 import { openStore } from '../src/node/open.ts';
 import { FilePageStore } from '../src/node/file-store.ts';
 import { PgPageStore } from '../src/node/pg-store.ts';
@@ -129,7 +129,7 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 export async function run(opts: BenchOptions): Promise<object> {
   const seconds = opts.quick ? 2 : 5;
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-http-'));
-  const pg = privatePostgres(54349);
+  const pg = privatePostgres(await freePort());
   const nodes: ServeNode[] = [];
   const stopAll = async () => {
     await Promise.all(nodes.splice(0).map((n) => n.stop()));

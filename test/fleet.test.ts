@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as ortNode from 'onnxruntime-node';
 import { mlp } from './fixtures/onnx-builders.ts';
-import { metric, privatePostgres, startNode, tessera, type ServeNode } from './fixtures/fleet.ts';
+import { freePort, metric, privatePostgres, startNode, tessera, type ServeNode } from './fixtures/fleet.ts';
 import { postJson } from './fixtures/http.ts';
 import { codeOf, rng, tempDir } from './helpers.ts';
 import { openStore } from '../src/node/open.ts';
@@ -75,7 +75,7 @@ async function verifyOk(url: string): Promise<void> {
 }
 
 test('three nodes on one PostgreSQL store: shared catalog, own pools, recovery from compact and a PostgreSQL restart', async () => {
-  const pg = privatePostgres(54339);
+  const pg = privatePostgres(await freePort());
   const dir = await tempDir();
   const nodes: ServeNode[] = [];
   try {
