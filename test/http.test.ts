@@ -14,6 +14,7 @@ import { InferenceHttpServer, type HttpServeOptions } from '../src/node/http/ser
 import type { TesseraStore } from '../src/store/store.ts';
 import { ifModel, mlp } from './fixtures/onnx-builders.ts';
 import { binaryInferBody, postJson, readInferResponse } from './fixtures/http.ts';
+import { startNode } from './fixtures/fleet.ts';
 import { rng, tempDir } from './helpers.ts';
 
 const IN = 20;
@@ -314,6 +315,19 @@ test('a model added or removed by a writer is served or gone without a restart',
     assert.is((await postJson(`${n.url}/v2/models/a/infer`, { inputs: [{ name: 'X', shape: [1, IN], datatype: 'FP32', data: Array.from(x) }] })).status, 200);
   } finally {
     await n.close();
+  }
+});
+
+test('the `tessera serve` command on the file store answers the protocol and stops on SIGTERM', async () => {
+  const n = await startNode(storePath, ['--budget', '8MiB']);
+  try {
+    assert.equal(await (await fetch(`${n.url}/v2/health/ready`)).json(), { ready: true });
+    const x = floats(IN, 31);
+    const res = await postJson(`${n.url}/v2/models/c/infer`, { inputs: [{ name: 'X', shape: [1, IN], datatype: 'FP32', data: Array.from(x) }] });
+    assert.is(res.status, 200);
+    near((await res.json()).outputs[0].data, (await reference('c', { X: new ortNode.Tensor('float32', x, [1, IN]) })).Y.data as Float32Array);
+  } finally {
+    assert.is(await n.stop(), 0, n.stderr());
   }
 });
 
