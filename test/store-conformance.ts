@@ -58,6 +58,7 @@ const CLOSED_CALLS: Record<string, (s: PageStore) => Promise<unknown>> = {
   releasePages: (s) => s.releasePages([0]),
   listPages: (s) => s.listPages(),
   recover: (s) => s.recover(new Set()),
+  commitStamp: (s) => s.commitStamp(),
 };
 
 /** Names of the methods an object offers (own and inherited), for the closed-trait coverage check. */
@@ -121,6 +122,25 @@ export function pageStoreConformance(name: string, make: (pageSize: number) => P
         }
         if (result instanceof Promise) await rejectsWith(result, 'STORE_CLOSED');
       }
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  test('the commit stamp changes with every append and checkpoint', async () => {
+    const h = await make(PAGE);
+    try {
+      const seen = [await h.store.commitStamp()];
+      assert.type(seen[0], 'string');
+      if (seen[0] === 'static') return; // the backend cannot tell: readers never see a change
+      await h.store.appendCatalog(new Uint8Array([1]));
+      seen.push(await h.store.commitStamp());
+      await h.store.checkpointCatalog(new Uint8Array([9]));
+      seen.push(await h.store.commitStamp());
+      await h.store.appendCatalog(new Uint8Array([2]));
+      seen.push(await h.store.commitStamp());
+      assert.is(new Set(seen).size, seen.length, `stamps: ${seen.join(', ')}`);
+      assert.is(await h.store.commitStamp(), seen[3], 'reading the stamp twice without a commit gives the same stamp');
     } finally {
       await h.cleanup();
     }
@@ -253,7 +273,9 @@ export function pageStoreConformance(name: string, make: (pageSize: number) => P
     try {
       assert.ok(reader.readOnly);
       assert.equal((await reader.readCatalog()).records, [new Uint8Array([1])]);
+      const stamp = await reader.commitStamp();
       await h.store.appendCatalog(new Uint8Array([2]));
+      if (stamp !== 'static') assert.is.not(await reader.commitStamp(), stamp, "the reader's commit stamp follows the writer's commits");
       assert.equal((await reader.readCatalog()).records, [new Uint8Array([1]), new Uint8Array([2])]);
       assert.equal(await reader.readPage(0, 1), randomBytes(100, 1));
       await rejectsWith(reader.writePages([{ id: 1, epoch: 2, data: new Uint8Array(1) }]), 'STORE_LOCKED');

@@ -385,6 +385,14 @@ class FileBackend implements PageBackend {
     }
   }
 
+  /** Identity, size and mtime of the catalog files: any commit or checkpoint (by any process) changes one. */
+  async commitStamp(): Promise<string> {
+    const parts = await Promise.all(
+      ['catalog.snap', 'catalog.log'].map((f) => this.io.stat(join(this.dir, f)).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}`, () => '-')),
+    );
+    return parts.join('/');
+  }
+
   async close(): Promise<void> {
     await this.pages?.close().catch(() => {});
     await this.log?.close().catch(() => {});

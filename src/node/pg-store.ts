@@ -182,6 +182,10 @@ class PgBackend implements PageBackend {
     }
   }
 
+  async commitStamp(): Promise<string> {
+    return String(await this.commitSeq());
+  }
+
   async readSealed(id: number): Promise<Uint8Array> {
     this.check();
     let rows: { sealed: Buffer }[];

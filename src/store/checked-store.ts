@@ -85,6 +85,11 @@ export class CheckedPageStore implements PageStore {
     return leaked;
   }
 
+  async commitStamp(): Promise<string> {
+    this.checkOpen();
+    return this.raw.commitStamp ? this.raw.commitStamp() : 'static';
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -11,6 +11,8 @@ class MemoryBackend implements PageBackend {
   readonly sealed = new Map<number, Uint8Array>();
   private snapshot: Uint8Array | null = null;
   private records: Uint8Array[] = [];
+  /** Catalog changes so far (appends and checkpoints): the commit stamp. */
+  private changes = 0;
 
   constructor(readonly pageSize: number) {}
 
@@ -22,6 +24,7 @@ class MemoryBackend implements PageBackend {
   }
   async appendCatalog(record: Uint8Array): Promise<void> {
     this.records.push(record.slice());
+    this.changes++;
   }
   async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
     return { snapshot: this.snapshot, records: [...this.records] };
@@ -29,12 +32,16 @@ class MemoryBackend implements PageBackend {
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
     this.snapshot = snapshot.slice();
     this.records = [];
+    this.changes++;
   }
   async releasePages(ids: readonly number[]): Promise<void> {
     for (const id of ids) this.sealed.delete(id);
   }
   async listPages(): Promise<number[]> {
     return [...this.sealed.keys()].sort((a, b) => a - b);
+  }
+  async commitStamp(): Promise<string> {
+    return `memory:${this.changes}`;
   }
   async close(): Promise<void> {}
 }

@@ -25,7 +25,8 @@
  * catalog does not reference, so slots leaked by a killed writer are reclaimed.
  *
  * Contract changes (for backend authors): 2026-12 — backends implement PageBackend (sealed bytes)
- * instead of PageStore; `readOnly` and `supports` added; `recover` added to PageStore.
+ * instead of PageStore; `readOnly` and `supports` added; `recover` added to PageStore;
+ * `commitStamp` added (optional for a backend).
  */
 
 /** Traits a backend has; the conformance suite tests those it declares and reports the rest as skips. */
@@ -67,6 +68,11 @@ export interface PageBackend {
   releasePages(ids: readonly number[]): Promise<void>;
   /** Ids of every page slot that holds data (referenced or not): for verify, leak checks and recovery. */
   listPages(): Promise<number[]>;
+  /**
+   * Optional: a token, cheap to read, that changes whenever the committed catalog does (commits by
+   * other processes included), for readers that poll for commits. Without it the stamp is 'static'.
+   */
+  commitStamp?(): Promise<string>;
   /** Releases resources (handles, connections, the writer lock). Called once. */
   close(): Promise<void>;
 }
@@ -103,6 +109,12 @@ export interface PageStore {
    * release cut short). Returns the released ids. Read-only stores return [].
    */
   recover(referenced: ReadonlySet<number>): Promise<number[]>;
+  /**
+   * A token, cheap to read, that changes whenever the committed catalog does (commits by other
+   * processes included): readers poll it to learn when to refresh. 'static' when the backend
+   * cannot tell (it then never changes).
+   */
+  commitStamp(): Promise<string>;
   /** Releases resources (file handles, the writer lock). Idempotent. */
   close(): Promise<void>;
 }

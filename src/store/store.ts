@@ -41,6 +41,19 @@ export class TesseraStore {
     return this.core.backend;
   }
 
+  /** The backend's kind: 'memory' | 'file' | 'indexeddb' | 'postgres' | ... */
+  get kind(): string {
+    return this.core.backend.kind;
+  }
+
+  /**
+   * A token, cheap to read, that changes whenever the committed catalog does (commits by other
+   * processes included): poll it, then `refresh()`. 'static' when the backend cannot tell.
+   */
+  commitStamp(): Promise<string> {
+    return this.core.backend.commitStamp();
+  }
+
   get config(): StoreConfig {
     return this.core.config;
   }
