@@ -48,7 +48,7 @@ export function register(program: Command): void {
           log,
         });
         // One line on stdout with the address, so scripts can wait for it.
-        process.stdout.write(`serving ${node.models().length} models from ${store.backend.kind} store at ${node.url} (budget ${formatBytes(o.budget)})\n`);
+        process.stdout.write(`serving ${node.models().length} models from ${store.kind} store at ${node.url} (budget ${formatBytes(o.budget)})\n`);
         await new Promise<void>((resolve) => {
           const stop = (signal: string) => {
             log(`${signal}: finishing requests in flight`);

@@ -21,11 +21,8 @@
  * missing, or a page changed under it, checks for commits and retries once.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { TesseraError } from '../../errors.ts';
 import type { TesseraStore } from '../../store/store.ts';
-import type { PageStore } from '../../store/page-store.ts';
 import type { ModelEntry } from '../../catalog/catalog.ts';
 import { Server, type ServerOptions } from '../../runtime/server.ts';
 import { ProtocolError, encodeInferResponse, parseInferRequest, tensorMetadata, unknownOutputs } from './kserve.ts';
@@ -86,17 +83,6 @@ const deferred = (): Deferred => {
   return { promise, resolve };
 };
 
-/** Something that changes whenever the committed catalog does, cheap to read. */
-export async function commitStamp(backend: PageStore): Promise<string> {
-  const b = backend as PageStore & { commitSeq?: () => Promise<number>; dir?: string };
-  if (typeof b.commitSeq === 'function') return String(await b.commitSeq());
-  if (b.kind === 'file' && typeof b.dir === 'string') {
-    const parts = await Promise.all(['catalog.snap', 'catalog.log'].map((f) => stat(join(b.dir!, f)).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}`, () => '-')));
-    return parts.join('/');
-  }
-  return 'static';
-}
-
 const VERSION = '0.1.0';
 const EXTENSIONS = ['binary_tensor_data', 'health', 'metadata', 'model_repository', 'metrics'];
 
@@ -143,7 +129,7 @@ export class InferenceHttpServer {
   /** Builds the first generation and listens. */
   static async start(store: TesseraStore, opts: HttpServeOptions): Promise<InferenceHttpServer> {
     const node = new InferenceHttpServer(store, opts);
-    const stamp = await commitStamp(store.backend);
+    const stamp = await store.commitStamp();
     node.gen = { store, server: await Server.create(store, { ...opts.server, budgetBytes: opts.budgetBytes }), stamp, seen: mapsOf(store), active: 0, retired: false };
     node.url = await node.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8000 });
     node.timer = setInterval(() => void node.checkForCommits(), node.opts.refreshMs);
@@ -190,7 +176,7 @@ export class InferenceHttpServer {
   private async refresh(): Promise<void> {
     let stamp: string;
     try {
-      stamp = await commitStamp(this.store.backend);
+      stamp = await this.store.commitStamp();
       if (!this.storeUp) this.opts.log?.('store reachable again');
       this.storeUp = true;
     } catch (e) {
