@@ -113,6 +113,32 @@ test('core code is isomorphic: node: modules only in node/ and cli/', () => {
   assert.equal(bad, []);
 });
 
+/** The code of a file with its comments blanked (a `.backend` in a comment is prose, not a read). */
+function codeOf(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+}
+
+/** Reads of a store's raw backend (`x.backend`) in some code. */
+const backendReads = (code: string): string[] => [...code.matchAll(/[\w$)\]]\s*\??\.\s*backend\b/g)].map((m) => m[0]);
+
+test('nothing outside src/store/ reads a store\'s raw backend or live catalog state', async () => {
+  // The store's public face is `catalog` (read-only), `blockSource()`, `kind`, `commitStamp()`
+  // and `refresh()`; `backend` stays for tests that reopen a store through their own handle.
+  const bad: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    if (moduleOf(file) === 'store/') continue;
+    for (const read of backendReads(codeOf(file))) bad.push(`${relative(SRC, file)}: ${read}`);
+  }
+  assert.equal(bad, [], 'use the store\'s public API (catalog, blockSource(), kind, commitStamp(), refresh())');
+  const { TesseraStore } = await import('../src/store/store.ts');
+  const members = Object.getOwnPropertyNames(TesseraStore.prototype);
+  assert.not.ok(members.includes('state'), 'TesseraStore hands out no live catalog state');
+  for (const m of ['catalog', 'kind', 'commitStamp', 'refresh', 'blockSource']) assert.ok(members.includes(m), `TesseraStore.${m}`);
+  // The scan itself finds the reads it is meant to forbid.
+  assert.equal(backendReads('const k = store.backend.kind; this.store?.backend; // x'), ['e.backend', 'e?.backend']);
+  assert.equal(backendReads(codeOf(join(SRC, 'store', 'store.ts'))).length > 0, true, 'store.ts itself reads its backend');
+});
+
 test('the test catches an edge that points up', () => {
   // store (layer 4) importing runtime (layer 5) is exactly what the order forbids.
   assert.ok(LAYERS.get('runtime/')! > LAYERS.get('store/')!);
