@@ -36,28 +36,53 @@ export function defaultOrtBackend(): OrtBackend {
   return defaultBackend;
 }
 
-/** The platform's default runtime: onnxruntime-node under the Node entry, onnxruntime-web otherwise. */
+let fallback: Promise<OrtModule> | null = null;
+
+/**
+ * The platform's default runtime: onnxruntime-node under the Node entry, onnxruntime-web otherwise.
+ * onnxruntime-node is an optional dependency (its install script can fail on some npm versions),
+ * so when the Node default cannot be loaded this prints one notice and runs on onnxruntime-web,
+ * which gives the same results, slower on conv models. Asking for it by name (`loadOrt('node')`,
+ * `--ort node`) fails instead.
+ */
 export function defaultOrt(): Promise<OrtModule> {
-  return loadOrt(defaultBackend);
+  if (defaultBackend === 'web') return loadOrtWeb();
+  return loadOrtNode().catch((e: InferenceError) => {
+    fallback ??= (console.warn(`tessera: ${ortNodeMissing(e.cause)}; running on onnxruntime-web instead (same results, slower on conv models). Install onnxruntime-node@${ORT_NODE_VERSION} for the native runtime, or choose 'web' with setDefaultOrt('web') to skip this check.`), loadOrtWeb());
+    return fallback;
+  });
+}
+
+/** The onnxruntime-node version tessera is tested with (the one onnxruntime-web and -common pin). */
+export const ORT_NODE_VERSION = '1.30.0';
+
+function ortNodeMissing(cause: unknown): string {
+  return `onnxruntime-node could not be loaded (${String((cause as Error | undefined)?.message ?? cause).split('\n')[0]})`;
 }
 
 let ortNode: Promise<OrtModule> | null = null;
 
-/**
- * The runtime for `backend`. onnxruntime-node is an optional dependency loaded on demand (its name
- * is kept out of static imports so bundles and browsers never see it); when it is not installed
- * this fails with a typed error saying how to install it.
- */
-export function loadOrt(backend: OrtBackend = defaultBackend): Promise<OrtModule> {
-  if (backend === 'web') return loadOrtWeb();
-  if (backend !== 'node') return Promise.reject(new InvalidArgumentError(`unknown onnxruntime backend "${backend as string}": use 'web' or 'node'`));
+function loadOrtNode(): Promise<OrtModule> {
   const name = 'onnxruntime-node';
   ortNode ??= import(/* @vite-ignore */ name).then(
     (ort: any) => (ort.default?.InferenceSession ? ort.default : ort) as OrtModule,
     (e: unknown) => {
       ortNode = null;
-      throw new InferenceError('INFERENCE_FAILED', `onnxruntime-node is not installed (${(e as Error).message?.split('\n')[0]}): install it with \`ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0\`, or use the default onnxruntime-web backend.`, { cause: e });
+      throw new InferenceError('INFERENCE_FAILED', `${ortNodeMissing(e)}: install it with \`ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@${ORT_NODE_VERSION}\`, or use the onnxruntime-web backend ('web').`, { cause: e });
     },
   );
   return ortNode;
+}
+
+/**
+ * The runtime for `backend`; without one, the platform's default (see defaultOrt, which falls back
+ * to onnxruntime-web when onnxruntime-node is missing). onnxruntime-node is an optional dependency
+ * loaded on demand (its name is kept out of static imports so bundles and browsers never see it);
+ * asked for by name when it cannot be loaded, this fails with a typed error saying how to install it.
+ */
+export function loadOrt(backend?: OrtBackend): Promise<OrtModule> {
+  if (backend === undefined) return defaultOrt();
+  if (backend === 'web') return loadOrtWeb();
+  if (backend !== 'node') return Promise.reject(new InvalidArgumentError(`unknown onnxruntime backend "${backend as string}": use 'web' or 'node'`));
+  return loadOrtNode();
 }

@@ -23,12 +23,12 @@ export function register(program: Command): void {
     .option('--skew <s>', 'Zipf skew (0 = uniform)', parseNumber, 1)
     .option('--executor <kind>', 'auto | kernel | shared-weights | own-weights', 'auto')
     .option('--policy <name>', 'page eviction policy', 'dedup')
-    .option('--ort <backend>', 'onnxruntime backend: node | web', 'node')
+    .option('--ort <backend>', 'onnxruntime backend: node | web (default: node, or web with a notice when onnxruntime-node is not installed)')
     .option('--seed <n>', 'trace seed', parseNumber, 1)
     .option('--json', 'print JSON')
-    .action(async (path: string, o: { budget: number; requests: number; skew: number; executor: string; policy: string; ort: string; seed: number; json?: boolean }) => {
+    .action(async (path: string, o: { budget: number; requests: number; skew: number; executor: string; policy: string; ort?: string; seed: number; json?: boolean }) => {
       await withStore(path, async (store) => {
-        const ort = await loadOrt(o.ort as OrtBackend);
+        const ort = await loadOrt(o.ort as OrtBackend | undefined);
         const server = await Server.create(store, { budgetBytes: o.budget, executor: o.executor as ExecutorKind | 'auto', policy: o.policy as PolicyName, ort });
         const models = store.listModels();
         const trace = zipfTrace({ models, skew: o.skew, requests: o.requests, seed: o.seed });

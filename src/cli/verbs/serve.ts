@@ -27,12 +27,12 @@ export function register(program: Command): void {
     .option('--refresh <ms>', 'how often to check the store for new commits', parsePositiveInt, 500)
     .option('--executor <kind>', 'auto | kernel | shared-weights | own-weights', 'auto')
     .option('--policy <name>', 'page eviction policy', 'dedup')
-    .option('--ort <backend>', 'onnxruntime backend: node | web', 'node')
+    .option('--ort <backend>', 'onnxruntime backend: node | web (default: node, or web with a notice when onnxruntime-node is not installed)')
     .option('--concurrency <n>', 'inference runs at once inside the runtime', parsePositiveInt, 2)
     .option('--name <name>', 'server name reported by GET /v2', 'tessera')
-    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; executor: string; policy: string; ort: string; concurrency: number; name: string }) => {
+    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; executor: string; policy: string; ort?: string; concurrency: number; name: string }) => {
       await withStore(path, async (store) => {
-        const ort = await loadOrt(o.ort as OrtBackend);
+        const ort = await loadOrt(o.ort as OrtBackend | undefined);
         const log = (line: string) => process.stderr.write(`tessera serve: ${line}\n`);
         const node = await InferenceHttpServer.start(store, {
           budgetBytes: o.budget,
