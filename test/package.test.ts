@@ -7,12 +7,13 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ORT_NODE_VERSION } from '../src/runtime/ort.ts';
 import { startStaticServer } from '../demo/serve.ts';
 import { launchChromium } from './fixtures/chromium.ts';
 import { mlp } from './fixtures/onnx-builders.ts';
@@ -27,6 +28,7 @@ const installed = join(app, 'node_modules', 'tessera');
 const model = mlp({ inputDim: 4, hidden: 8, outputDim: 3, seed: 11 });
 const X = [0.5, -1, 2, 0.25];
 let packedFiles: string[] = [];
+let webY: number[] = [];
 
 test.before(async () => {
   for (const f of ['build/out/index.mjs', 'build/out/tessera.mjs', 'build/out/types/index.d.ts', 'build/out/browser/tessera.browser.mjs']) {
@@ -86,11 +88,34 @@ test('Node quick start: NodeNext TypeScript type-checks against the shipped type
   const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc');
   const checked = await run(process.execPath, [tsc, '-p', '.'], { cwd: app, encoding: 'utf8' }).catch((e) => e);
   assert.is(checked.stdout, '', `tsc errors:\n${checked.stdout}`);
-  const { stdout } = await run(process.execPath, ['out/main.js'], { cwd: app, encoding: 'utf8' });
+  // onnxruntime-node is an optional dependency and is not installed yet (as when its install
+  // script failed): the Node default falls back to onnxruntime-web with one notice on stderr.
+  const { stdout, stderr } = await run(process.execPath, ['out/main.js'], { cwd: app, encoding: 'utf8' });
   const r = JSON.parse(stdout);
   assert.ok(r.newBlocks > 0);
   assert.is(r.y.length, 3);
   assert.is(r.isError, true);
+  const notice = stderr.trim().split('\n');
+  assert.is(notice.length, 1, `one notice line, got:\n${stderr}`);
+  assert.match(notice[0], /onnxruntime-node could not be loaded .*running on onnxruntime-web/);
+  webY = r.y;
+});
+
+test("onnxruntime-node is optional: asked for by name it fails with a typed error; once installed it is the default, silently", async () => {
+  assert.is(pkg.dependencies['onnxruntime-node'], undefined, 'not a hard dependency');
+  assert.is(pkg.optionalDependencies['onnxruntime-node'], ORT_NODE_VERSION, 'the optional dependency pins the version the error message names');
+  const bin = join(app, 'node_modules', '.bin', 'tessera');
+  await run(bin, ['add', 'ort-store', 'mlp.onnx'], { cwd: app });
+  const refused = await run(bin, ['serve', 'ort-store', '--ort', 'node', '--port', '0'], { cwd: app, encoding: 'utf8', timeout: 30_000 }).catch((e) => e);
+  assert.is(refused.code, 1, `serve --ort node exits 1 without onnxruntime-node (${refused.stderr})`);
+  assert.match(refused.stderr, /onnxruntime-node could not be loaded.*npm install onnxruntime-node@1\.30\.0.*\[INFERENCE_FAILED\]/);
+
+  await symlink(join(repo, 'node_modules', 'onnxruntime-node'), join(app, 'node_modules', 'onnxruntime-node'), 'dir');
+  await rm(join(app, 'models'), { recursive: true });
+  const { stdout, stderr } = await run(process.execPath, ['out/main.js'], { cwd: app, encoding: 'utf8' });
+  assert.is(stderr, '', 'no notice with onnxruntime-node installed');
+  const y: number[] = JSON.parse(stdout).y;
+  y.forEach((v, i) => assert.ok(Math.abs(v - webY[i]) < 1e-5, `native and wasm agree: ${y} vs ${webY}`));
 });
 
 test('CLI quick start: the installed `tessera` bin adds, lists and runs', async () => {
