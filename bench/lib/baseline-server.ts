@@ -33,6 +33,8 @@ export interface BaselineOptions {
 export type BaselineMetrics = Pick<ServerMetrics, 'requests' | 'hits' | 'misses' | 'errors' | 'sessionBuilds' | 'sessionEvictions' | 'bytesRead' | 'latency' | 'sessionBytes' | 'budgetBytes' | 'peakBytes'>;
 
 interface Kept {
+  /** Built and not yet run: not evicted, or two requests in flight could evict each other's session forever. */
+  fresh: boolean;
   session: OrtCommon.InferenceSession;
   bytes: number;
   busy: number;
@@ -85,6 +87,7 @@ export class BaselineServer {
         while (this.kept.get(model) !== k) k = await this.load(model);
       }
       k.busy++;
+      k.fresh = false;
       k.lastUsed = this.clock;
       try {
         const session = k.session;
@@ -148,7 +151,7 @@ export class BaselineServer {
       } catch (e) {
         throw new InferenceError('INFERENCE_FAILED', `onnxruntime cannot load model "${model}": ${(e as Error).message}`, { cause: e });
       }
-      const k: Kept = { session, bytes, busy: 0, lastUsed: this.clock };
+      const k: Kept = { fresh: true, session, bytes, busy: 0, lastUsed: this.clock };
       this.kept.set(model, k);
       keptIt = true;
       return k;
@@ -169,7 +172,7 @@ export class BaselineServer {
     while (this.held + bytes > this.opts.budgetBytes) {
       let victim: string | undefined;
       let oldest = Infinity;
-      for (const [name, k] of this.kept) if (k.busy === 0 && k.lastUsed < oldest) (oldest = k.lastUsed), (victim = name);
+      for (const [name, k] of this.kept) if (k.busy === 0 && !k.fresh && k.lastUsed < oldest) (oldest = k.lastUsed), (victim = name);
       if (victim !== undefined) {
         const k = this.kept.get(victim)!;
         this.kept.delete(victim);

@@ -104,7 +104,9 @@ interface ModelState {
   plan?: DensePlan;
   choice: ExecutorChoice;
   /** Shared-weights layout (computed on first need). */
-  weightless?: { skeleton: Uint8Array; fed: FedWeight[]; inlineIds: number[]; inlineBytes: number; sessionBytes: number };
+  weightless?: { skeleton: Uint8Array; fed: FedWeight[]; inlineIds: number[]; inlineBytes: number; sessionBytes: number; key: string };
+  /** The weight-less session this model's shared-weights executor runs on. */
+  graph?: GraphSession;
   tensorIds: number[];
   executor?: Executor;
   busy: number;
@@ -114,6 +116,19 @@ interface ModelState {
   ownMs: number[];
   /** 'tried' once own weights were measured not faster; never tried again. */
   own: 'never' | 'trial' | 'kept' | 'rejected';
+}
+
+/**
+ * One weight-less session per distinct weight-less graph: models that differ only in their fed
+ * weights (fine-tunes of one architecture) have byte-identical graphs and share it, so its memory
+ * is held, and entered in the ledger, once.
+ */
+interface GraphSession {
+  key: string;
+  skeleton: Uint8Array;
+  session: ModelSession;
+  bytes: number;
+  users: Set<ModelState>;
 }
 
 const LEGACY_MODES: Record<string, ExecutorKind> = { kernel: 'kernel', session: 'own-weights', feeds: 'shared-weights' };
@@ -127,6 +142,8 @@ export class Server {
   private readonly tensors: TensorPool;
   private readonly states = new Map<string, ModelState>();
   private readonly builds = new SingleFlight<string, Executor>();
+  private readonly graphs = new Map<string, GraphSession>();
+  private readonly graphBuilds = new SingleFlight<string, GraphSession>();
   private readonly gate: RequestGate;
   private readonly ortCalls = new SerialQueue();
   private readonly latency = new LatencyHistogram();
@@ -271,8 +288,8 @@ export class Server {
 
   /** Sessions kept now (for leak checks). */
   keptSessions(): number {
-    let n = 0;
-    for (const s of this.states.values()) if (s.executor && s.executor.kind !== 'kernel') n++;
+    let n = this.graphs.size;
+    for (const s of this.states.values()) if (s.executor?.kind === 'own-weights') n++;
     return n;
   }
 
@@ -286,6 +303,7 @@ export class Server {
     if (k.tensors !== tensorsHeld) problems.push(`ledger tensors ${k.tensors} but the tensor pool holds ${tensorsHeld}`);
     let sessions = 0;
     for (const s of this.states.values()) sessions += s.executor?.keptBytes ?? 0;
+    for (const g of this.graphs.values()) sessions += g.bytes;
     if (k.sessions !== sessions) problems.push(`ledger sessions ${k.sessions} but kept executors hold ${sessions}`);
     if (k.inflight !== 0 && this.holders === 0) problems.push(`ledger in-flight ${k.inflight} with nothing running`);
     if (this.ledger.peakBytes > this.budgetBytes) problems.push(`peak ${this.ledger.peakBytes} bytes exceeds the budget ${this.budgetBytes}`);
@@ -296,6 +314,7 @@ export class Server {
     if (this.closed) return;
     this.closed = true;
     for (const s of this.states.values()) if (s.executor) await this.drop(s);
+    for (const g of [...this.graphs.values()]) await this.releaseGraph(g);
     this.tensors.pool.clear();
     this.pages.clear();
   }
@@ -359,12 +378,13 @@ export class Server {
 
   private weightlessOf(s: ModelState): NonNullable<ModelState['weightless']> {
     if (s.weightless) return s.weightless;
-    const slots = s.entry.tensors.map((t) => ({ name: t.name, location: t.location, bytes: this.tensors.bytesOf(this.tensors.register(s.entry.name, t)) }));
+    const slots = s.entry.tensors.map((t) => ({ name: t.name, location: t.location, dtype: t.dtype, bytes: this.tensors.bytesOf(this.tensors.register(s.entry.name, t)) }));
     const g = weightlessGraph(s.entry.skeleton, slots);
     const fed = g.fed.map(({ slot, input }) => ({ input, tensor: s.tensorIds[slot], dtype: s.entry.tensors[slot].dtype, dims: s.entry.tensors[slot].dims }));
     const inlineIds = g.inline.map((i) => s.tensorIds[i]);
     const inlineBytes = g.inline.reduce((n, i) => n + slots[i].bytes, 0);
-    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes(g.skeleton.length, inlineBytes, this.opts.sessionFixed) };
+    const key = `${fnv1a(g.skeleton)}:${g.skeleton.length}:${inlineIds.join(',')}`;
+    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes(g.skeleton.length, inlineBytes, this.opts.sessionFixed), key };
     return s.weightless;
   }
 
@@ -453,15 +473,17 @@ export class Server {
     if (s.requests < HOT_AFTER_REQUESTS || s.sharedMs.length < 2) return;
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const committed = new Set<number>();
+    const graphs = new Map<string, number>();
     let sessions = 0;
     for (const o of this.states.values()) {
       if (o === s) continue;
       if (o.executor?.kind === 'own-weights' || o.choice.kind === 'own-weights') sessions += o.executor?.keptBytes ?? ownSessionBytes(o.entry.skeleton.length, o.weightBytes, this.opts.sessionFixed);
       else if (o.choice.kind === 'shared-weights') {
-        sessions += o.weightless?.sessionBytes ?? 0;
+        if (o.weightless) graphs.set(o.weightless.key, o.weightless.sessionBytes);
         for (const id of o.tensorIds) committed.add(id);
       }
     }
+    for (const b of graphs.values()) sessions += b;
     let tensorBytes = 0;
     for (const id of committed) tensorBytes += this.tensors.bytesOf(id);
     const largestPages = Math.max(0, ...s.entry.tensors.map((t) => this.reader.pagesOfTensor(t).length)) * this.reader.config.pageSize;
@@ -492,11 +514,21 @@ export class Server {
     if (kind === 'kernel') {
       return new KernelExecutor(s.entry, s.plan!, s.pages, { kernel: this.kernel, scratch: this.scratch, frames: this.frames, pagePool: this.pages, reader: this.reader, ort: this.ort });
     }
-    this.counters.sessionBuilds++;
     if (kind === 'shared-weights') {
       const w = this.weightlessOf(s);
-      const session = await this.buildSession(name, w.sessionBytes, w.inlineIds, (inline) => assembleModel(w.skeleton, inline), w.skeleton.length + w.inlineBytes);
-      return new SharedWeightsExecutor(name, session, w.fed, w.sessionBytes, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort, clock: () => this.clock });
+      let g = this.graphs.get(w.key);
+      if (!g || !bytesEqual(g.skeleton, w.skeleton)) {
+        g = await this.graphBuilds.run(w.key, async () => {
+          const session = await this.buildSession(name, w.sessionBytes, w.inlineIds, (inline) => assembleModel(w.skeleton, inline), w.skeleton.length + w.inlineBytes);
+          const built: GraphSession = { key: w.key, skeleton: w.skeleton, session, bytes: w.sessionBytes, users: new Set() };
+          // A graph without users is never reclaimed: the caller becomes its first user below.
+          this.graphs.set(w.key, built);
+          return built;
+        });
+      }
+      g.users.add(s);
+      s.graph = g;
+      return new SharedWeightsExecutor(name, g.session, w.fed, 0, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort, clock: () => this.clock });
     }
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
@@ -509,6 +541,7 @@ export class Server {
    */
   private async buildSession(name: string, keptBytes: number, ids: number[], assemble: (data: Uint8Array[]) => Uint8Array, modelBytes: number): Promise<ModelSession> {
     const entry = this.states.get(name)!.entry;
+    this.counters.sessionBuilds++;
     // A build holds what it reserved until it ends: it counts as a holder from the start.
     return this.holding(async () => {
       await this.withRoom(`the session of "${name}"`, async () => this.ledger.reserve('sessions', keptBytes, `the session of "${name}"`), 1);
@@ -536,15 +569,45 @@ export class Server {
     const ex = s.executor;
     if (!ex) return;
     s.executor = undefined;
+    const g = s.graph;
+    if (g) {
+      s.graph = undefined;
+      g.users.delete(s);
+      if (g.users.size === 0) await this.releaseGraph(g);
+      return;
+    }
     if (ex.keptBytes) this.ledger.release('sessions', ex.keptBytes);
     if (ex.kind !== 'kernel') this.counters.sessionEvictions++;
     this.notifyRelease();
     await ex.release().catch(() => undefined);
   }
 
+  private async releaseGraph(g: GraphSession): Promise<void> {
+    if (this.graphs.get(g.key) !== g) return;
+    this.graphs.delete(g.key);
+    this.ledger.release('sessions', g.bytes);
+    this.counters.sessionEvictions++;
+    this.notifyRelease();
+    await this.ortCalls.run(() => g.session.release()).catch(() => undefined);
+  }
+
+  /** A graph session can go when every model on it is idle (and it has a user: one just built is about to be used). */
+  private graphIdle(g: GraphSession): boolean {
+    if (g.users.size === 0) return false;
+    for (const u of g.users) if (u.busy > 0) return false;
+    return true;
+  }
+
+  private graphLastUsed(g: GraphSession): number {
+    let t = 0;
+    for (const u of g.users) t = Math.max(t, u.lastUsed);
+    return t;
+  }
+
   private idleSessionBytes(): number {
     let n = 0;
     for (const s of this.states.values()) if (s.executor && s.busy === 0) n += s.executor.keptBytes;
+    for (const g of this.graphs.values()) if (this.graphIdle(g)) n += g.bytes;
     return n;
   }
 
@@ -560,11 +623,22 @@ export class Server {
       const tensor = this.tensors.pool.nextVictim();
       let session: ModelState | undefined;
       for (const s of this.states.values()) if (s.executor && s.executor.keptBytes > 0 && s.busy === 0 && (!session || s.lastUsed < session.lastUsed)) session = s;
-      if (tensor === undefined && !session) break;
-      if (tensor !== undefined && (!session || this.tensors.lastUsed(tensor) <= session.lastUsed)) {
+      let graph: GraphSession | undefined;
+      for (const g of this.graphs.values()) if (this.graphIdle(g) && (!graph || this.graphLastUsed(g) < this.graphLastUsed(graph))) graph = g;
+      const sessionAge = session?.lastUsed ?? Infinity;
+      const graphAge = graph ? this.graphLastUsed(graph) : Infinity;
+      if (tensor === undefined && !session && !graph) break;
+      if (tensor !== undefined && this.tensors.lastUsed(tensor) <= Math.min(sessionAge, graphAge)) {
         const got = this.tensors.pool.evictEntry(tensor);
         if (got === 0) break;
         freed += got;
+        continue;
+      }
+      if (graph && graphAge < sessionAge) {
+        freed += graph.bytes;
+        for (const u of graph.users) (u.executor = undefined), (u.graph = undefined);
+        graph.users.clear();
+        void this.releaseGraph(graph);
         continue;
       }
       const victim = session!;
@@ -622,4 +696,17 @@ export class Server {
 
 function align64(n: number): number {
   return Math.ceil(n / 64) * 64;
+}
+
+/** FNV-1a over bytes: a cheap key for graph identity (equal keys are byte-compared before sharing). */
+function fnv1a(b: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return (h >>> 0).toString(16);
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

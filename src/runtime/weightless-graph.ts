@@ -9,8 +9,11 @@
  * - initializers and Constants inside If/Loop/Scan subgraphs are hoisted to main-graph inputs
  *   (a subgraph reads outer-scope values by name), but only when the name is defined once in the
  *   whole model, so hoisting cannot make a reference resolve to another value;
- * - tensors under `minBytes` stay: shape inference and constant folding need small tensors such
- *   as Reshape's shape, and they cost the session almost nothing;
+ * - small tensors stay: integer ones under `minBytes` (shape inference and constant folding need
+ *   tensors such as Reshape's shape) and float ones of fewer than `minFloatElements` elements
+ *   (scalars such as GELU's 0.5). Float tensors above that are fed even when small (biases,
+ *   norm scales): they are what fine-tunes change, so models that differ only in weights end up
+ *   with byte-identical weight-less graphs and share one session;
  * - tensors in functions and training graphs, and tensor attributes of other ops, stay.
  *
  * Slots are in the skeleton's walk order (src/onnx/model.ts), which is the store's tensor order;
@@ -37,6 +40,7 @@ export interface WeightSlot {
   name: string;
   location: string;
   bytes: number;
+  dtype: string;
 }
 
 export interface WeightlessGraph {
@@ -48,8 +52,12 @@ export interface WeightlessGraph {
   inline: number[];
 }
 
-/** Tensors smaller than this stay in the graph (onnx's own external-data threshold). */
+/** Integer tensors smaller than this stay in the graph (onnx's own external-data threshold). */
 export const FEED_MIN_BYTES = 1024;
+/** Float tensors with fewer elements than this stay in the graph (constants, not weights). */
+export const FEED_MIN_FLOAT_ELEMENTS = 16;
+
+const FLOAT_BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8 };
 
 interface Visit {
   tensor: TensorProto;
@@ -61,8 +69,10 @@ interface Visit {
   main: boolean;
 }
 
-export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot[], opts: { minBytes?: number } = {}): WeightlessGraph {
+export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot[], opts: { minBytes?: number; minFloatElements?: number } = {}): WeightlessGraph {
   const minBytes = opts.minBytes ?? FEED_MIN_BYTES;
+  const minFloat = opts.minFloatElements ?? FEED_MIN_FLOAT_ELEMENTS;
+  const small = (s: WeightSlot) => (FLOAT_BYTES[s.dtype] ? s.bytes < minFloat * FLOAT_BYTES[s.dtype] : s.bytes < minBytes);
   let model;
   try {
     model = fromBinary(ModelProtoSchema, skeleton);
@@ -108,7 +118,7 @@ export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot
   const mark = <K, V>(m: Map<K, Set<V>>, k: K, v: V) => (m.get(k) ?? m.set(k, new Set()).get(k)!).add(v);
   slots.forEach((slot, i) => {
     const v = visits[i];
-    if (!v || v.attribute || slot.bytes < minBytes) return inline.push(i);
+    if (!v || v.attribute || small(slot)) return inline.push(i);
     const input = v.node ? v.node.output[0] : v.tensor.name;
     // A hoisted subgraph value must be the only definition of its name.
     if (!input || (!v.main && definitions.get(input) !== 1) || (v.main && v.node && definitions.get(input) !== 1)) return inline.push(i);

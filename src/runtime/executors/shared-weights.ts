@@ -73,7 +73,8 @@ export class SharedWeightsExecutor implements Executor {
     });
   }
 
+  /** The session is shared by every model with the same weight-less graph: the server releases it. */
   release(): Promise<void> {
-    return this.deps.ortCalls.run(() => this.session.release());
+    return Promise.resolve();
   }
 }
