@@ -29,17 +29,17 @@ const CHARTS: Chart[] = [
   {
     id: 'dedup',
     title: 'Dedup: bytes saved against the accuracy bound',
-    caption: 'Each point is one dedup method on the zoo: the share of logical bytes it saves and the accuracy it costs (points). Up and left is better.',
+    caption: "Each point is one dedup method on one zoo family (MLP, CNN, ViT): the share of logical bytes it saves and the worst accuracy it costs on a model's own held-out task (points). Up and left is better.",
     bench: 'dedup',
     spec: (r) => ({
-      data: { values: r.methods.map((m: any) => ({ method: m.method, saved: pct(m.savedBytes / m.logicalBytes), drop: m.accuracyDrop })) },
+      data: { values: (r.families ?? [{ family: 'zoo', methods: r.methods }]).flatMap((f: any) => f.methods.map((m: any) => ({ method: m.method, family: f.family, saved: pct(m.savedBytes / m.logicalBytes), drop: m.accuracyDrop }))) },
       mark: { type: 'point', filled: true, size: 100 },
       encoding: {
         x: { field: 'drop', type: 'quantitative', title: 'accuracy drop (points)' },
         y: { field: 'saved', type: 'quantitative', title: 'bytes saved (% of logical)', scale: { zero: true } },
         color: { field: 'method', type: 'nominal' },
-        shape: { field: 'method', type: 'nominal' },
-        tooltip: [{ field: 'method' }, { field: 'saved' }, { field: 'drop' }],
+        shape: { field: 'family', type: 'nominal' },
+        tooltip: [{ field: 'family' }, { field: 'method' }, { field: 'saved' }, { field: 'drop' }],
       },
       width: 520,
       height: 300,
