@@ -67,6 +67,16 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 10_0
   }
 }
 
+/** The store's commit sequence now (what a node that caught up reports as tessera_store_commit_stamp). */
+async function storeSeq(url: string): Promise<number> {
+  const store = await openStore(url, { readOnly: true });
+  try {
+    return Number(await store.commitStamp());
+  } finally {
+    await store.close();
+  }
+}
+
 async function verifyOk(url: string): Promise<void> {
   const v = await tessera(['verify', url, '--json']);
   assert.is(v.code, 0, v.stdout + v.stderr);
@@ -136,10 +146,18 @@ test('three nodes on one PostgreSQL store: shared catalog, own pools, recovery f
     // PostgreSQL goes away: pages in a node's pool still serve; a request that must read the store
     // gets a clear 503; once PostgreSQL is back every node serves again without a restart.
     await write(url, (s) => s.add('fresh', MODELS.fresh));
-    await eventually('fresh listed', async () => (await fetch(`${nodes[0].url}/v2/models/fresh/ready`)).status === 200);
+    // Before PostgreSQL stops, every node must serve the last commit (a node still behind would
+    // rebuild nothing while PostgreSQL is down, but one that rebuilt its runtime after the compact
+    // holds a cold pool), and node 2's pool must hold base: a repeat reads no page from the store.
+    const seq = await storeSeq(url);
+    for (const n of nodes) await eventually(`node at commit ${seq}`, async () => metric(await (await fetch(`${n.url}/metrics`)).text(), 'tessera_store_commit_stamp') === seq);
+    assert.is((await infer(nodes[2], 'base')).status, 200);
+    const readBefore = metric(await (await fetch(`${nodes[2].url}/metrics`)).text(), 'tessera_store_read_bytes_total');
+    assert.is((await infer(nodes[2], 'base')).status, 200);
+    assert.is(metric(await (await fetch(`${nodes[2].url}/metrics`)).text(), 'tessera_store_read_bytes_total'), readBefore, 'base is not pooled on node 2');
     pg.stop();
     const hot = await infer(nodes[2], 'base');
-    assert.is(hot.status, 200, 'a model whose pages the pool holds is served while PostgreSQL is down');
+    assert.is(hot.status, 200, `a model whose pages the pool holds is served while PostgreSQL is down: ${JSON.stringify(hot.body)}\n${nodes[2].stderr()}`);
     const cold = await infer(nodes[0], 'fresh'); // listed, but its pages were never read on this node
     assert.is(cold.status, 503, JSON.stringify(cold.body));
     assert.match(cold.body.error, /PostgreSQL is not reachable/);

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import * as ortNode from 'onnxruntime-node';
 import { openStore } from '../src/node/open.ts';
 import { InferenceHttpServer, type HttpServeOptions } from '../src/node/http/server.ts';
+import { encodeInferResponse, parseInferRequest } from '../src/node/http/kserve.ts';
 import type { TesseraStore } from '../src/store/store.ts';
 import { ifModel, mlp } from './fixtures/onnx-builders.ts';
 import { binaryInferBody, postJson, readInferResponse } from './fixtures/http.ts';
@@ -148,6 +149,42 @@ test('JSON inference equals onnxruntime on the original files (flat and nested d
   } finally {
     await n.close();
   }
+});
+
+test('JSON values keep exact meanings: NaN and infinities as strings, INT64 exact past 2^53 (numbers or decimal strings)', async () => {
+  // Over the socket: a NaN input gives NaN outputs, written "NaN" (JSON has no NaN; null would read as missing).
+  const n = await node();
+  try {
+    const data = Array.from(floats(IN, 3), (v, i) => (i === 0 ? 'NaN' : v));
+    const res = await postJson(`${n.url}/v2/models/a/infer`, { inputs: [{ name: 'X', shape: [1, IN], datatype: 'FP32', data }] });
+    assert.is(res.status, 200);
+    const out = (await res.json()).outputs[0].data;
+    assert.ok(out.length > 0 && out.every((v: unknown) => v === 'NaN'), JSON.stringify(out));
+    const bad = await postJson(`${n.url}/v2/models/a/infer`, { inputs: [{ name: 'X', shape: [1, IN], datatype: 'FP32', data: [null, ...data.slice(1)] }] });
+    assert.is(bad.status, 400);
+    assert.match((await bad.json()).error, /input "X": element 0 is null/);
+  } finally {
+    await n.close();
+  }
+  // The codec itself, for the types no test model takes.
+  const body = Buffer.from(JSON.stringify({ inputs: [
+    { name: 'i', shape: [3], datatype: 'INT64', data: ['9007199254740993', 5, '-9223372036854775808'] },
+    { name: 'u', shape: [1], datatype: 'UINT64', data: ['18446744073709551615'] },
+    { name: 'f', shape: [4], datatype: 'FP64', data: ['NaN', 'Infinity', '-Infinity', 0.25] },
+  ] }));
+  const parsed = parseInferRequest(body, undefined, { maxTensorBytes: 1 << 20 });
+  assert.equal([...(parsed.feeds.i.data as BigInt64Array)], [9007199254740993n, 5n, -(2n ** 63n)]);
+  assert.equal([...(parsed.feeds.u.data as BigUint64Array)], [2n ** 64n - 1n]);
+  assert.equal([...(parsed.feeds.f.data as Float64Array)], [NaN, Infinity, -Infinity, 0.25]);
+  const tooBig = Buffer.from(JSON.stringify({ inputs: [{ name: 'i', shape: [1], datatype: 'INT64', data: [2 ** 60] }] }));
+  assert.throws(() => parseInferRequest(tooBig, undefined, { maxTensorBytes: 1 << 20 }), (e: any) => e.status === 400 && /decimal strings/.test(e.message));
+  const encoded = encodeInferResponse('m', undefined, {
+    i: { type: 'int64', dims: [3], data: BigInt64Array.of(2n ** 60n + 1n, -7n, -(2n ** 53n)) },
+    f: { type: 'float32', dims: [4], data: Float32Array.of(NaN, Infinity, -Infinity, 0.5) },
+  }, { outputs: null, binaryByDefault: false });
+  const outputs = JSON.parse(encoded.body.toString()).outputs;
+  assert.equal(outputs[0].data, ['1152921504606846977', -7, '-9007199254740992']);
+  assert.equal(outputs[1].data, ['NaN', 'Infinity', '-Infinity', 0.5]);
 });
 
 test('binary tensor data extension: binary inputs, binary outputs on request, mixed', async () => {
@@ -309,7 +346,7 @@ test('a model added or removed by a writer is served or gone without a restart',
     near((await res.json()).outputs[0].data, (await reference('late', { X: new ortNode.Tensor('float32', x, [1, IN]) })).Y.data as Float32Array);
     await w.remove('late');
     await w.close();
-    await new Promise((r) => setTimeout(r, 400)); // a few polls
+    await n.checkForCommits(); // what the next poll does (a fixed sleep would race the poll under load)
     assert.is((await fetch(`${n.url}/v2/models/late/ready`)).status, 404);
     assert.ok(!n.models().includes('late'));
     assert.is((await postJson(`${n.url}/v2/models/a/infer`, { inputs: [{ name: 'X', shape: [1, IN], datatype: 'FP32', data: Array.from(x) }] })).status, 200);

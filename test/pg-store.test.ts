@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStore } from '../src/node/open.ts';
-import { PgPageStore } from '../src/node/pg-store.ts';
+import pg from 'pg';
+import { PgPageStore, parsePostgresUrl } from '../src/node/pg-store.ts';
 import { pageStoreConformance, storeBehaviour } from './store-conformance.ts';
 import type { PageStore } from '../src/store/page-store.ts';
 import { freshStoreUrl, sql } from './fixtures/postgres.ts';
@@ -109,31 +110,48 @@ test('postgres: models round-trip bit-exact; a reader follows commits without re
 
 function writer(url: string, names: string[]) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/pg-writer.ts', url, ...names], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Every `committed` line the writer printed, until its stdout closes (after a kill too).
   const committed: string[] = [];
+  let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));
-  const waitFor = (line: RegExp) => new Promise<void>((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d;
-      for (const m of buf.matchAll(/committed (\S+)\n/g)) if (!committed.includes(m[1])) committed.push(m[1]);
-      if (line.test(buf)) (child.stdout.off('data', onData), resolve());
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`writer exited (${code}) before ${line}: ${err}`)));
+  child.stdout.on('data', (d) => {
+    out += d;
+    for (const m of out.matchAll(/committed (\S+)\n/g)) if (!committed.includes(m[1])) committed.push(m[1]);
   });
-  return { child, committed, waitFor };
+  const closed = new Promise<void>((r) => child.stdout.once('close', () => r()));
+  const waitFor = async (line: RegExp) => {
+    while (!line.test(out)) {
+      if (child.exitCode !== null) throw new Error(`writer exited (${child.exitCode}) before ${line}: ${err}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  return { child, committed, waitFor, closed };
 }
 
-test('postgres: kill -9 of a writer mid-commit loses nothing committed; its lock is released by PostgreSQL', async () => {
+test('postgres: kill -9 of a writer inside its commit transaction loses nothing committed and commits nothing half; its lock is released', async () => {
   const { url, drop } = freshStoreUrl('kill');
+  // The test holds the store row's table locked, so the writer's next commit transaction (catalog
+  // row inserted, then `seq` bumped) blocks inside itself: the kill lands mid-commit whatever the timing.
+  const { connectionString, schema } = parsePostgresUrl(url);
+  const blocker = new pg.Client({ connectionString });
+  await blocker.connect();
   try {
     const names = Array.from({ length: 12 }, (_, i) => `m${i}`);
     const w = writer(url, names);
     await w.waitFor(/committed m2\n/);
-    await new Promise((r) => setTimeout(r, 15)); // land inside a later add: pages written, commit in flight
+    await blocker.query('begin');
+    await blocker.query(`lock table "${schema}".store in exclusive mode`);
+    for (let i = 0; ; i++) {
+      const { rows } = await blocker.query(`select count(*)::int as n from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace s on s.oid = c.relnamespace where not l.granted and s.nspname = $1 and c.relname = 'store'`, [schema]);
+      if (rows[0].n > 0) break;
+      if (i > 1000) assert.unreachable(`the writer never reached a commit: ${w.committed}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     w.child.kill('SIGKILL');
     await new Promise((r) => w.child.once('exit', r));
+    await w.closed;
+    await blocker.query('rollback');
     // The dead writer's session ends with its socket, and the advisory lock with it.
     let store = null;
     for (let i = 0; i < 50 && !store; i++) {
@@ -141,10 +159,10 @@ test('postgres: kill -9 of a writer mid-commit loses nothing committed; its lock
       if (!store) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(store, 'the lock of the killed writer was not released');
-    const listed = store!.listModels();
-    for (const n of w.committed) assert.ok(listed.includes(n), `committed model ${n} lost`);
-    assert.ok(listed.length >= 3);
-    for (const n of listed) {
+    // Exactly the adds that returned: the one cut off inside its transaction left nothing behind.
+    assert.ok(w.committed.length >= 3 && w.committed.length < names.length, `${w.committed}`);
+    assert.equal(store!.listModels().sort(), [...w.committed].sort());
+    for (const n of w.committed) {
       // Every model the store lists is exactly the one the writer added (tensor bytes compared).
       const original = await parseModel(writerModel(names.indexOf(n)));
       const stored = await parseModel(await store!.exportModel(n));
@@ -155,6 +173,7 @@ test('postgres: kill -9 of a writer mid-commit loses nothing committed; its lock
     assert.equal(v.leakedPages, [], 'pages of the cut-off add were not reclaimed by the next writer');
     await store!.close();
   } finally {
+    await blocker.end().catch(() => {});
     await drop();
   }
 });

@@ -11,6 +11,8 @@
  * unpadded; BOOL is one byte per element.
  */
 import type { TensorIOInfo } from '../../catalog/catalog.ts';
+import { InferenceError } from '../../errors.ts';
+import { plainValues, tensorData, type PlainValue } from '../../onnx/tensor-values.ts';
 
 /** A request the client got wrong: HTTP 400, or 413 when it is merely too large. */
 export class ProtocolError extends Error {
@@ -140,7 +142,7 @@ export function parseInferRequest(body: Uint8Array, headerLength: string | undef
       const flat: unknown[] = [];
       flatten(input.data, flat, count);
       if (flat.length !== count) throw new ProtocolError(400, `input "${name}": shape [${dims.join(', ')}] needs ${count} elements, "data" has ${flat.length > count ? 'more' : flat.length}`);
-      data = fromJson(name, input.datatype as string, dt, flat);
+      data = fromJson(name, dt, flat);
     }
     feeds[name] = { data, dims, dtype: dt.dtype };
   }
@@ -158,25 +160,29 @@ export function parseInferRequest(body: Uint8Array, headerLength: string | undef
   return { id: typeof req.id === 'string' ? req.id : undefined, feeds, outputs, binaryByDefault, tensorBytes };
 }
 
-function fromJson(name: string, datatype: string, dt: Datatype, flat: unknown[]): ArrayLike<number | bigint> & ArrayBufferView {
-  const out = new dt.array(flat.length) as unknown as { [i: number]: number | bigint } & ArrayBufferView & ArrayLike<number | bigint>;
-  const big = dt.bytes === 8 && datatype !== 'FP64';
-  for (let i = 0; i < flat.length; i++) {
-    const v = flat[i];
-    if (datatype === 'BOOL') {
-      if (typeof v !== 'boolean' && v !== 0 && v !== 1) throw new ProtocolError(400, `input "${name}": element ${i} of a BOOL tensor must be true or false`);
-      out[i] = v ? 1 : 0;
-    } else if (big) {
-      // INT64 values beyond 2^53 may come as strings.
-      if (!(typeof v === 'number' && Number.isInteger(v)) && !(typeof v === 'string' && /^-?\d+$/.test(v))) throw new ProtocolError(400, `input "${name}": element ${i} of a ${datatype} tensor must be an integer`);
-      out[i] = BigInt(v);
-    } else {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new ProtocolError(400, `input "${name}": element ${i} must be a finite number, got ${JSON.stringify(v)}`);
-      if (datatype !== 'FP32' && datatype !== 'FP64' && !Number.isInteger(v)) throw new ProtocolError(400, `input "${name}": element ${i} of a ${datatype} tensor must be an integer`);
-      out[i] = v;
-    }
+/** JSON tensor data through the project's one converter (src/onnx/tensor-values.ts): INT64 and
+ * UINT64 take numbers or decimal strings (exact past 2^53), floats take "NaN"/"Infinity"/"-Infinity". */
+function fromJson(name: string, dt: Datatype, flat: unknown[]): ArrayLike<number | bigint> & ArrayBufferView {
+  try {
+    return tensorData(dt.dtype, flat, `input "${name}"`) as unknown as ArrayLike<number | bigint> & ArrayBufferView;
+  } catch (e) {
+    if (e instanceof InferenceError) throw new ProtocolError(400, e.message);
+    throw e;
   }
-  return out;
+}
+
+/**
+ * JSON output values: plainValues' conventions (NaN and infinities as "NaN"/"Infinity"/"-Infinity",
+ * which JSON numbers cannot hold), except that INT64/UINT64 are JSON numbers as the protocol says
+ * while they are exact (|v| < 2^53) and decimal strings beyond, so no value is ever rounded.
+ */
+function jsonValues(dtype: string, data: unknown): PlainValue[] {
+  const values = plainValues(dtype, data);
+  if (dtype !== 'int64' && dtype !== 'uint64') return values;
+  return values.map((v) => {
+    const n = Number(v);
+    return Number.isSafeInteger(n) ? n : v;
+  });
 }
 
 /** A runtime output tensor: what onnxruntime returns. */
@@ -206,8 +212,7 @@ export function encodeInferResponse(
       return { ...base, parameters: { binary_data_size: bytes.length } };
     }
     if (datatype === 'FP16') throw new ProtocolError(400, `output "${name}" is FP16, which has no JSON form: ask for it as binary data`);
-    const values = Array.from(data as ArrayLike<number | bigint | boolean>, (v) => (typeof v === 'bigint' ? Number(v) : datatype === 'BOOL' ? !!v : v));
-    return { ...base, data: values };
+    return { ...base, data: jsonValues(t.type, t.data) };
   });
   const json = Buffer.from(JSON.stringify({ model_name: model, ...(id !== undefined ? { id } : {}), outputs }));
   if (!binaries.length) return { body: json };

@@ -92,6 +92,7 @@ export class InferenceHttpServer {
   private gen!: Generation;
   private gate: Deferred | null = null;
   private refreshing: Promise<void> | null = null;
+  private nextCheck: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private inflight = 0;
   private idle: Deferred | null = null;
@@ -169,8 +170,17 @@ export class InferenceHttpServer {
   /** Checks the store's commit stamp and, when it moved, swaps in a generation on a fresh catalog view. */
   checkForCommits(): Promise<void> {
     if (this.draining) return Promise.resolve();
-    this.refreshing ??= this.refresh().finally(() => (this.refreshing = null));
-    return this.refreshing;
+    if (!this.refreshing) {
+      this.refreshing = this.refresh().finally(() => (this.refreshing = null));
+      return this.refreshing;
+    }
+    // The check in flight may have read the stamp before the caller's commit (a request for a model
+    // just added elsewhere would get 404): one more check follows it, shared by everyone who asks meanwhile.
+    this.nextCheck ??= this.refreshing.then(() => {
+      this.nextCheck = null;
+      return this.checkForCommits();
+    });
+    return this.nextCheck;
   }
 
   private async refresh(): Promise<void> {
