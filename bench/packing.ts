@@ -22,7 +22,7 @@ import { MemoryPageStore } from '../src/store/memory-store.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const DATA_FILE = join(here, 'data', 'netsdb-page-packing.json');
 const STRICT: PackingAlgorithm[] = ['baseline', 'greedy1', 'greedy2', 'twoStage', 'tessera'];
-/** netsDB's Python times on the 300x300 / 32 MB case, from PAPER.md section 2 (not in the data file). */
+/** netsDB's Python times on the 300x300 / 32 MB case, from docs/PAPER.md#2-page-packing (not in the data file). */
 const NETSDB_PYTHON_MS = { case: 'text-classification-300x300-32MB', twoStage: 1300, baseline: 40000 };
 
 interface DataCase { name: string; blocksPerPage: number; tensors: number[][]; netsdb: Record<string, number> | null; lowerBound: number; distinctBlocks: number; noDedupPages: number }

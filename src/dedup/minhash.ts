@@ -1,5 +1,5 @@
 /**
- * MISTIQUE-style approximate block matching (a baseline; PAPER.md section 1): a block's values
+ * MISTIQUE-style approximate block matching (a baseline; docs/PAPER.md#1-duplicate-detection): a block's values
  * are bucketed, the block becomes the set of (position, bucket) pairs, and MinHash with 48
  * permutations estimates the Jaccard similarity of two such sets; banded LSH over the signature
  * finds candidates. Position-tagged buckets make the Jaccard index m / (2n - m), m being the

@@ -35,7 +35,7 @@ export interface LshParams {
   rounds?: number;
 }
 
-/** netsDB's LSH settings (PAPER.md section 1). */
+/** netsDB's LSH settings (docs/PAPER.md#1-duplicate-detection). */
 export const NETSDB_LSH = { family: 'pstable', bands: 90, hashesPerBand: 1, bucketWidth: 0.09 } as const;
 
 export interface ResolvedLshParams extends Required<LshParams> {

@@ -1,5 +1,5 @@
 /**
- * Page packing (PAPER.md section 2): which blocks go on which page so that models read few pages
+ * Page packing (docs/PAPER.md#2-page-packing): which blocks go on which page so that models read few pages
  * and the store holds few. Entry points: packBytes (the store's compaction: mixed block sizes),
  * planPages (the paper's slot model), the algorithms by name (packers),
  * evaluateLayout (page counts and read amplification), lowerBounds (optimality gap).

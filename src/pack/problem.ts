@@ -1,5 +1,5 @@
 /**
- * The page-packing problem (PAPER.md section 2) in one compact form shared by every algorithm.
+ * The page-packing problem (docs/PAPER.md#2-page-packing) in one compact form shared by every algorithm.
  *
  * Each tensor (or model) needs a set of distinct block ids; a page holds `blocksPerPage` blocks.
  * A block may be stored on several pages (netsDB's algorithms duplicate blocks), so a solution is

@@ -1,7 +1,7 @@
 /**
  * A model's graph with its weights turned into graph inputs, so an onnxruntime session holds the
  * graph only and is fed the weights from one pooled copy on every run (onnxruntime-node does not
- * copy input tensors: TOOLCHAIN.md, "Sharing weights across sessions").
+ * copy input tensors: docs/TOOLCHAIN.md#sharing-weights-across-sessions-measured-2026-12-01-onnxruntime-130).
  *
  * Which weights become inputs, and why the others stay in the graph:
  * - main-graph initializers and Constant nodes' `value` tensors (PP-OCR keeps its weights in

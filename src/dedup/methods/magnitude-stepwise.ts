@@ -1,6 +1,6 @@
 /**
  * The two baselines from the literature, which share netsDB's order and accuracy loop
- * (PAPER.md section 1): blocks in ascending normalised 75th-percentile magnitude, layers that fit
+ * (docs/PAPER.md#1-duplicate-detection): blocks in ascending normalised 75th-percentile magnitude, layers that fit
  * in one block skipped, an evaluation every 5 substitutions, stop at the first failure and keep
  * the last passing state (O(n / 5) evaluations). They differ in how candidates are found:
  * - `pstable-stepwise` (netsDB-style): p-stable L2 LSH (90 bands, r = 0.09), the most similar
@@ -16,7 +16,7 @@ import { stepwiseLoop } from './accept.ts';
 import { quantile75, tensorRange } from './block-stats.ts';
 import { byOrder, type DedupMethod, type MethodOptions } from './method.ts';
 
-/** netsDB's planner settings (PAPER.md section 1). */
+/** netsDB's planner settings (docs/PAPER.md#1-duplicate-detection). */
 export const NETSDB_PLANNER = { similarity: 0.7, every: 5 } as const;
 /** MISTIQUE's match threshold on estimated Jaccard similarity. */
 export const MISTIQUE_JACCARD = 0.5;

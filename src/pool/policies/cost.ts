@@ -1,5 +1,5 @@
 /**
- * netsDB's cost model (PAPER.md §3): the cost of evicting a page is its write cost plus
+ * netsDB's cost model (docs/PAPER.md#3-dedup-aware-buffer-pool): the cost of evicting a page is its write cost plus
  * p_reuse × its read cost, with p_reuse = 1 / reference distance (ticks since its last use); the
  * cheapest page goes first. Model pages are clean, so the write cost is 0 and the read cost is the
  * page's bytes. netsDB's dedup change is kept: a page shared by several models is evicted only

@@ -3,8 +3,9 @@
  * (src/runtime/weightless-graph.ts) holds the graph and its small tensors only; every run pins
  * the model's weight tensors in the tensor pool (assembled once, shared by every model holding
  * the same blocks) and feeds them as tensors over the pooled buffers. onnxruntime-node reads
- * input tensors in place, so a run copies no weights (onnxruntime-web copies feeds into its heap:
- * TOOLCHAIN.md measures 1.9x at 96 MiB; choose.ts prefers own weights there when they fit).
+ * input tensors in place, so a run copies no weights (onnxruntime-web copies feeds into its heap,
+ * 1.9x slower at 96 MiB: docs/TOOLCHAIN.md#sharing-weights-across-sessions-measured-2026-12-01-onnxruntime-130;
+ * choose.ts prefers own weights there when they fit).
  */
 import type * as OrtCommon from 'onnxruntime-common';
 import type { DType } from '../../onnx/dtypes.ts';
