@@ -46,6 +46,35 @@ export const DTYPES: Record<DType, DTypeInfo> = {
   bool: { onnx: TensorProto_DataType.BOOL, bytes: 1, float: false },
 };
 
+/** The typed arrays tensor data is kept in. */
+export type TypedArray = Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+
+export interface TypedArrayConstructor<T extends TypedArray = TypedArray> {
+  new (length: number): T;
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+}
+
+/**
+ * The typed array a tensor of each dtype is kept in, as onnxruntime keeps it: float16 and
+ * bfloat16 as their 16-bit patterns, bool as bytes.
+ */
+export const STORAGE_ARRAY: Record<DType, TypedArrayConstructor> = {
+  float32: Float32Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  bool: Uint8Array,
+};
+
 const BY_CODE = new Map<number, DType>(
   (Object.keys(DTYPES) as DType[]).map((d) => [DTYPES[d].onnx, d]),
 );

@@ -20,36 +20,13 @@
  * Isomorphic and free of any onnxruntime import: callers pass the result to their own `Tensor`.
  */
 import { InferenceError } from '../errors.ts';
+import { STORAGE_ARRAY, type DType, type TypedArray, type TypedArrayConstructor } from './dtypes.ts';
 
-/** Element types onnxruntime's JavaScript `Tensor` can be built with (1.30). */
-export type OrtElementType =
-  | 'float32'
-  | 'float16'
-  | 'float64'
-  | 'int8'
-  | 'uint8'
-  | 'int16'
-  | 'uint16'
-  | 'int32'
-  | 'uint32'
-  | 'int64'
-  | 'uint64'
-  | 'bool'
-  | 'string';
+/** Element types onnxruntime's JavaScript `Tensor` can be built with (1.30): no bfloat16. */
+export type OrtElementType = Exclude<DType, 'bfloat16'> | 'string';
 
 /** The data array a `Tensor` of each type holds. */
-export type OrtTensorData =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | string[];
+export type OrtTensorData = TypedArray | string[];
 
 /** A value that survives JSON: numbers, decimal strings for 64-bit integers, "NaN"/"±Infinity", booleans, strings. */
 export type PlainValue = number | string | boolean;
@@ -63,34 +40,10 @@ const INT_RANGE: Record<string, IntRange> = {
   int32: { min: -(2 ** 31), max: 2 ** 31 - 1 },
   uint32: { min: 0, max: 2 ** 32 - 1 },
 };
-const INT_ARRAY: Record<string, { new (n: number): Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array }> = {
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-};
 const INT64_RANGE = { int64: { min: -(2n ** 63n), max: 2n ** 63n - 1n }, uint64: { min: 0n, max: 2n ** 64n - 1n } };
 
 /** The element types `tensorData` accepts. */
 export const ORT_ELEMENT_TYPES: readonly OrtElementType[] = ['float32', 'float16', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string'];
-
-/** The typed array onnxruntime stores each numeric type in. */
-const STORAGE: Record<Exclude<OrtElementType, 'string'>, Function> = {
-  float32: Float32Array,
-  float16: Uint16Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  int64: BigInt64Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-};
 
 function invalid(what: string, message: string): InferenceError {
   return new InferenceError('INVALID_FEEDS', `${what}: ${message}`);
@@ -221,7 +174,7 @@ export function tensorData(dtype: string, values: unknown, what = 'input'): OrtT
     throw invalid(what, "onnxruntime's JavaScript API has no bfloat16 tensors, so bfloat16 inputs cannot be fed; convert the model's input to float16 or float32.");
   }
   if (!isElementType(dtype)) throw invalid(what, `element type ${dtype} cannot be given as plain data (supported: ${ORT_ELEMENT_TYPES.join(', ')}).`);
-  if (dtype !== 'string' && ArrayBuffer.isView(values) && values.constructor === STORAGE[dtype]) return values as OrtTensorData;
+  if (dtype !== 'string' && ArrayBuffer.isView(values) && values.constructor === STORAGE_ARRAY[dtype]) return values as OrtTensorData;
   if (typeof values !== 'object' || values === null || typeof (values as ArrayLike<unknown>).length !== 'number' || typeof values === 'string') {
     throw invalid(what, `data must be a flat array of values, got ${describe(values)}.`);
   }
@@ -260,7 +213,7 @@ export function tensorData(dtype: string, values: unknown, what = 'input'): OrtT
       return out;
     }
     default: {
-      const out = new INT_ARRAY[dtype](n);
+      const out = new (STORAGE_ARRAY[dtype] as TypedArrayConstructor<Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array>)(n);
       for (let i = 0; i < n; i++) out[i] = intOf(src[i], dtype, what, i);
       return out;
     }
@@ -272,7 +225,7 @@ export function tensorData(dtype: string, values: unknown, what = 'input'): OrtT
  * `dtype` holds them; copied only when `bytes` is not aligned to the element size.
  */
 export function tensorDataFromBytes(dtype: Exclude<OrtElementType, 'string'>, bytes: Uint8Array): Exclude<OrtTensorData, string[]> {
-  const Ctor = STORAGE[dtype] as unknown as { new (b: ArrayBufferLike, o: number, n: number): Exclude<OrtTensorData, string[]>; BYTES_PER_ELEMENT: number };
+  const Ctor = (dtype as string) === 'bfloat16' ? undefined : STORAGE_ARRAY[dtype];
   if (!Ctor) throw invalid('tensor', `element type ${dtype} has no onnxruntime tensor.`);
   const size = Ctor.BYTES_PER_ELEMENT;
   const b = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
