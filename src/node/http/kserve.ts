@@ -13,6 +13,7 @@
 import type { TensorIOInfo } from '../../catalog/catalog.ts';
 import { InferenceError } from '../../errors.ts';
 import { plainValues, tensorData, type PlainValue } from '../../onnx/tensor-values.ts';
+import { DTYPES, STORAGE_ARRAY, type DType, type TypedArrayConstructor } from '../../onnx/dtypes.ts';
 
 /** A request the client got wrong: HTTP 400, or 413 when it is merely too large. */
 export class ProtocolError extends Error {
@@ -23,28 +24,31 @@ export class ProtocolError extends Error {
 
 interface Datatype {
   /** tessera / onnxruntime dtype name. */
-  dtype: string;
+  dtype: DType;
   bytes: number;
-  array: { new (n: number): ArrayLike<number | bigint> & ArrayBufferView; BYTES_PER_ELEMENT: number };
+  array: TypedArrayConstructor;
 }
+
+/** The layout of a dtype's elements: its size and the typed array it is kept in (dtypes.ts). */
+const datatype = (dtype: DType): Datatype => ({ dtype, bytes: DTYPES[dtype].bytes, array: STORAGE_ARRAY[dtype] });
 
 /** KServe datatype → element layout. BYTES (strings) is not served: no stored model takes strings. */
 export const DATATYPES: Record<string, Datatype> = {
-  BOOL: { dtype: 'bool', bytes: 1, array: Uint8Array },
-  UINT8: { dtype: 'uint8', bytes: 1, array: Uint8Array },
-  UINT16: { dtype: 'uint16', bytes: 2, array: Uint16Array },
-  UINT32: { dtype: 'uint32', bytes: 4, array: Uint32Array },
-  UINT64: { dtype: 'uint64', bytes: 8, array: BigUint64Array },
-  INT8: { dtype: 'int8', bytes: 1, array: Int8Array },
-  INT16: { dtype: 'int16', bytes: 2, array: Int16Array },
-  INT32: { dtype: 'int32', bytes: 4, array: Int32Array },
-  INT64: { dtype: 'int64', bytes: 8, array: BigInt64Array },
-  FP16: { dtype: 'float16', bytes: 2, array: Uint16Array },
-  FP32: { dtype: 'float32', bytes: 4, array: Float32Array },
-  FP64: { dtype: 'float64', bytes: 8, array: Float64Array },
+  BOOL: datatype('bool'),
+  UINT8: datatype('uint8'),
+  UINT16: datatype('uint16'),
+  UINT32: datatype('uint32'),
+  UINT64: datatype('uint64'),
+  INT8: datatype('int8'),
+  INT16: datatype('int16'),
+  INT32: datatype('int32'),
+  INT64: datatype('int64'),
+  FP16: datatype('float16'),
+  FP32: datatype('float32'),
+  FP64: datatype('float64'),
 };
 
-const BY_DTYPE = new Map(Object.entries(DATATYPES).map(([k, v]) => [v.dtype, k]));
+const BY_DTYPE = new Map<string, string>(Object.entries(DATATYPES).map(([k, v]) => [v.dtype, k]));
 
 /** The KServe datatype of a tessera dtype ('float32' → 'FP32'); BYTES for strings and unknowns. */
 export function datatypeOf(dtype: string): string {
