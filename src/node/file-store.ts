@@ -237,17 +237,21 @@ class FileBackend implements PageBackend {
     this.pagesDirty = true;
   }
 
+  /** Makes the pages written since the last commit durable (a commit may then reference them). */
+  private async syncPages(): Promise<void> {
+    if (!this.pagesDirty) return;
+    try {
+      await this.pages!.sync();
+    } catch (e) {
+      // After a failed fsync the kernel may have dropped the dirty pages: trust nothing written.
+      throw this.poison('cannot make the new pages durable', e);
+    }
+    this.pagesDirty = false;
+  }
+
   async appendCatalog(record: Uint8Array): Promise<void> {
     this.writable();
-    if (this.pagesDirty) {
-      try {
-        await this.pages!.sync();
-      } catch (e) {
-        // After a failed fsync the kernel may have dropped the dirty pages: trust nothing written.
-        throw this.poison('cannot make the new pages durable', e);
-      }
-      this.pagesDirty = false;
-    }
+    await this.syncPages();
     const framed = frame(record);
     const at = this.logSize;
     try {
@@ -298,23 +302,21 @@ class FileBackend implements PageBackend {
     throw new StoreError('STORE_LOCKED', `the catalog of ${this.dir} kept changing while being read: retry.`);
   }
 
-  private async snapStamp(): Promise<string> {
-    const s = await this.io.stat(join(this.dir, 'catalog.snap')).catch(() => null);
+  /** Identity, mtime and size of a file of the store ('none' when absent): a replaced or grown file changes it. */
+  private async fileStamp(name: string): Promise<string> {
+    const s = await this.io.stat(join(this.dir, name)).catch(() => null);
     return s ? `${s.ino}:${s.mtimeMs}:${s.size}` : 'none';
+  }
+
+  private snapStamp(): Promise<string> {
+    return this.fileStamp('catalog.snap');
   }
 
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
     this.writable();
     const tmp = join(this.dir, 'catalog.snap.tmp');
     try {
-      if (this.pagesDirty) {
-        try {
-          await this.pages!.sync();
-        } catch (e) {
-          throw this.poison('cannot make the new pages durable', e);
-        }
-        this.pagesDirty = false;
-      }
+      await this.syncPages();
       const h = await this.io.open(tmp, 'w');
       try {
         await writeAll(h, frame(snapshot), 0);
@@ -387,10 +389,7 @@ class FileBackend implements PageBackend {
 
   /** Identity, size and mtime of the catalog files: any commit or checkpoint (by any process) changes one. */
   async commitStamp(): Promise<string> {
-    const parts = await Promise.all(
-      ['catalog.snap', 'catalog.log'].map((f) => this.io.stat(join(this.dir, f)).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}`, () => '-')),
-    );
-    return parts.join('/');
+    return (await Promise.all([this.snapStamp(), this.fileStamp('catalog.log')])).join('/');
   }
 
   async close(): Promise<void> {
