@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
@@ -125,6 +125,19 @@ test('CLI quick start: the installed `tessera` bin adds, lists and runs', async 
   assert.match((await run(bin, ['ls', 'cli-store'], { cwd: app, encoding: 'utf8' })).stdout, /^mlp /m);
   await writeFile(join(app, 'feeds.json'), JSON.stringify({ X: { dims: [1, 4], data: X } }));
   const out = JSON.parse((await run(bin, ['run', 'cli-store', 'mlp', '--input', 'feeds.json'], { cwd: app, encoding: 'utf8' })).stdout);
+  assert.equal(out.Y.dims, [1, 3]);
+});
+
+test("CLI quick start: the README's line, as written, on the README's example files", async () => {
+  const readme = await readFile(join(repo, 'README.md'), 'utf8');
+  const line = /^npx tessera add .*$/m.exec(readme)?.[0];
+  assert.ok(line, 'the README has the CLI quick start line');
+  const cwd = join(app, 'readme-cli');
+  await mkdir(cwd);
+  for (const f of ['mlp.onnx', 'x.npy']) await copyFile(join(repo, 'examples', f), join(cwd, f));
+  const { stdout } = await run('sh', ['-c', line], { cwd, encoding: 'utf8' });
+  assert.match(stdout, /^input +X +float32 +\[N, 4\]$/m, 'info shows the input the README describes');
+  const out = JSON.parse(stdout.slice(stdout.lastIndexOf('{"Y"')));
   assert.equal(out.Y.dims, [1, 3]);
 });
 

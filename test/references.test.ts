@@ -74,7 +74,14 @@ test('every *.md file named by the README, the docs and code comments exists, wi
       }
       if (anchor) {
         anchors++;
-        const headings = [...readFileSync(target, 'utf8').matchAll(/^#{1,6} (.+)$/gm)].map((h) => slug(h[1]));
+        // A repeated heading's anchor gets -1, -2, ... as on GitHub.
+        const seenSlugs = new Map<string, number>();
+        const headings = [...readFileSync(target, 'utf8').matchAll(/^#{1,6} (.+)$/gm)].map((h) => {
+          const base = slug(h[1]);
+          const n = seenSlugs.get(base) ?? 0;
+          seenSlugs.set(base, n + 1);
+          return n === 0 ? base : `${base}-${n}`;
+        });
         if (!headings.includes(anchor)) missing.push(`${relative(ROOT, file)}: ${ref}#${anchor} (no such section)`);
       }
     }
