@@ -3,7 +3,7 @@
  * identity (always confirmed by a byte comparison), page checksums and catalog record checksums.
  */
 import xxhash from 'xxhash-wasm';
-import { createSHA256 } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 
 const api = await xxhash();
 
@@ -22,16 +22,32 @@ export function hash64Hex(bytes: Uint8Array): string {
  * index, not a defence: a second preimage costs microseconds, so a block that came from elsewhere
  * (an import) is matched by SHA-256 or by a byte comparison, never by xxHash64 alone.
  */
-const sha = await createSHA256();
+let sha: IHasher | undefined;
+
+/**
+ * Loads the SHA-256 hasher (hash-wasm). Only publishing and importing need SHA-256, so it is not
+ * built when tessera is imported: that took ~40 ms of every CLI start (`tessera ls`, issue 12).
+ * Those operations await this once at their start; `sha256` / `sha256Hex` are then synchronous.
+ */
+export async function loadSha256(): Promise<void> {
+  sha ??= await (await import('hash-wasm')).createSHA256();
+}
+
+function hasher(): IHasher {
+  if (!sha) throw new Error('internal: sha256 used before loadSha256() was awaited');
+  return sha;
+}
 
 export function sha256(bytes: Uint8Array): Uint8Array {
-  sha.init();
-  sha.update(bytes);
-  return sha.digest('binary');
+  const h = hasher();
+  h.init();
+  h.update(bytes);
+  return h.digest('binary');
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
-  sha.init();
-  sha.update(bytes);
-  return sha.digest('hex');
+  const h = hasher();
+  h.init();
+  h.update(bytes);
+  return h.digest('hex');
 }

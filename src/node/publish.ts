@@ -6,7 +6,7 @@
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { CapacityError, StoreError, TesseraError } from '../errors.ts';
-import { sha256 } from '../hash.ts';
+import { loadSha256, sha256 } from '../hash.ts';
 import { sealPage } from '../store/page-format.ts';
 import { buildIndex, encodeBlockHashes, IMPORT_LIMITS, INDEX_FILE, pageFile, type PublishedIndex, type PublishedSource } from '../store/published.ts';
 import type { TesseraStore } from '../store/store.ts';
@@ -33,6 +33,7 @@ function ioError(what: string, e: unknown): TesseraError {
 
 /** Writes every model of `store` into folder `dir` as a published store. */
 export async function publishStore(store: TesseraStore, dir: string, opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<PublishReport> {
+  await loadSha256();
   const catalog = store.catalog;
   const pages = store.blockSource({ maxCachedPages: 0 });
   const snapshot = catalog.snapshot();

@@ -23,7 +23,7 @@
  * the model is assembled and parsed (exportable) before it is committed.
  */
 import { CorruptionError, InvalidArgumentError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
-import { hash64Hex, sha256, sha256Hex } from '../hash.ts';
+import { hash64Hex, loadSha256, sha256, sha256Hex } from '../hash.ts';
 import { Catalog, type ModelEntry } from '../catalog/catalog.ts';
 import { gridOf, tileExtent, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { assembleModel, parseModel } from '../onnx/model.ts';
@@ -261,6 +261,7 @@ export class PublishedStore {
   ) {}
 
   static async open(source: PublishedSource): Promise<PublishedStore> {
+    await loadSha256();
     const raw = await source.get(INDEX_FILE, { maxBytes: IMPORT_LIMITS.indexBytes });
     let index: PublishedIndex;
     try {

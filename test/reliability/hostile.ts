@@ -8,7 +8,9 @@ import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Catalog } from '../../src/catalog/catalog.ts';
-import { hash64Hex, sha256, sha256Hex } from '../../src/hash.ts';
+import { hash64Hex, loadSha256, sha256, sha256Hex } from '../../src/hash.ts';
+
+await loadSha256();
 import { blocksFile, catalogFile, encodeBlockHashes, INDEX_FILE, type PublishedIndex } from '../../src/store/published.ts';
 import { openStore } from '../../src/node/open.ts';
 import { publishStore } from '../../src/node/publish.ts';
