@@ -188,4 +188,33 @@ test('a lossless delta model fetches only its deltas when the local store holds 
   }
 });
 
+test('an imported real model exports byte-identical to its original file (tensors in typed fields stay typed)', async () => {
+  // Silero VAD v5 and v6 hold tensors in int64_data / float_data: exported as raw_data, each
+  // grew by 6 bytes (issue 12). The importer must carry each tensor's field through.
+  const dist = 'node_modules/@ricky0123/vad-web/dist';
+  const files = ['silero_vad_v5.onnx', 'silero_vad_v6.onnx'];
+  const originals = await Promise.all(files.map((f) => readFile(join(dist, f)).catch(() => {
+    throw new Error(`${dist}/${f} is missing: this test needs the @ricky0123/vad-web package installed (npm install).`);
+  })));
+  const tmp = await tempDir();
+  try {
+    const store = await openStore(join(tmp.path, 'store'), { create: true });
+    for (let i = 0; i < files.length; i++) await store.add(`m${i}`, originals[i]);
+    await publishStore(store, join(tmp.path, 'pub'));
+    await store.close();
+    const local = await TesseraStore.open(new MemoryPageStore({ pageSize: 1 << 20 }));
+    const reports = await importModels(local, folderSource(join(tmp.path, 'pub')));
+    assert.equal(reports.map((r) => r.status), ['imported', 'imported']);
+    for (let i = 0; i < files.length; i++) {
+      const typed = local.catalog.models.get(`m${i}`)!.tensors.filter((t) => t.encoding !== undefined && t.encoding !== 'raw');
+      assert.ok(typed.length > 0, `${files[i]} should hold tensors in typed fields (else this test proves nothing)`);
+      const exported = await local.exportModel(`m${i}`);
+      assert.is(exported.length, originals[i].length, files[i]);
+      assert.ok(Buffer.compare(Buffer.from(exported), originals[i]) === 0, `${files[i]}: export of the imported model differs from the original`);
+    }
+  } finally {
+    await tmp.cleanup();
+  }
+});
+
 test.run();
