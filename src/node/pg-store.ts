@@ -18,7 +18,9 @@
  * The backend only moves sealed bytes (PageBackend); PgPageStore puts CheckedPageStore's checks,
  * sealing and verifying in front of it, as for every backend.
  */
-import pg from 'pg';
+// Types only: the client is imported when a postgres:// store is opened, so CLI verbs on a file
+// store never load it (start-up time and memory).
+import type { Client, Pool } from 'pg';
 import { CapacityError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
 import { CheckedPageStore } from '../store/checked-store.ts';
@@ -91,9 +93,9 @@ class PgBackend implements PageBackend {
     readonly location: string,
     private readonly schema: string,
     readonly pageSize: number,
-    private readonly readers: pg.Pool,
+    private readonly readers: Pool,
     /** The writer's connection: it holds the advisory lock and carries every write. */
-    private readonly writer: pg.Client | null,
+    private readonly writer: Client | null,
   ) {}
 
   /** Opened without the writer lock (no writer connection). */
@@ -107,10 +109,11 @@ class PgBackend implements PageBackend {
 
   static async open(url: string, opts: PgStoreOptions = {}): Promise<PgBackend> {
     const { connectionString, schema, display } = parsePostgresUrl(url);
+    const { default: pg } = await import('pg');
     const readers = new pg.Pool({ connectionString, max: opts.maxConnections ?? 4, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5_000 });
     // An idle pooled connection that PostgreSQL drops must not crash the process; the pool replaces it.
     readers.on('error', () => {});
-    let writer: pg.Client | null = null;
+    let writer: Client | null = null;
     try {
       if (!opts.readOnly) {
         writer = new pg.Client({ connectionString, connectionTimeoutMillis: 5_000 });
@@ -164,7 +167,7 @@ class PgBackend implements PageBackend {
     if (this.closed) throw new StoreError('STORE_CLOSED', 'the store is closed: open it again');
   }
 
-  private writable(): pg.Client {
+  private writable(): Client {
     this.check();
     if (!this.writer) throw new StoreError('STORE_LOCKED', `store ${this.location} was opened read-only.`);
     if (this.lost) throw new StoreError('STORE_UNAVAILABLE', `the connection to PostgreSQL that held the writer lock of ${this.location} was lost (${this.lost.message}): open the store again.`);
@@ -325,7 +328,7 @@ export class PgPageStore extends CheckedPageStore {
   }
 }
 
-async function inTransaction(c: pg.Client, fn: () => Promise<void>): Promise<void> {
+async function inTransaction(c: Client, fn: () => Promise<void>): Promise<void> {
   await c.query('begin');
   try {
     await fn();

@@ -4,7 +4,10 @@
  * end; the serving figures (pool hits and misses, bytes read from the store, memory held against the
  * budget) are read from the runtime Server at scrape time.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+// Types only: InferenceHttpServer.start imports prom-client and hands it in, so only `serve` loads it.
+import type { Counter, Histogram, Registry } from 'prom-client';
+
+export type PromClient = typeof import('prom-client');
 
 /** What the node reports about its serving at scrape time (summed over every catalog generation). */
 export interface ServingFigures {
@@ -23,13 +26,14 @@ export interface ServingFigures {
 }
 
 export class NodeMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   private readonly requests: Counter<'route' | 'code'>;
   private readonly latency: Histogram<'route'>;
   readonly rejected: Counter<'reason'>;
 
-  constructor(figures: () => ServingFigures) {
-    const r = this.registry;
+  constructor(prom: PromClient, figures: () => ServingFigures) {
+    const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = prom;
+    const r = (this.registry = new Registry());
     collectDefaultMetrics({ register: r, prefix: 'tessera_' });
     this.requests = new Counter({ name: 'tessera_http_requests_total', help: 'HTTP requests by route and status code', labelNames: ['route', 'code'], registers: [r] });
     this.latency = new Histogram({

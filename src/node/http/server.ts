@@ -20,13 +20,14 @@
  * made, so one budget's worth of memory is held at any time. A request that finds its model
  * missing, or a page changed under it, checks for commits and retries once.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+// Types only: start() imports fastify and prom-client, so CLI verbs other than `serve` never load them.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TesseraError } from '../../errors.ts';
 import type { TesseraStore } from '../../store/store.ts';
 import type { ModelEntry } from '../../catalog/catalog.ts';
 import { Server, type ServerOptions } from '../../runtime/server.ts';
 import { ProtocolError, encodeInferResponse, parseInferRequest, tensorMetadata, unknownOutputs } from './kserve.ts';
-import { NodeMetrics, type ServingFigures } from './metrics.ts';
+import { NodeMetrics, type PromClient, type ServingFigures } from './metrics.ts';
 
 export interface HttpServeOptions {
   /** Memory budget of this node's runtime (pages, sessions, scratch). */
@@ -103,7 +104,7 @@ export class InferenceHttpServer {
   private readonly opts: Required<Omit<HttpServeOptions, 'server' | 'log' | 'host' | 'port'>> & Pick<HttpServeOptions, 'server' | 'log'>;
   url = '';
 
-  private constructor(private readonly store: TesseraStore, opts: HttpServeOptions) {
+  private constructor(private readonly store: TesseraStore, opts: HttpServeOptions, Fastify: typeof import('fastify').default, prom: PromClient) {
     this.opts = {
       budgetBytes: opts.budgetBytes,
       maxBodyBytes: opts.maxBodyBytes ?? 64 << 20,
@@ -115,7 +116,7 @@ export class InferenceHttpServer {
       server: opts.server,
       log: opts.log,
     };
-    this.metrics = new NodeMetrics(() => this.figures());
+    this.metrics = new NodeMetrics(prom, () => this.figures());
     this.app = Fastify({
       bodyLimit: this.opts.maxBodyBytes,
       // A client that trickles its body is cut off rather than holding a slot forever.
@@ -129,7 +130,8 @@ export class InferenceHttpServer {
 
   /** Builds the first generation and listens. */
   static async start(store: TesseraStore, opts: HttpServeOptions): Promise<InferenceHttpServer> {
-    const node = new InferenceHttpServer(store, opts);
+    const [{ default: Fastify }, prom] = await Promise.all([import('fastify'), import('prom-client')]);
+    const node = new InferenceHttpServer(store, opts, Fastify, prom);
     const stamp = await store.commitStamp();
     node.gen = { store, server: await Server.create(store, { ...opts.server, budgetBytes: opts.budgetBytes }), stamp, seen: mapsOf(store), active: 0, retired: false };
     node.url = await node.app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8000 });
