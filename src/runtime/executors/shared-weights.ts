@@ -8,7 +8,7 @@
  * choose.ts prefers own weights there when they fit).
  */
 import type * as OrtCommon from 'onnxruntime-common';
-import type { DType } from '../../onnx/dtypes.ts';
+import { STORAGE_ARRAY, type DType } from '../../onnx/dtypes.ts';
 import { InferenceError } from '../../errors.ts';
 import type { OrtModule } from '../ort.ts';
 import type { ModelSession, Feed } from '../session.ts';
@@ -23,25 +23,9 @@ export interface FedWeight {
   dims: number[];
 }
 
-const VIEWS: Record<DType, { new (b: ArrayBuffer, o: number, n: number): ArrayBufferView; BYTES_PER_ELEMENT: number }> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  int64: BigInt64Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-  float16: Uint16Array,
-  bfloat16: Uint16Array,
-} as Record<DType, any>;
-
 /** A runtime tensor over `bytes` without copying (the pooled buffer is the tensor's storage). */
 export function tensorOver(ort: OrtModule, dtype: DType, bytes: Uint8Array, dims: readonly number[]): OrtCommon.Tensor {
-  const View = VIEWS[dtype];
+  const View = STORAGE_ARRAY[dtype];
   if (!View || bytes.byteOffset % View.BYTES_PER_ELEMENT) throw new InferenceError('INFERENCE_FAILED', `a ${dtype} weight cannot be fed without a copy (unaligned or unsupported dtype)`);
   const view = new View(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / View.BYTES_PER_ELEMENT);
   return new ort.Tensor(dtype as any, view as any, dims as number[]) as OrtCommon.Tensor;
