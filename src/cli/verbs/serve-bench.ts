@@ -4,32 +4,28 @@
  */
 import type { Command } from 'commander';
 import { InferenceError } from '../../errors.ts';
-import { Server, type ExecutorKind } from '../../runtime/server.ts';
-import { loadOrt, type OrtBackend } from '../../runtime/ort.ts';
+import { Server } from '../../runtime/server.ts';
 import { zipfTrace } from '../../pool/traces.ts';
 import { mulberry32 } from '../../random.ts';
-import type { PolicyName } from '../../pool/policies.ts';
 import { parseNumber, parsePositiveInt, parseSize } from '../args.ts';
 import { formatBytes, print, printJson } from '../output.ts';
 import { STORE_ARG, withStore } from '../store.ts';
+import { runtimeOptions, withRuntimeFlags, type RuntimeFlags } from '../runtime-flags.ts';
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('serve-bench')
     .description('serve a Zipf request stream over the store\'s models under a memory budget; print hits, misses, bytes read and latency')
     .argument('<store>', STORE_ARG)
     .requiredOption('--budget <size>', 'memory budget for pages, sessions and scratch (e.g. 64MiB)', parseSize)
     .option('--requests <n>', 'requests to serve', parsePositiveInt, 500)
-    .option('--skew <s>', 'Zipf skew (0 = uniform)', parseNumber, 1)
-    .option('--executor <kind>', 'auto | kernel | shared-weights | own-weights', 'auto')
-    .option('--policy <name>', 'page eviction policy', 'dedup')
-    .option('--ort <backend>', 'onnxruntime backend: node | web (default: node, or web with a notice when onnxruntime-node is not installed)')
+    .option('--skew <s>', 'Zipf skew (0 = uniform)', parseNumber, 1);
+  withRuntimeFlags(command)
     .option('--seed <n>', 'trace seed', parseNumber, 1)
     .option('--json', 'print JSON')
-    .action(async (path: string, o: { budget: number; requests: number; skew: number; executor: string; policy: string; ort?: string; seed: number; json?: boolean }) => {
+    .action(async (path: string, o: { budget: number; requests: number; skew: number; seed: number; json?: boolean } & RuntimeFlags) => {
       await withStore(path, async (store) => {
-        const ort = await loadOrt(o.ort as OrtBackend | undefined);
-        const server = await Server.create(store, { budgetBytes: o.budget, executor: o.executor as ExecutorKind | 'auto', policy: o.policy as PolicyName, ort });
+        const server = await Server.create(store, { budgetBytes: o.budget, ...(await runtimeOptions(o)) });
         const models = store.listModels();
         const trace = zipfTrace({ models, skew: o.skew, requests: o.requests, seed: o.seed });
         const rand = mulberry32(o.seed);

@@ -5,15 +5,13 @@
  */
 import type { Command } from 'commander';
 import { InferenceHttpServer } from '../../node/http/server.ts';
-import { loadOrt, type OrtBackend } from '../../runtime/ort.ts';
-import type { ExecutorKind } from '../../runtime/server.ts';
-import type { PolicyName } from '../../pool/policies.ts';
 import { parsePositiveInt, parseSize } from '../args.ts';
 import { formatBytes } from '../output.ts';
 import { withStore } from '../store.ts';
+import { runtimeOptions, withRuntimeFlags, type RuntimeFlags } from '../runtime-flags.ts';
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('serve')
     .description('serve the store\'s models over HTTP (KServe v2 / Open Inference Protocol); many nodes may share a postgres:// store')
     .argument('<store>', 'store folder or postgres:// URL')
@@ -24,16 +22,13 @@ export function register(program: Command): void {
     .option('--max-body <size>', 'largest request body; larger gets 413', parseSize, 64 * 1024 ** 2)
     .option('--max-tensor <size>', 'largest input tensor; larger gets 413', parseSize, 16 * 1024 ** 2)
     .option('--timeout <ms>', 'inference requests not answered in time get 503', parsePositiveInt, 30_000)
-    .option('--refresh <ms>', 'how often to check the store for new commits', parsePositiveInt, 500)
-    .option('--executor <kind>', 'auto | kernel | shared-weights | own-weights', 'auto')
-    .option('--policy <name>', 'page eviction policy', 'dedup')
-    .option('--ort <backend>', 'onnxruntime backend: node | web (default: node, or web with a notice when onnxruntime-node is not installed)')
+    .option('--refresh <ms>', 'how often to check the store for new commits', parsePositiveInt, 500);
+  withRuntimeFlags(command)
     .option('--concurrency <n>', 'inference runs at once inside the runtime', parsePositiveInt, 2)
     .option('--name <name>', 'server name reported by GET /v2', 'tessera')
-    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; executor: string; policy: string; ort?: string; concurrency: number; name: string }) => {
+    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; concurrency: number; name: string } & RuntimeFlags) => {
       await withStore(path, async (store) => {
-        const ort = await loadOrt(o.ort as OrtBackend | undefined);
-        const log = (line: string) => process.stderr.write(`tessera serve: ${line}\n`);
+                const log = (line: string) => process.stderr.write(`tessera serve: ${line}\n`);
         const node = await InferenceHttpServer.start(store, {
           budgetBytes: o.budget,
           host: o.host,
@@ -44,7 +39,7 @@ export function register(program: Command): void {
           requestTimeoutMs: o.timeout,
           refreshMs: o.refresh,
           name: o.name,
-          server: { ort, executor: o.executor as ExecutorKind | 'auto', policy: o.policy as PolicyName, concurrency: o.concurrency },
+          server: { ...(await runtimeOptions(o)), concurrency: o.concurrency },
           log,
         });
         // One line on stdout with the address, so scripts can wait for it.
