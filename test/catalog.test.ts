@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { decode } from '@msgpack/msgpack';
 import { Catalog, checkCatalog, decodeRecord, encodeRecord, type CatalogRecord, type ModelEntry } from '../src/catalog/catalog.ts';
 
 const config = { tile: { rows: 2, cols: 2 }, pageSize: 4096 };
@@ -69,6 +70,24 @@ test('undo puts originals back; settle drops them; rm frees what no one else hol
   const rm = replay([...history(), { t: 'rm', seq: 7, name: 'a' }]);
   assert.equal(predicted, [...before.pages.keys()].filter((p) => !rm.pages.has(p)).sort((x, y) => x - y));
   assert.equal(checkCatalog(rm), []);
+});
+
+test('a compaction record settles and moves in one step; an older tessera refuses it, older repacks still replay', () => {
+  // Settling b drops block 3 (page 2 frees); blocks 0, 1 and 2 move onto new page 5, so pages 0 and 1 free too.
+  const compact: CatalogRecord = { t: 'repack', seq: 7, settle: ['b'], blocks: [{ id: 0, page: 5, offset: 0 }, { id: 1, page: 5, offset: 16 }, { id: 2, page: 5, offset: 32 }], pages: [{ id: 5, used: 48 }] };
+  const wire = encodeRecord(compact);
+  assert.equal(decodeRecord(wire), compact);
+  // The tag is one a tessera before this record never knew ('repack' would replay the moves and skip the settle).
+  assert.is((decode(wire) as { t: string }).t, 'repack-settle');
+  const c = replay([...history(), compact]);
+  assert.equal(checkCatalog(c), []);
+  assert.equal(c.models.get('b')!.substitutions, []);
+  assert.not.ok(c.blocks.has(3));
+  assert.equal([...c.pages.keys()].sort((x, y) => x - y), [4, 5]);
+  // Equivalent to the two records an earlier compact wrote (settle, then repack), which still replay.
+  const old = replay([...history(), { t: 'settle', seq: 7, model: 'b' }, { t: 'repack', seq: 8, blocks: compact.blocks, pages: compact.pages }]);
+  assert.is((decode(encodeRecord({ t: 'repack', seq: 8, blocks: compact.blocks, pages: compact.pages })) as { t: string }).t, 'repack');
+  assert.equal({ ...summary(old), seq: 7, pages: summary(old).pages.map(([id, p]) => [id, { ...p, epoch: p.epoch === 8 ? 7 : p.epoch }]) }, summary(c));
 });
 
 test('a snapshot reloads to the same state, shared pages included, and skips folded records', () => {

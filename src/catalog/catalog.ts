@@ -123,8 +123,13 @@ export type CatalogRecord =
   | { t: 'settle'; seq: number; model: string }
   /** Lossless dedup: slots of `model` now point at new delta blocks (bit-exact); originals released. */
   | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] }
-  /** Compaction of some pages: the listed blocks moved onto new pages; pages left empty free. */
-  | { t: 'repack'; seq: number; blocks: BlockMove[]; pages: { id: number; used: number }[] }
+  /**
+   * Compaction of some pages: the listed blocks moved onto new pages; pages left empty free.
+   * `settle`: models whose substitutions are settled first, in the same commit (so compaction is
+   * one atomic step). On the wire such a record is tagged 'repack-settle', so a tessera that
+   * predates it refuses the catalog instead of replaying the moves without the settles.
+   */
+  | { t: 'repack'; seq: number; blocks: BlockMove[]; pages: { id: number; used: number }[]; settle?: string[] }
   /** Compaction of earlier versions (still replayed): every live block moved onto a new set of pages. */
   | { t: 'relayout'; seq: number; blocks: { id: number; page: number; offset: number }[]; pages: { id: number; used: number }[] };
 
@@ -219,6 +224,7 @@ export function encodeRecord(rec: CatalogRecord): Uint8Array {
   const moved = (m: BlockMove[] | undefined) => (m?.length ? { moved: movesToWire(m) } : {});
   if (rec.t === 'add') return encode({ t: rec.moved?.length ? 'add-shared' : 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
   if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: pages(rec.pages) });
+  if (rec.t === 'repack' && rec.settle?.length) return encode({ t: 'repack-settle', seq: rec.seq, settle: rec.settle, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
   if (rec.t === 'relayout' || rec.t === 'repack') return encode({ t: rec.t, seq: rec.seq, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
   return encode(rec);
 }
@@ -243,6 +249,10 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
   const pages = () => (w.pages as number[][]).map(([id, used]) => ({ id, used }));
   const moved = () => (w.moved ? { moved: movesFromWire(w.moved) } : {});
   if (w.t === 'add' || w.t === 'add-shared') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
+  if (w.t === 'repack-settle') {
+    if (!Array.isArray(w.settle) || !w.settle.every((n: unknown) => typeof n === 'string')) throw new CorruptionError('CATALOG_CORRUPT', "a compaction record's list of models to settle is malformed: the catalog is damaged.");
+    return { t: 'repack', seq: w.seq, blocks: movesFromWire(w.blocks), pages: pages(), settle: w.settle };
+  }
   if (w.t === 'relayout' || w.t === 'repack') return { t: w.t, seq: w.seq, blocks: movesFromWire(w.blocks), pages: pages() };
   if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: pages() };
   if (w.t === 'init' || w.t === 'rm' || w.t === 'subst' || w.t === 'undo' || w.t === 'settle') return w as CatalogRecord;
@@ -337,13 +347,9 @@ export class Catalog {
         model.substitutions = [];
         break;
       }
-      case 'settle': {
-        const model = this.mustModel(rec.model);
-        const subs = model.substitutions ?? [];
-        model.substitutions = [];
-        for (const sub of subs) this.ref(sub.from, -1);
+      case 'settle':
+        this.settle(rec.model);
         break;
-      }
       case 'delta': {
         const model = this.mustModel(rec.model);
         this.introduce(rec.seq, rec.blocks, rec.pages);
@@ -371,6 +377,8 @@ export class Catalog {
         break;
       }
       case 'repack': {
+        // Settles first: the moves were planned on the settled catalog (blocks it drops are not moved).
+        for (const name of rec.settle ?? []) this.settle(name);
         for (const p of rec.pages) {
           if (this.pages.has(p.id)) throw new CorruptionError('CATALOG_CORRUPT', `a repack writes page ${p.id}, which the catalog already holds.`);
           this.pages.set(p.id, { epoch: rec.seq, used: p.used, live: 0 });
@@ -398,6 +406,14 @@ export class Catalog {
       b.offset = m.offset;
       to.live++;
     }
+  }
+
+  /** Drops the retained originals of `name`'s substitutions. */
+  private settle(name: string): void {
+    const model = this.mustModel(name);
+    const subs = model.substitutions ?? [];
+    model.substitutions = [];
+    for (const sub of subs) this.ref(sub.from, -1);
   }
 
   private mustModel(name: string): ModelEntry {

@@ -1,8 +1,10 @@
 /**
- * Compaction: pending substitutions are settled, then blocks are repacked by bytes
- * (src/pack/bytes.ts) onto fresh pages, copy-on-write: the new pages are written into free slots,
- * one 'repack' record moves the blocks, and the old slots, left empty, are released. A crash
- * before the commit leaves the old layout intact.
+ * Compaction: pending substitutions are settled and blocks are repacked by bytes
+ * (src/pack/bytes.ts) onto fresh pages, copy-on-write, in one commit: the layout is planned on the
+ * catalog as it will be once settled, the new pages are written into free slots, one 'repack'
+ * record carries both the settles and the moves, and only once it is durable are the old slots,
+ * left empty, released. A fault or crash before the commit leaves the old state exactly (pending
+ * substitutions still undoable, old layout intact).
  *
  * Two candidate layouts are planned and the one with fewer pages is kept (ties: the one that
  * writes less): repacking only the pages filled below KEEP_FILL, or repacking every block. When
@@ -13,11 +15,10 @@
  * old slots are released, the highest pages are copied down into them (a second 'repack') so the
  * slots in use are 0..pages-1 again and a file backend can cut its file back to the live pages.
  */
-import { modelRefs, type BlockMove, type ModelEntry } from '../catalog/catalog.ts';
+import { Catalog, modelRefs, type BlockMove, type ModelEntry } from '../catalog/catalog.ts';
 import { packBytes } from '../pack/bytes.ts';
-import type { CatalogView } from './catalog-view.ts';
+import { catalogView, type CatalogView } from './catalog-view.ts';
 import type { StoreCore, Progress } from './core.ts';
-import { settle } from './dedup-tx.ts';
 
 export interface CompactReport {
   pagesBefore: number;
@@ -35,23 +36,28 @@ export async function compactStore(core: StoreCore, opts: { onProgress?: (p: Pro
   core.check();
   const cat = core.catalog;
   const pagesBefore = cat.pages.size;
-  let settled = 0;
-  for (const m of [...cat.models.values()]) {
-    if (m.substitutions?.length) {
-      settled += m.substitutions.length;
-      await settle(core, m.name);
-    }
-  }
+  const settling = [...cat.models.values()].filter((m) => m.substitutions?.length);
+  const settled = settling.reduce((n, m) => n + m.substitutions!.length, 0);
   let pagesWritten = 0;
-  const plan = planCompaction(cat);
-  if (plan) pagesWritten += await repack(core, plan.pages, opts);
-  pagesWritten += await repack(core, slideDown(cat), opts);
+  const plan = planCompaction(settling.length ? settledView(cat, settling.map((m) => m.name)) : cat);
+  pagesWritten += await repack(core, plan?.pages ?? [], settling.map((m) => m.name), opts);
+  pagesWritten += await repack(core, slideDown(cat), [], opts);
   return { pagesBefore, pagesAfter: cat.pages.size, settled, pagesWritten };
 }
 
-/** Writes `layout` (block ids per new page) into free slots and commits the moves; returns pages written. */
-async function repack(core: StoreCore, layout: number[][], opts: { onProgress?: (p: Progress) => void }): Promise<number> {
-  if (!layout.length) return 0;
+/** The catalog as it will be once `names` are settled (a scratch copy; the store's is untouched). */
+function settledView(cat: CatalogView, names: string[]): CatalogView {
+  const scratch = Catalog.load(cat.snapshot(), []);
+  scratch.apply({ t: 'repack', seq: scratch.seq + 1, blocks: [], pages: [], settle: names });
+  return catalogView(() => scratch);
+}
+
+/**
+ * Writes `layout` (block ids per new page) into free slots and commits the moves, with the
+ * settles of `settle`, as one record; returns pages written.
+ */
+async function repack(core: StoreCore, layout: number[][], settle: string[], opts: { onProgress?: (p: Progress) => void }): Promise<number> {
+  if (!layout.length && !settle.length) return 0;
   const source = core.blocks({ maxCachedPages: 64 });
   const writer = core.pageWriter((n) => opts.onProgress?.({ phase: 'write', done: n, total: layout.length }));
   const moves: BlockMove[] = [];
@@ -63,7 +69,7 @@ async function repack(core: StoreCore, layout: number[][], opts: { onProgress?: 
     await writer.endPage();
   }
   const { pages } = await writer.finish();
-  await core.commit({ t: 'repack', seq: writer.epoch, blocks: moves, pages });
+  await core.commit({ t: 'repack', seq: writer.epoch, blocks: moves, pages, ...(settle.length ? { settle } : {}) });
   return pages.length;
 }
 
