@@ -212,7 +212,8 @@ async function child(cfg: ChildConfig): Promise<Record<string, unknown>> {
     if (cfg.system !== 'tessera') {
       server = await BaselineServer.create({ budgetBytes: cfg.budgetBytes, models: fam.models, sizeOf: (m) => sizes.get(m)!, load: async (m) => new Uint8Array(await readFile(join(fam.fileDir, `${m}.onnx`))), ort, sessionOptions });
     } else {
-      server = await Server.create(store, { budgetBytes: cfg.budgetBytes, ort, sessionOptions, maxBatch: 16 });
+      // One request at a time: runs are serial in onnxruntime anyway, and two runs pinning two models' weights at a tight budget only wait on each other.
+      server = await Server.create(store, { budgetBytes: cfg.budgetBytes, ort, sessionOptions, maxBatch: 16, concurrency: 1 });
     }
   } catch (e) {
     return { error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}` };
