@@ -10,6 +10,11 @@ export interface ModelStats {
   logicalBytes: number;
   /** Bytes of blocks no other model references. */
   uniqueBytes: number;
+  /**
+   * Bytes of the model's weights in blocks other models reference too, counted per use as
+   * `logicalBytes` is (so `sharedBytes / logicalBytes` is the share of its weights it shares).
+   */
+  sharedBytes: number;
   /** Pages the model reads to load all its tensors. */
   pages: number;
   /** Bytes of those pages / bytes of the blocks it needs (1 = reads nothing it does not need). */
@@ -51,6 +56,13 @@ export function storeStats(cat: CatalogView): StoreStats {
       const b = cat.blocks.get(id)!;
       if (b.refs === n) uniqueBytes += b.length;
     }
+    let sharedBytes = 0;
+    for (const t of m.tensors) {
+      for (const id of t.blocks) {
+        const b = cat.blocks.get(id)!;
+        if (b.refs > own.get(id)!) sharedBytes += b.length;
+      }
+    }
     const pages = new Set<number>();
     let neededBytes = 0;
     for (const id of cat.blocksRead(m)) {
@@ -66,6 +78,7 @@ export function storeStats(cat: CatalogView): StoreStats {
       blocks: m.tensors.reduce((n, t) => n + t.blocks.length, 0),
       logicalBytes: logical,
       uniqueBytes,
+      sharedBytes,
       pages: pages.size,
       readAmplification: neededBytes ? readBytes / neededBytes : 1,
       substitutions: m.substitutions?.length ?? 0,

@@ -9,26 +9,15 @@ import type { TesseraStore } from '../../store/store.ts';
 import { formatBytes, print, printJson, table } from '../output.ts';
 import { STORE_ARG, withStore } from '../store.ts';
 
-/**
- * Bytes of the model's blocks that other models reference too (counted per use, stored once),
- * and those models, from the store's read-only catalog view.
- */
-function sharing(store: TesseraStore, name: string): { sharedBytes: number; sharedWith: string[] } {
-  const view = store.catalog;
-  const uses = new Map<number, number>();
-  for (const t of view.models.get(name)!.tensors) for (const id of t.blocks) uses.set(id, (uses.get(id) ?? 0) + 1);
-  let sharedBytes = 0;
-  for (const [id, n] of uses) {
-    const b = view.blocks.get(id);
-    if (b && b.refs > n) sharedBytes += b.length * n;
+/** The other models that reference a block of this model's tensors (its sharing partners). */
+function sharedWith(store: TesseraStore, name: string): string[] {
+  const own = new Set<number>();
+  for (const t of store.model(name).tensors) for (const id of t.blocks) own.add(id);
+  const out: string[] = [];
+  for (const [other, m] of store.catalog.models) {
+    if (other !== name && m.tensors.some((t) => t.blocks.some((id) => own.has(id)))) out.push(other);
   }
-  const sharedWith: string[] = [];
-  if (sharedBytes) {
-    for (const [other, m] of view.models) {
-      if (other !== name && m.tensors.some((t) => t.blocks.some((id) => uses.has(id)))) sharedWith.push(other);
-    }
-  }
-  return { sharedBytes, sharedWith };
+  return out;
 }
 
 export const shapeText = (shape: TensorIOInfo['shape']) => `[${shape.map((d) => (d === null || d === '' ? '?' : String(d))).join(', ')}]`;
@@ -44,7 +33,8 @@ export function register(program: Command): void {
       await withStore(path, async (store) => {
         const m = store.model(name);
         const s = store.stats().perModel.find((x) => x.name === name)!;
-        const { sharedBytes, sharedWith } = sharing(store, name);
+        const { sharedBytes } = s;
+        const partners = sharedBytes ? sharedWith(store, name) : [];
         const info = {
           name,
           inputs: m.inputs,
@@ -54,7 +44,7 @@ export function register(program: Command): void {
           logicalBytes: s.logicalBytes,
           uniqueBytes: s.uniqueBytes,
           sharedBytes,
-          sharedWith,
+          sharedWith: partners,
           pages: s.pages,
           readAmplification: s.readAmplification,
           substitutions: s.substitutions,
@@ -64,7 +54,7 @@ export function register(program: Command): void {
         const pct = s.logicalBytes ? ` (${((sharedBytes / s.logicalBytes) * 100).toFixed(0)}%)` : '';
         print(`model    ${name}`);
         print(`size     ${formatBytes(s.logicalBytes)} of weights in ${s.tensors} tensors, ${s.blocks} blocks`);
-        const others = sharedWith.length ? `with ${sharedWith.slice(0, 5).join(', ')}${sharedWith.length > 5 ? ` and ${sharedWith.length - 5} more` : ''}` : 'with no other model';
+        const others = partners.length ? `with ${partners.slice(0, 5).join(', ')}${partners.length > 5 ? ` and ${partners.length - 5} more` : ''}` : 'with no other model';
         print(`shared   ${formatBytes(sharedBytes)}${pct} ${others}; ${formatBytes(s.uniqueBytes)} held by it alone`);
         print(`pages    ${s.pages} (read amplification ${s.readAmplification.toFixed(2)})`);
         if (s.substitutions) print(`pending  ${s.substitutions} substitutions (undo: tessera dedup ${path} --undo ${name})`);
