@@ -104,6 +104,11 @@ export async function run(opts: BenchOptions): Promise<object> {
     const relaxedPages = pages.relaxed; delete pages.relaxed;
     const relaxedMs = ms.relaxed; delete ms.relaxed;
     const bounds = lowerBounds(problem, computeClasses(problem));
+    // Two rules, two bounds: the relaxed rule (a tensor may read blocks it does not need) needs only
+    // ceil(distinct / blocksPerPage) pages, so it sits below the strict (chain) bound wherever
+    // tensors are smaller than a page (the tiny zoo: 2 vs 34). Below its own bound is a bug.
+    if (relaxedPages < bounds.trivial) throw new Error(`relaxed on ${c.name}: ${relaxedPages} pages, below its bound ${bounds.trivial}`);
+    if (pages.tessera < bounds.chain) throw new Error(`tessera on ${c.name}: ${pages.tessera} pages, below the chain bound ${bounds.chain}`);
     const pageMB = Number(/(\d+)MB/.exec(c.name)?.[1] ?? NaN);
     const blockMB = pageMB / c.blocksPerPage;
     const bestNetsdb = c.netsdb ? Math.min(...Object.values(c.netsdb)) : NaN;
@@ -122,6 +127,8 @@ export async function run(opts: BenchOptions): Promise<object> {
       tesseraVsBestNetsdbRerun: pages.tessera - bestOurNetsdb,
       relaxed: {
         pages: relaxedPages,
+        /** ceil(distinct blocks / blocks per page): the relaxed rule's bound (chainLowerBound is the strict rule's). */
+        lowerBound: bounds.trivial,
         ms: relaxedMs,
         pagesSavedVsTessera: pages.tessera - relaxedPages,
         unneededBlocksRead: relaxedReport.unneededBlocksRead,
@@ -140,10 +147,10 @@ export async function run(opts: BenchOptions): Promise<object> {
     cases.push(entry);
   }
   const algos = ['baseline', 'greedy1', 'greedy2', 'twoStage', 'tessera'];
-  console.log('\npages per algorithm (netsDB\'s own reported count in brackets where it differs), lower bound, relaxed rule:');
+  console.log('\npages per algorithm (netsDB\'s own reported count in brackets where it differs); the strict rule\'s (chain) bound for them, the relaxed rule with its own bound:');
   console.log(table(
-    ['case', 'lower bound', ...algos, 'relaxed', 'tessera ms'],
-    cases.map((c: any) => [c.name, `${c.chainLowerBound}`, ...algos.map((a) => `${c.pages[a]}${c.netsdb?.[a] !== undefined && c.netsdb[a] !== c.pages[a] ? ` [${c.netsdb[a]}]` : ''}`), `${c.relaxed.pages}`, `${c.ms.tessera}`]),
+    ['case', 'strict bound', ...algos, 'relaxed (bound)', 'tessera ms'],
+    cases.map((c: any) => [c.name, `${c.chainLowerBound}`, ...algos.map((a) => `${c.pages[a]}${c.netsdb?.[a] !== undefined && c.netsdb[a] !== c.pages[a] ? ` [${c.netsdb[a]}]` : ''}`), `${c.relaxed.pages} (${c.relaxed.lowerBound})`, `${c.ms.tessera}`]),
   ));
 
   // Scaling: a synthetic model family up to ~1M distinct blocks.
