@@ -12,7 +12,7 @@ import { createClassifier, classifyRef } from '../src/kernels/pack.ts';
 import {
   computeClasses, evaluateLayout, lowerBounds, makeProblem, packers, type PackingAlgorithm,
 } from '../src/pack/index.ts';
-import { modelFamily } from '../src/pack/synthetic.ts';
+import { modelFamily } from '../tools/packing-family.ts';
 import type { BenchOptions } from './run.ts';
 import { table } from '../src/cli/output.ts';
 import { buildZoo } from './zoo/build.ts';

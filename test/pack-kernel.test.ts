@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classifyRef, createClassifier } from '../src/kernels/pack.ts';
 import { makeProblem } from '../src/pack/problem.ts';
-import { modelFamily } from '../src/pack/synthetic.ts';
+import { modelFamily } from '../tools/packing-family.ts';
 import { mulberry32 } from '../src/random.ts';
 
 test('WASM class kernel equals its TS twin on random inputs', async () => {

@@ -6,7 +6,7 @@ import {
   packRelaxed, packTessera, packTwoStage, packers, planPages, PackingInputError, PACKING_ALGORITHMS,
   type PackingProblem,
 } from '../src/pack/index.ts';
-import { modelFamily } from '../src/pack/synthetic.ts';
+import { modelFamily } from '../tools/packing-family.ts';
 import { mulberry32 } from '../src/random.ts';
 import { TesseraError } from '../src/errors.ts';
 

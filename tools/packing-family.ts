@@ -3,7 +3,7 @@
  * groups of random size, each group needed by a random subset of the models (fine-tuned variants
  * share big groups; each model also has private blocks). Deterministic for a seed.
  */
-import { mulberry32 } from '../random.ts';
+import { mulberry32 } from '../src/random.ts';
 
 export interface FamilyOptions {
   models: number;
