@@ -48,10 +48,12 @@ const CHARTS: Chart[] = [
   {
     id: 'serving',
     title: 'Serving: throughput and p99 latency against the memory budget',
-    caption: "Many models under one budget (fraction of the models' total bytes): tessera's modes against one onnxruntime session per model (baseline). Runs that did not fit their budget are left out.",
+    caption: "Many models under one budget (fraction of the models' total bytes): tessera against onnxruntime-node sessions made from the files, kept with LRU by bytes (baseline). Runs that did not fit their budget are left out.",
     bench: 'serving',
     spec: (r) => {
-      const values = r.systems.filter((s: any) => !s.error && s.throughput > 0).map((s: any) => ({ system: s.name, family: s.family, budget: s.budgetFraction, throughput: s.throughput, p99: s.p99Ms }));
+      // serving.json lists one row per (system, budget) run; older results named them `systems`.
+      const runs: any[] = r.rows ?? r.systems ?? [];
+      const values = runs.filter((s) => !s.error && s.throughput > 0).map((s) => ({ system: s.system ?? s.name, family: s.family, budget: s.budgetFraction, throughput: s.throughput, p99: s.p99Ms }));
       const panel = (field: string, title: string, log: boolean) => ({
         mark: { type: 'line', point: true },
         encoding: {
