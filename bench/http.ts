@@ -218,8 +218,15 @@ export async function run(opts: BenchOptions): Promise<object> {
     await stopAll();
 
     // Overload: large batches from 256 connections against 16 admitted at a time.
+    // The baseline is the same node without a bound on queue wait (--queue-timeout 30 s = --timeout).
     const big = inferBody(256, 3);
-    const over = await startNode(filePath, ['--budget', budget, '--max-inflight', '16']);
+    const unbounded = await startNode(filePath, ['--budget', budget, '--max-inflight', '16', '--queue-timeout', '30000']);
+    nodes.push(unbounded);
+    await coldFirstRequests(unbounded, small);
+    const overloadUnbounded = await load([unbounded.url], 256, seconds * 2, big);
+    console.error(`overload without a queue bound: ${overloadUnbounded.requests} answered, p50 ${overloadUnbounded.p50Ms} ms, p99 ${overloadUnbounded.p99Ms} ms`);
+    await stopAll();
+    const over = await startNode(filePath, ['--budget', budget, '--max-inflight', '16', '--queue-timeout', '5000']);
     nodes.push(over);
     await coldFirstRequests(over, small);
     const idleRss = await rss(over.process.pid!);
@@ -230,14 +237,17 @@ export async function run(opts: BenchOptions): Promise<object> {
       ...overload,
       rows: 256,
       maxInflight: 16,
+      queueTimeoutMs: 5000,
       refused429: metric(text, 'tessera_http_rejected_total{reason="overloaded"}'),
+      refused503Queue: metric(text, 'tessera_http_rejected_total{reason="queue"}') || 0, // absent until one is refused
+      unbounded: overloadUnbounded,
       alive,
       budgetBytes: 32 << 20,
       idleRssBytes: idleRss,
       peakRssBytes: await peakRss(over.process.pid!),
       runtimePeakBytes: metric(text, 'tessera_memory_peak_bytes'),
     };
-    console.error(`overload: ${overload.requests} answered, ${overloadResult.refused429} refused (429), alive ${alive}, peak RSS ${(overloadResult.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+    console.error(`overload: ${overload.requests} answered (p50 ${overload.p50Ms} ms, p99 ${overload.p99Ms} ms), ${overloadResult.refused429} refused (429), ${overloadResult.refused503Queue} refused after 5 s in the queue (503), alive ${alive}, peak RSS ${(overloadResult.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
     await stopAll();
 
     // Recovery: PostgreSQL stopped while a node serves, then started.

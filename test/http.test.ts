@@ -299,6 +299,35 @@ test('overload is refused with 429 before bodies are read; timeouts give 503; th
   }
 });
 
+test('a request that waits past --queue-timeout behind other runs gets 503 with Retry-After and does not run', async () => {
+  // One runtime slot and a 1 ms queue limit: of requests sent together, those that queue behind a
+  // large batch (whose run takes far more than 1 ms) are refused; the bound holds whatever the timing
+  // because a waiter whose limit passed while the runtime computed is refused when its turn comes.
+  const n = await node({ queueTimeoutMs: 1, server: { concurrency: 1 } });
+  try {
+    const rows = 4096;
+    const x = floats(rows * IN, 21);
+    const body = { inputs: [{ name: 'X', shape: [rows, IN], datatype: 'FP32', data: Array.from(x) }] };
+    const answers = await Promise.all(Array.from({ length: 4 }, () => postJson(`${n.url}/v2/models/c/infer`, body)));
+    const statuses = answers.map((r) => r.status);
+    assert.ok(statuses.includes(200) && statuses.includes(503), `${statuses}`);
+    const ref = (await reference('c', { X: new ortNode.Tensor('float32', x, [rows, IN]) })).Y.data as Float32Array;
+    for (const r of answers) {
+      const json = await r.json();
+      if (r.status === 200) near(json.outputs[0].data, ref);
+      else {
+        assert.is(r.headers.get('retry-after'), '1');
+        assert.match(json.error, /waited \d+ ms behind other requests without starting/);
+      }
+    }
+    const refused = statuses.filter((s) => s === 503).length;
+    assert.match(await (await fetch(`${n.url}/metrics`)).text(), new RegExp(`tessera_http_rejected_total\\{reason="queue"\\} ${refused}`));
+    assert.is((await postJson(`${n.url}/v2/models/c/infer`, body)).status, 200, 'an idle node runs at once');
+  } finally {
+    await n.close();
+  }
+});
+
 test('/metrics is Prometheus text with requests, latency, pool hits and misses, bytes read, memory vs budget', async () => {
   const n = await node();
   try {

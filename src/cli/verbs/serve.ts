@@ -22,13 +22,14 @@ export function register(program: Command): void {
     .option('--max-body <size>', 'largest request body; larger gets 413', parseSize, 64 * 1024 ** 2)
     .option('--max-tensor <size>', 'largest input tensor; larger gets 413', parseSize, 16 * 1024 ** 2)
     .option('--timeout <ms>', 'inference requests not answered in time get 503', parsePositiveInt, 30_000)
+    .option('--queue-timeout <ms>', 'requests waiting longer than this behind other runs get 503 with Retry-After', parsePositiveInt, 5_000)
     .option('--refresh <ms>', 'how often to check the store for new commits', parsePositiveInt, 500);
   withRuntimeFlags(command)
     .option('--concurrency <n>', 'inference runs at once inside the runtime', parsePositiveInt, 2)
     .option('--name <name>', 'server name reported by GET /v2', 'tessera')
-    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; refresh: number; concurrency: number; name: string } & RuntimeFlags) => {
+    .action(async (path: string, o: { port: number; host: string; budget: number; maxInflight: number; maxBody: number; maxTensor: number; timeout: number; queueTimeout: number; refresh: number; concurrency: number; name: string } & RuntimeFlags) => {
       await withStore(path, async (store) => {
-                const log = (line: string) => process.stderr.write(`tessera serve: ${line}\n`);
+        const log = (line: string) => process.stderr.write(`tessera serve: ${line}\n`);
         const node = await InferenceHttpServer.start(store, {
           budgetBytes: o.budget,
           host: o.host,
@@ -37,6 +38,7 @@ export function register(program: Command): void {
           maxBodyBytes: o.maxBody,
           maxTensorBytes: o.maxTensor,
           requestTimeoutMs: o.timeout,
+          queueTimeoutMs: o.queueTimeout,
           refreshMs: o.refresh,
           name: o.name,
           server: { ...(await runtimeOptions(o)), concurrency: o.concurrency },

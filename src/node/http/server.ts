@@ -43,6 +43,10 @@ export interface HttpServeOptions {
   maxInflight?: number;
   /** An inference request not answered within this many ms gets 503 (default 30 s). */
   requestTimeoutMs?: number;
+  /** A request that waits longer than this many ms for a runtime slot (behind other runs) gets 503
+   * with Retry-After instead of running late (default 5 s). Runs go to the runtime at most
+   * `server.concurrency` at a time (its own limit), oldest first. */
+  queueTimeoutMs?: number;
   /** How often the store's commit stamp is checked, in ms (default 500). */
   refreshMs?: number;
   /** Passed to the runtime Server (onnxruntime module, mode, policy, concurrency). */
@@ -100,6 +104,9 @@ export class InferenceHttpServer {
   private draining = false;
   private storeUp = true;
   private refreshes = 0;
+  /** Runs handed to the runtime now, and the requests waiting for one of its slots (FIFO). */
+  private running = 0;
+  private readonly queue: { since: number; start: () => void; refuse: () => void }[] = [];
   private readonly past = { hits: 0, misses: 0, bytesRead: 0, errors: 0, peakBytes: 0 };
   private readonly opts: Required<Omit<HttpServeOptions, 'server' | 'log' | 'host' | 'port'>> & Pick<HttpServeOptions, 'server' | 'log'>;
   url = '';
@@ -111,6 +118,7 @@ export class InferenceHttpServer {
       maxTensorBytes: opts.maxTensorBytes ?? 16 << 20,
       maxInflight: opts.maxInflight ?? 64,
       requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+      queueTimeoutMs: opts.queueTimeoutMs ?? 5_000,
       refreshMs: opts.refreshMs ?? 500,
       name: opts.name ?? 'tessera',
       server: opts.server,
@@ -252,6 +260,51 @@ export class InferenceHttpServer {
     if (g.retired && g.active === 0) g.drained?.();
   }
 
+  /** Waits for a runtime slot; rejects with 503 once the wait passes `limitMs`. */
+  private startRun(model: string, limitMs: number): Promise<void> {
+    const slots = this.opts.server?.concurrency ?? 2;
+    if (this.running < slots && !this.queue.length) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const since = performance.now();
+      const refuse = () => {
+        clearTimeout(timer);
+        reject(new QueueTimeout(model, Math.round(performance.now() - since)));
+      };
+      const timer = setTimeout(() => {
+        const i = this.queue.indexOf(w);
+        if (i >= 0) this.queue.splice(i, 1);
+        refuse();
+      }, limitMs);
+      const w = {
+        since,
+        start: () => {
+          clearTimeout(timer);
+          this.running++;
+          resolve();
+        },
+        refuse,
+      };
+      this.queue.push(w);
+    });
+  }
+
+  private endRun(): void {
+    this.running--;
+    // Oldest first; one that already waited past its limit (its timer had no chance to fire while
+    // the runtime computed) is refused now rather than run late.
+    while (this.queue.length) {
+      const w = this.queue.shift()!;
+      if (performance.now() - w.since <= this.opts.queueTimeoutMs) {
+        w.start();
+        return;
+      }
+      w.refuse();
+    }
+  }
+
   private admit(): boolean {
     if (this.inflight >= this.opts.maxInflight) return false;
     this.inflight++;
@@ -350,7 +403,14 @@ export class InferenceHttpServer {
       }
       slot.handedOff = true;
       // The slot is held until the run really ends, even if the client was answered on timeout.
-      const run = this.run(model, parsed).finally(() => this.releaseSlot(req, true));
+      const run = (async () => {
+        await this.startRun(model, Math.min(this.opts.queueTimeoutMs, left));
+        try {
+          return await this.run(model, parsed);
+        } finally {
+          this.endRun();
+        }
+      })().finally(() => this.releaseSlot(req, true));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(late()), left);
@@ -362,7 +422,10 @@ export class InferenceHttpServer {
         else reply.type('application/json');
         return reply.send(res.body);
       } catch (e) {
-        if (e instanceof HttpError && e.status === 503) this.metrics.rejected.inc({ reason: 'timeout' });
+        if (e instanceof QueueTimeout) {
+          this.metrics.rejected.inc({ reason: 'queue' });
+          reply.header('Retry-After', '1');
+        } else if (e instanceof HttpError && e.status === 503) this.metrics.rejected.inc({ reason: 'timeout' });
         run.catch(() => {});
         throw toHttpError(e);
       } finally {
@@ -451,6 +514,13 @@ function unservable(reason: unknown, budgetBytes: number): Server {
 class HttpError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
+  }
+}
+
+/** A request that waited too long behind other runs: refused (503, Retry-After) without running. */
+class QueueTimeout extends HttpError {
+  constructor(model: string, waitedMs: number) {
+    super(503, `inference on model "${model}" waited ${waitedMs} ms behind other requests without starting (limit --queue-timeout): the server is overloaded, retry later or on another node`);
   }
 }
 
