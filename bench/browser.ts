@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { BenchOptions } from './run.ts';
 import { prepareDemo, repoRoot } from '../demo/prepare.ts';
 import { startStaticServer } from '../demo/serve.ts';
-import { launchChromium } from '../test/fixtures/chromium.ts';
+import { launchChromium } from '../tools/fixtures/chromium.ts';
 
 interface Side {
   bytesFetched: number;

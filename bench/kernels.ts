@@ -8,7 +8,7 @@
  * Blocks are 64x64 tiles (4096 floats) of N(0, 0.05^2) weights unless said otherwise.
  */
 import type { BenchOptions } from './run.ts';
-import { gaussianBlocks, withNoise } from '../test/fixtures/blocks.ts';
+import { gaussianBlocks, withNoise } from '../tools/fixtures/blocks.ts';
 import { LshIndex } from '../src/dedup/lsh-index.ts';
 import { blockRegion, referenceBlockDistance, WasmBlockDistance, type BlockDistance } from '../src/kernels/distance.ts';
 import { createLshHasher, Xoshiro128, type LshParams } from '../src/kernels/lsh.ts';

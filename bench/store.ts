@@ -23,7 +23,7 @@ import { openStore, addModelFile } from '../src/node/open.ts';
 import { medianLatencyMs } from './lib/serving.ts';
 import { feedsSession } from './lib/feeds-mode.ts';
 import { ingestPhases } from './lib/ingest-phases.ts';
-import * as B from '../test/fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 import xxhash from 'xxhash-wasm';
 import { createBLAKE3, createXXHash3, createXXHash64 } from 'hash-wasm';
 import { openSession } from '../src/runtime/store-session.ts';

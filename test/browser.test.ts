@@ -15,9 +15,9 @@ import { openStore } from '../src/node/open.ts';
 import { publishStore } from '../src/node/publish.ts';
 import { defaultOrt } from '../src/runtime/ort.ts';
 import { startStaticServer } from '../demo/serve.ts';
-import { launchChromium } from './fixtures/chromium.ts';
-import { familyMember } from './fixtures/family.ts';
-import { randomFloats } from './fixtures/onnx-builders.ts';
+import { launchChromium } from '../tools/fixtures/chromium.ts';
+import { familyMember } from '../tools/fixtures/family.ts';
+import { randomFloats } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

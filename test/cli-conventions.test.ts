@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import pkg from '../package.json' with { type: 'json' };
 import { parseSize } from '../src/cli/args.ts';
 import { table } from '../src/cli/output.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 import { cli, piped } from './cli-helpers.ts';
 

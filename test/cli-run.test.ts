@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { dump, parse } from 'npyjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encode, float16Bits, graph, INT64, mlp, modelProto, node, randomFloats, valueInfo } from './fixtures/onnx-builders.ts';
+import { encode, float16Bits, graph, INT64, mlp, modelProto, node, randomFloats, valueInfo } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 import { bin, cli } from './cli-helpers.ts';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseModel } from '../src/onnx/model.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 import { cli } from './cli-helpers.ts';
 

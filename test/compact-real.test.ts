@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStore, addModelFile } from '../src/node/open.ts';
-import { realModels } from './fixtures/onnx-corpus.ts';
+import { realModels } from '../tools/fixtures/onnx-corpus.ts';
 import { tempDir } from './helpers.ts';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

@@ -6,8 +6,8 @@ import * as assert from 'uvu/assert';
 import { register as registerDedup } from '../src/cli/verbs/dedup.ts';
 import { openStore } from '../src/node/open.ts';
 import { parseModel } from '../src/onnx/model.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
-import { perturbed } from './fixtures/family.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
+import { perturbed } from '../tools/fixtures/family.ts';
 import { codeOf, rng, tempDir } from './helpers.ts';
 
 /** Runs `tessera dedup ...` in-process (the verb alone), returning what it printed. */

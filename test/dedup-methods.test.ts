@@ -12,8 +12,8 @@ import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { DEDUP_METHODS, DEFAULT_DEDUP_METHOD, dedupMethod, dedupModels } from '../src/dedup/planner.ts';
 import { createEvaluator, syntheticEvalSet, type SessionFactory } from '../src/dedup/evaluate.ts';
 import { weightsSessionFactory } from '../src/runtime/store-session.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
-import { perturbed } from './fixtures/family.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
+import { perturbed } from '../tools/fixtures/family.ts';
 import { codeOf } from './helpers.ts';
 
 test('registry: descriptive names, aliases for the literature, a typed error otherwise', async () => {

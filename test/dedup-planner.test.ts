@@ -7,7 +7,7 @@ import { cutTensor } from '../src/blocks/tiling.ts';
 import type { ModelEntry } from '../src/catalog/catalog.ts';
 import { createEvaluator, parseEvalSet, syntheticEvalSet, checkEvalSet, type EvalSet, type Evaluator } from '../src/dedup/evaluate.ts';
 import { dedupLossless, dedupModels, stepwiseLoop as netsdbLoop, bisectLoop as searchLoop, type Proposal } from '../src/dedup/planner.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { codeOf, rng } from './helpers.ts';
 import { openSession, weightsSessionFactory } from '../src/runtime/store-session.ts';
 const sessions = weightsSessionFactory();

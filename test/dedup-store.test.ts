@@ -4,8 +4,8 @@ import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { parseModel } from '../src/onnx/model.ts';
 import { encodeDelta, decodeDelta } from '../src/codecs/delta.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
-import { perturbed } from './fixtures/family.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
+import { perturbed } from '../tools/fixtures/family.ts';
 import { TesseraError } from '../src/errors.ts';
 import { codeOf, rng } from './helpers.ts';
 

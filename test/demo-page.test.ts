@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startStaticServer } from '../demo/serve.ts';
 import { prepareDemo, repoRoot, DEMO_DIGITS } from '../demo/prepare.ts';
-import { launchChromium } from './fixtures/chromium.ts';
+import { launchChromium } from '../tools/fixtures/chromium.ts';
 import { tempDir } from './helpers.ts';
 
 test('the demo page imports, runs, draws every digit, counts the runtime, and knows held models', async () => {

@@ -23,7 +23,7 @@ import { planPages } from '../src/pack/plan.ts';
 import { Server } from '../src/runtime/server.ts';
 import { openSession } from '../src/runtime/store-session.ts';
 import { instantiateKernel } from '../src/kernels/wasm-runtime.ts';
-import { encode, graph, mlp, modelProto, node, tensorProto, valueInfo, FLOAT } from './fixtures/onnx-builders.ts';
+import { encode, graph, mlp, modelProto, node, tensorProto, valueInfo, FLOAT } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 
 const TILE = { rows: 16, cols: 16 };

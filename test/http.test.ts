@@ -13,9 +13,9 @@ import { openStore } from '../src/node/open.ts';
 import { InferenceHttpServer, type HttpServeOptions } from '../src/node/http/server.ts';
 import { encodeInferResponse, parseInferRequest } from '../src/node/http/kserve.ts';
 import type { TesseraStore } from '../src/store/store.ts';
-import { ifModel, mlp } from './fixtures/onnx-builders.ts';
-import { binaryInferBody, postJson, readInferResponse } from './fixtures/http.ts';
-import { startNode } from './fixtures/fleet.ts';
+import { ifModel, mlp } from '../tools/fixtures/onnx-builders.ts';
+import { binaryInferBody, postJson, readInferResponse } from '../tools/fixtures/http.ts';
+import { startNode } from '../tools/fixtures/fleet.ts';
 import { rng, tempDir } from './helpers.ts';
 
 const IN = 20;

@@ -12,7 +12,7 @@ import { IdbPageStore } from '../src/browser/idb-store.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
 import { pageStoreConformance, storeBehaviour } from './store-conformance.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { codeOf } from './helpers.ts';
 
 let dbCounter = 0;

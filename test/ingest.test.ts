@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { cutTensor, tileExtent, gridOf } from '../src/blocks/tiling.ts';
-import * as B from './fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 
 test('a model whose blocks repeat across many pages stores each distinct block once and reads back exactly', async () => {
   // 8 tensors on 32 KiB pages: 4 distinct ones of 64x64 float32 (one 16 KiB block, a view of the

@@ -103,6 +103,32 @@ test('src/ never imports the tools (bench/, test/, demo/, build/)', () => {
   assert.equal(bad, []);
 });
 
+/**
+ * test/ files that still import bench/: each is benchmark code the tests check (the zoo builder,
+ * the baseline server, the report builder, the packing data), to move to tools/ with its owner.
+ */
+const KNOWN_TEST_TO_BENCH = new Set<string>([
+  'bench/data/netsdb-page-packing.json', 'bench/lib/baseline-server.ts', 'bench/report/build.ts',
+  'bench/zoo/build.ts', 'bench/zoo/cnn.ts', 'bench/zoo/family.ts', 'bench/zoo/nn.ts', 'bench/zoo/onnx-export.ts',
+  'bench/zoo/onnx-graph.ts', 'bench/zoo/tasks.ts', 'bench/zoo/train.ts', 'bench/zoo/vit.ts',
+]);
+
+test('bench/ and test/ never import each other; what both use lives in tools/, which imports neither', () => {
+  const bad: string[] = [];
+  const edges = (from: string, forbidden: RegExp, allowed: Set<string> = new Set()) => {
+    for (const file of sourceFiles(join(ROOT, from))) {
+      for (const spec of importsOf(file)) {
+        const target = relative(ROOT, normalize(join(dirname(file), spec)));
+        if (forbidden.test(target) && !allowed.has(target)) bad.push(`${relative(ROOT, file)} -> ${target}`);
+      }
+    }
+  };
+  edges('bench', /^test\//);
+  edges('test', /^bench\//, KNOWN_TEST_TO_BENCH);
+  edges('tools', /^(test|bench)\//);
+  assert.equal(bad, []);
+});
+
 test('core code is isomorphic: node: modules only in node/ and cli/', () => {
   const bad: string[] = [];
   for (const file of sourceFiles(SRC)) {

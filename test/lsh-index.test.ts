@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LshIndex } from '../src/dedup/lsh-index.ts';
 import type { LshFamily } from '../src/kernels/lsh.ts';
-import { gaussianBlocks, withNoise } from './fixtures/blocks.ts';
+import { gaussianBlocks, withNoise } from '../tools/fixtures/blocks.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
 
 const dim = 1024;

@@ -5,7 +5,7 @@ import {
   type LshFamily, type LshParams,
 } from '../src/kernels/lsh.ts';
 import { InvalidArgumentError } from '../src/errors.ts';
-import { gaussianBlocks, withNoise } from './fixtures/blocks.ts';
+import { gaussianBlocks, withNoise } from '../tools/fixtures/blocks.ts';
 
 const blocks = gaussianBlocks;
 const perturb = withNoise;

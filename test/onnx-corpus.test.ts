@@ -15,7 +15,7 @@ import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import type { OrtModule } from '../src/runtime/ort.ts';
 import { openSession } from '../src/runtime/store-session.ts';
-import { corpusCases, corpusInputs, outputDifference, realModels } from './fixtures/onnx-corpus.ts';
+import { corpusCases, corpusInputs, outputDifference, realModels } from '../tools/fixtures/onnx-corpus.ts';
 import { rng } from './helpers.ts';
 
 const ort = ortNode as unknown as OrtModule;

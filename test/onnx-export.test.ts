@@ -11,7 +11,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { openStore } from '../src/node/open.ts';
 import { decodeRecord, encodeRecord } from '../src/catalog/catalog.ts';
 import { parseModel } from '../src/onnx/model.ts';
-import * as B from './fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

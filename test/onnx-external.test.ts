@@ -5,7 +5,7 @@ import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataLocation } from 'onnx-buf';
 import { assembleModelExternal, parseModel, EXTERNAL_DATA_ALIGNMENT } from '../src/onnx/model.ts';
 import { TesseraError } from '../src/errors.ts';
-import * as B from './fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 
 async function rejects(p: Promise<unknown>, code: string, ...mentions: string[]): Promise<void> {
   try {

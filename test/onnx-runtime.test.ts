@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as ort from 'onnxruntime-web';
 import { assembleModel, assembleModelExternal, parseModel } from '../src/onnx/model.ts';
-import * as B from './fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = 'error';

@@ -13,7 +13,7 @@ import {
 import { assembleModel, assembleModelExternal, parseModel, skeletonInfo, type ParsedModel } from '../src/onnx/model.ts';
 import { DTYPES, dtypeFromOnnx, dtypeToOnnx, type DType } from '../src/onnx/dtypes.ts';
 import { TesseraError } from '../src/errors.ts';
-import * as B from './fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 
 const ALL_DTYPES = Object.keys(DTYPES) as DType[];
 

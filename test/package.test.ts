@@ -15,8 +15,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ORT_NODE_VERSION } from '../src/runtime/ort.ts';
 import { startStaticServer } from '../demo/serve.ts';
-import { launchChromium } from './fixtures/chromium.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { launchChromium } from '../tools/fixtures/chromium.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
 
 const run = promisify(execFile);

@@ -7,9 +7,9 @@ import pg from 'pg';
 import { PgPageStore, parsePostgresUrl } from '../src/node/pg-store.ts';
 import { pageStoreConformance, storeBehaviour } from './store-conformance.ts';
 import type { PageStore } from '../src/store/page-store.ts';
-import { freshStoreUrl, sql } from './fixtures/postgres.ts';
-import { writerModel } from './fixtures/pg-writer.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { freshStoreUrl, sql } from '../tools/fixtures/postgres.ts';
+import { writerModel } from '../tools/fixtures/pg-writer.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { codeOf } from './helpers.ts';
 import { parseModel } from '../src/onnx/model.ts';
 
@@ -109,7 +109,7 @@ test('postgres: models round-trip bit-exact; a reader follows commits without re
 });
 
 function writer(url: string, names: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/pg-writer.ts', url, ...names], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/fixtures/pg-writer.ts', url, ...names], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Every `committed` line the writer printed, until its stdout closes (after a kill too).
   const committed: string[] = [];
   let out = '';

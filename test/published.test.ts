@@ -14,8 +14,8 @@ import { TesseraStore } from '../src/store/store.ts';
 import { TesseraError } from '../src/errors.ts';
 import { codeOf, tempDir } from './helpers.ts';
 import { parseModel } from '../src/onnx/model.ts';
-import { familyMember, perturbed } from './fixtures/family.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { familyMember, perturbed } from '../tools/fixtures/family.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 
 const TILE = { rows: 32, cols: 32 };
 const member = (headSeed: number) => familyMember({ inputDim: 256, hidden: 128, outputDim: 10, backboneSeed: 7, headSeed });

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildReport } from '../bench/report/build.ts';
-import { launchChromium } from './fixtures/chromium.ts';
+import { launchChromium } from '../tools/fixtures/chromium.ts';
 import { tempDir } from './helpers.ts';
 
 test('the report draws all five charts as non-empty SVG', async () => {

@@ -6,7 +6,7 @@ import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { Server, type ExecutorKind } from '../src/runtime/server.ts';
 import { BaselineServer } from '../bench/lib/baseline-server.ts';
 import { loadOrt } from '../src/runtime/ort.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { codeOf, rng } from './helpers.ts';
 
 ort.env.wasm.numThreads = 1;

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { TesseraStore } from '../src/store/store.ts';
-import { familyMember } from './fixtures/family.ts';
+import { familyMember } from '../tools/fixtures/family.ts';
 
 // Seeds are apart so that no two tensors draw the same random stream (familyMember seeds 2s+1, 2s+2).
 const dims = { inputDim: 16, hidden: 24, outputDim: 8 };

@@ -13,8 +13,8 @@ import type { PageStore } from '../src/store/page-store.ts';
 import { TesseraError } from '../src/errors.ts';
 import { rng } from './helpers.ts';
 import { TesseraStore } from '../src/store/store.ts';
-import { mlp } from './fixtures/onnx-builders.ts';
-import { perturbed } from './fixtures/family.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
+import { perturbed } from '../tools/fixtures/family.ts';
 
 export interface BackendHarness {
   store: PageStore;

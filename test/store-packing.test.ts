@@ -10,7 +10,7 @@ import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { packBytes } from '../src/pack/bytes.ts';
 import type { DType } from '../src/onnx/dtypes.ts';
-import { encode, graph, modelProto, randomElementBytes, tensorProto } from './fixtures/onnx-builders.ts';
+import { encode, graph, modelProto, randomElementBytes, tensorProto } from '../tools/fixtures/onnx-builders.ts';
 
 const TILE = { rows: 8, cols: 8 };
 /** Three full 8x8 tiles of 8-byte elements: small enough that packing decides page counts. */

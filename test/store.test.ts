@@ -10,8 +10,8 @@ import { parseModel } from '../src/onnx/model.ts';
 import { TesseraError } from '../src/errors.ts';
 import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
 import type { PageStore } from '../src/store/page-store.ts';
-import { mlp, ifModel, loopModel, constantModel, typedFieldsModel, allDtypesModel } from './fixtures/onnx-builders.ts';
-import { perturbed } from './fixtures/family.ts';
+import { mlp, ifModel, loopModel, constantModel, typedFieldsModel, allDtypesModel } from '../tools/fixtures/onnx-builders.ts';
+import { perturbed } from '../tools/fixtures/family.ts';
 import { codeOf, tempDir } from './helpers.ts';
 import { openSession } from '../src/runtime/store-session.ts';
 

@@ -13,7 +13,7 @@ import { openSession } from '../src/runtime/store-session.ts';
 import type { OrtModule } from '../src/runtime/ort.ts';
 import { DTYPES, type DType } from '../src/onnx/dtypes.ts';
 import { bfloat16Bits, bfloat16Value, float16Bits, float16Value, plainValues, tensorData, tensorDataFromBytes } from '../src/onnx/tensor-values.ts';
-import * as B from './fixtures/onnx-builders.ts';
+import * as B from '../tools/fixtures/onnx-builders.ts';
 import { codeOf, tempDir } from './helpers.ts';
 import { denseFeed, type DensePlan } from '../src/runtime/dense-plan.ts';
 import { writeFile } from 'node:fs/promises';

@@ -14,13 +14,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCrashTrials } from '../../test/reliability/crash.ts';
-import { runCorruption } from '../../test/reliability/corruption.ts';
-import { runFuzz } from '../../test/reliability/fuzz.ts';
-import { runConcurrency } from '../../test/reliability/concurrency.ts';
-import { runFaultSweep } from '../../test/reliability/faults.ts';
-import { runLockRace, runLockRaceInProcess } from '../../test/reliability/lock-race.ts';
-import { mountTmpfs, runFullDisk } from '../../test/reliability/full-disk.ts';
+import { runCrashTrials } from '../../tools/reliability/crash.ts';
+import { runCorruption } from '../../tools/reliability/corruption.ts';
+import { runFuzz } from '../../tools/reliability/fuzz.ts';
+import { runConcurrency } from '../../tools/reliability/concurrency.ts';
+import { runFaultSweep } from '../../tools/reliability/faults.ts';
+import { runLockRace, runLockRaceInProcess } from '../../tools/reliability/lock-race.ts';
+import { mountTmpfs, runFullDisk } from '../../tools/reliability/full-disk.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, dflt: number) => {

@@ -1,7 +1,7 @@
 /**
  * The file-system calls the file backend makes, as one replaceable object: production uses
  * node:fs/promises; the reliability tests wrap it to fail the n-th call with ENOSPC, EIO, EROFS
- * or a short write (test/reliability/faulty-fs.ts, after SQLite's I/O-error tests).
+ * or a short write (tools/reliability/faulty-fs.ts, after SQLite's I/O-error tests).
  * `writeAll` is the only way the backend writes: a short count is never taken for success.
  */
 import * as fsp from 'node:fs/promises';

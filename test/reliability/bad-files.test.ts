@@ -14,7 +14,7 @@ import { openStore } from '../../src/node/open.ts';
 import { FilePageStore } from '../../src/node/file-store.ts';
 import { nodeFileIO } from '../../src/node/file-io.ts';
 import { processStartTime } from '../../src/node/lock.ts';
-import { mlp } from '../fixtures/onnx-builders.ts';
+import { mlp } from '../../tools/fixtures/onnx-builders.ts';
 import { codeOf, tempDir } from '../helpers.ts';
 
 const CLI = resolve('bin/tessera.js');

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers.ts';
-import { runConcurrency } from './concurrency.ts';
+import { runConcurrency } from '../../tools/reliability/concurrency.ts';
 
 test('one writer, three reader processes: readers see only committed states; second writer STORE_LOCKED; stale lock recovered', async () => {
   const dir = await tempDir('tessera-concurrent-');

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers.ts';
-import { runCorruption } from './corruption.ts';
+import { runCorruption } from '../../tools/reliability/corruption.ts';
 
 // Reduced CI run (the full run: `tsx bench/reliability/run.ts corruption`).
 test('bit flips, truncation and zeroed ranges in pages, damaged snapshot and log: detected, typed, every affected model named', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers.ts';
-import { runCrashTrials } from './crash.ts';
+import { runCrashTrials } from '../../tools/reliability/crash.ts';
 
 // The reduced CI run of the crash harness (the full run: `tsx bench/reliability/run.ts crash`).
 test('SIGKILL during add, rm, dedup, compact and checkpoint: the next open sees old or new state, bit-exact, no leaked pages', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers.ts';
-import { runFaultSweep } from './faults.ts';
+import { runFaultSweep } from '../../tools/reliability/faults.ts';
 
 // The reduced CI sweep: every disk-changing call of every operation fails once, with one of the
 // three faults in turn (the full sweep, all three at every call: `npm run reliability:faults`).

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runFuzz } from './fuzz.ts';
+import { runFuzz } from '../../tools/reliability/fuzz.ts';
 
 // Reduced CI run (the full run, 1,000 cases a target: `tsx bench/reliability/run.ts fuzz`).
 test('fuzzing parseModel, catalog decoding and page reads: only typed errors, no hang, bounded memory', async () => {

@@ -18,8 +18,8 @@ import { DTYPES } from '../../src/onnx/dtypes.ts';
 import { gridOf, tileExtent } from '../../src/blocks/tiling.ts';
 import { hash64Hex } from '../../src/hash.ts';
 import { codeOf, tempDir } from '../helpers.ts';
-import { mlp } from '../fixtures/onnx-builders.ts';
-import { perturbed } from '../fixtures/family.ts';
+import { mlp } from '../../tools/fixtures/onnx-builders.ts';
+import { perturbed } from '../../tools/fixtures/family.ts';
 import { exportsOf, publishGenuine, readIndex, serve, tampered, TILE, writeIndex } from './hostile.ts';
 
 const genuineModel = mlp({ inputDim: 48, hidden: 32, outputDim: 8, seed: 21 });

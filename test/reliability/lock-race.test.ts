@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../helpers.ts';
-import { runLockRace, runLockRaceInProcess } from './lock-race.ts';
+import { runLockRace, runLockRaceInProcess } from '../../tools/reliability/lock-race.ts';
 
 // Reduced CI runs (the full run: `npm run reliability:locks`).
 test('writers racing on a stale lock under injected delays: never two inside, one always wins (in process, 40 trials x 4)', async () => {

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStore } from '../../src/node/open.ts';
-import { mlp } from '../fixtures/onnx-builders.ts';
+import { mlp } from '../../tools/fixtures/onnx-builders.ts';
 import { tempDir } from '../helpers.ts';
 
 const WORKER = fileURLToPath(new URL('./memory-worker.ts', import.meta.url));

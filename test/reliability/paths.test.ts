@@ -6,9 +6,9 @@ import fc from 'fast-check';
 import { addModelFile, externalDataReader, openStore } from '../../src/node/open.ts';
 import { folderSource } from '../../src/node/publish.ts';
 import { validateModelName } from '../../src/store/store.ts';
-import { mlp, withExternalData } from '../fixtures/onnx-builders.ts';
+import { mlp, withExternalData } from '../../tools/fixtures/onnx-builders.ts';
 import { codeOf, tempDir } from '../helpers.ts';
-import { PAGE_SIZE, TILE } from './models.ts';
+import { PAGE_SIZE, TILE } from '../../tools/reliability/models.ts';
 
 const ESCAPING = ['', '.', '..', '../x', 'a/b', 'a\\b', '/abs', '\\abs', 'C:\\x', 'C:x', '.hidden', 'a..b', '..a', 'x\0y', 'a/../../b', 'a'.repeat(129), ' a', 'a\n'];
 

@@ -12,9 +12,9 @@ import * as assert from 'uvu/assert';
 import { openStore } from '../../src/node/open.ts';
 import { FilePageStore } from '../../src/node/file-store.ts';
 import { PAGE_HEADER_BYTES } from '../../src/store/page-format.ts';
-import { mlp } from '../fixtures/onnx-builders.ts';
+import { mlp } from '../../tools/fixtures/onnx-builders.ts';
 import { codeOf, tempDir } from '../helpers.ts';
-import { readOnlyMedia } from './faulty-fs.ts';
+import { readOnlyMedia } from '../../tools/reliability/faulty-fs.ts';
 
 const TILE = { rows: 16, cols: 16 };
 const PAGE = 4096;

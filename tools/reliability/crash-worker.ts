@@ -1,6 +1,6 @@
 /**
  * The process the crash harness kills: opens the file store, runs one operation, exits.
- *   node --import tsx test/reliability/crash-worker.ts '<WorkerJob JSON>'
+ *   node --import tsx tools/reliability/crash-worker.ts '<WorkerJob JSON>'
  * Prints "ready" once the store is open and "done <ms>" once the operation has returned. With an
  * injection point it SIGKILLs itself at that point of the backend protocol (before, during or
  * after the n-th call of a PageStore method); "during" leaves what a crash mid-call leaves on disk:
@@ -112,7 +112,7 @@ async function main(job: WorkerJob): Promise<void> {
   process.stdout.write(`done ${ms.toFixed(2)}\n`);
 }
 
-// Only when run as a script (uvu imports every .ts file under test/).
+// Only when run as a script (it lived under test/, where uvu imported every .ts file).
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   main(JSON.parse(process.argv[2]) as WorkerJob).catch((e) => {
     process.stderr.write(`worker failed: ${e?.stack ?? e}\n`);

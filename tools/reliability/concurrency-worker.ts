@@ -1,6 +1,6 @@
 /**
  * A writer or a reader process on one file store (the concurrency harness spawns several).
- *   node --import tsx test/reliability/concurrency-worker.ts '{"role":"writer"|"reader","dir":..,"seed":..,"ms":..}'
+ *   node --import tsx tools/reliability/concurrency-worker.ts '{"role":"writer"|"reader","dir":..,"seed":..,"ms":..}'
  * Model `m<i>` always holds `specFor(i)`, so a reader knows every model's source from its name.
  * The writer adds, removes, checkpoints and compacts for `ms`, printing "ready" once it holds the
  * lock. A reader loops for `ms`: refresh, then read every listed model and compare it bit for bit.
@@ -13,7 +13,7 @@
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../src/node/open.ts';
 import { TesseraError } from '../../src/errors.ts';
-import { rng } from '../helpers.ts';
+import { mulberry32 as rng } from '../../src/random.ts'; // the project's seeded PRNG (test/helpers.ts's rng)
 import { modelBytes, modelMatches, randomSpec, type ModelSpec } from './models.ts';
 
 export interface ConcurrencyJob {

@@ -10,7 +10,7 @@ import { assembleModel, parseModel } from '../../src/onnx/model.ts';
 import type { TesseraStore } from '../../src/store/store.ts';
 import { allDtypesModel, ifModel, loopModel, mlp } from '../fixtures/onnx-builders.ts';
 import { familyMember } from '../fixtures/family.ts';
-import { rng } from '../helpers.ts';
+import { mulberry32 as rng } from '../../src/random.ts'; // the project's seeded PRNG (test/helpers.ts's rng)
 
 /** Small tiles and the smallest page, so even small models span many pages (more crash points). */
 export const TILE = { rows: 16, cols: 16 };

@@ -13,7 +13,7 @@ import { openStore } from '../../src/node/open.ts';
 import { CorruptionError, TesseraError } from '../../src/errors.ts';
 import { PAGE_HEADER_BYTES } from '../../src/store/page-format.ts';
 import type { TesseraStore } from '../../src/store/store.ts';
-import { rng } from '../helpers.ts';
+import { mulberry32 as rng } from '../../src/random.ts'; // the project's seeded PRNG (test/helpers.ts's rng)
 import { modelBytes, modelMatches, PAGE_SIZE, TILE, type ModelSpec } from './models.ts';
 
 const SLOT = PAGE_HEADER_BYTES + PAGE_SIZE;

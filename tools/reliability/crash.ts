@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../src/node/open.ts';
 import { PAGE_HEADER_BYTES } from '../../src/store/page-format.ts';
-import { rng } from '../helpers.ts';
+import { mulberry32 as rng } from '../../src/random.ts'; // the project's seeded PRNG (test/helpers.ts's rng)
 import { checkModels, modelBytes, PAGE_SIZE, TILE, type ModelSpec } from './models.ts';
 import { CRASH_OPS, pickOp, type CrashOp, type CrashOpName, type ExpectedState } from './crash-ops.ts';
 import type { Injection, InjectMethod, WorkerJob } from './crash-worker.ts';

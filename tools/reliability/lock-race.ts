@@ -6,7 +6,7 @@
  * race of issue 13 (both read a dead pid, one removes the other's fresh lock) happened.
  * Writers run as separate processes (`runLockRace`) or, for many cheap trials, as concurrent
  * opens in this process (`runLockRaceInProcess`; a lock held by this process is told apart by token).
- *   node --import tsx test/reliability/lock-race.ts <dir> <seed>   (one writer process)
+ *   node --import tsx tools/reliability/lock-race.ts <dir> <seed>   (one writer process)
  */
 import { spawn } from 'node:child_process';
 import { mkdir, rmdir, writeFile } from 'node:fs/promises';
