@@ -8,8 +8,8 @@
  * so the check is not vacuous.
  *
  * Two measures of growth. Held: garbage collected before every sample, so dead buffers do not
- * count; this is what the ledger bounds, and it must be within budget + 96 MiB. Raw: maxRSS with
- * no forced collection. Every request that misses assembles its tensors into new buffers and reads
+ * count; this is what the ledger bounds, and it must be within budget + 96 MiB. Raw: RSS sampled
+ * every 2 ms with no forced collection. Every request that misses assembles its tensors into new buffers and reads
  * pages into new buffers; the evicted ones are dead but V8 collects ArrayBuffers only once about
  * 64 MiB of external memory has piled up since the last collection, so raw RSS runs up to that much
  * above held RSS. Measured on a loaded 2-core machine (cycle trace, 24 requests, budget 20.6 MiB):
