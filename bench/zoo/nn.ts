@@ -9,7 +9,7 @@
  * (Linear [out, in], Conv [out, in, kh, kw]), so export writes them as they are.
  */
 import type { Gemm } from '../../src/kernels/gemm.ts';
-import { Rng } from './train.ts';
+import { ADAM_B1, ADAM_B2, Rng, adamUpdate } from './train.ts';
 
 /** A trainable tensor; `grad` is filled by backward when `needGrad`. */
 export interface Param {
@@ -290,22 +290,6 @@ export function bindGemm(m: Module, gemm: Gemm): void {
     if (kids) kids.forEach(visit);
   };
   visit(m);
-}
-
-const ADAM_B1 = 0.9;
-const ADAM_B2 = 0.999;
-const ADAM_EPS = 1e-8;
-
-function adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, c1: number, c2: number): void {
-  const n = p.length;
-  for (let i = 0; i < n; i++) {
-    const gi = g[i];
-    const mi = ADAM_B1 * m[i] + (1 - ADAM_B1) * gi;
-    const vi = ADAM_B2 * v[i] + (1 - ADAM_B2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] -= (lr * c1 * mi) / (Math.sqrt(vi * c2) + ADAM_EPS);
-  }
 }
 
 /** Adam over a fixed list of tensors. */

@@ -150,12 +150,12 @@ export interface TrainConfig {
   onStep?: (step: number, loss: number) => void;
 }
 
-const ADAM_B1 = 0.9;
-const ADAM_B2 = 0.999;
+export const ADAM_B1 = 0.9;
+export const ADAM_B2 = 0.999;
 const ADAM_EPS = 1e-8;
 
 // A small monomorphic function of its own so V8 optimises the hot loop well (~1M params a step).
-function adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, c1: number, c2: number): void {
+export function adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, c1: number, c2: number): void {
   const n = p.length;
   for (let i = 0; i < n; i++) {
     const gi = g[i];
