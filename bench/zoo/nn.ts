@@ -9,7 +9,7 @@
  * (Linear [out, in], Conv [out, in, kh, kw]), so export writes them as they are.
  */
 import type { Gemm } from '../../src/kernels/gemm.ts';
-import { ADAM_B1, ADAM_B2, Rng, adamUpdate } from './train.ts';
+import { ADAM_B1, ADAM_B2, EpochSampler, Rng, adamUpdate } from './train.ts';
 
 /** A trainable tensor; `grad` is filled by backward when `needGrad`. */
 export interface Param {
@@ -387,19 +387,14 @@ export function trainNet(gemm: Gemm, net: Module, inputs: Float32Array, labels: 
   const inDim = net.inSize, classes = net.outSize, B = cfg.batch;
   const rng = new Rng(cfg.seed);
   const pool = cfg.indices;
-  let order = rng.permutation(pool.length);
-  let cursor = 0;
+  const sampler = new EpochSampler(pool, rng);
   const x = new Float32Array(B * inDim);
   const y = new Uint8Array(B);
   const dz = new Float32Array(B * classes);
   let loss = 0;
   for (let step = 1; step <= cfg.steps; step++) {
     for (let r = 0; r < B; r++) {
-      if (cursor === order.length) {
-        order = rng.permutation(pool.length);
-        cursor = 0;
-      }
-      const s = pool[order[cursor++]];
+      const s = sampler.next();
       x.set(inputs.subarray(s * inDim, (s + 1) * inDim), r * inDim);
       y[r] = labels[s];
     }

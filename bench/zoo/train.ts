@@ -150,6 +150,22 @@ export interface TrainConfig {
   onStep?: (step: number, loss: number) => void;
 }
 
+/** Training samples drawn in shuffled epochs: a fresh permutation of `pool` each time it runs out. */
+export class EpochSampler {
+  private order: Int32Array;
+  private cursor = 0;
+  constructor(private readonly pool: ArrayLike<number>, private readonly rng: Rng) {
+    this.order = rng.permutation(pool.length);
+  }
+  next(): number {
+    if (this.cursor === this.order.length) {
+      this.order = this.rng.permutation(this.pool.length);
+      this.cursor = 0;
+    }
+    return this.pool[this.order[this.cursor++]];
+  }
+}
+
 export const ADAM_B1 = 0.9;
 export const ADAM_B2 = 0.999;
 const ADAM_EPS = 1e-8;
@@ -185,18 +201,13 @@ export function trainMlp(gemm: Gemm, m: Mlp, inputs: Float32Array, labels: Uint8
   const gB = L.map((l, i) => (i >= trainFrom ? new Float32Array(l.bias.length) : new Float32Array(0)));
   const mom = L.map((l, i) => (i >= trainFrom ? { mW: new Float32Array(l.weight.length), vW: new Float32Array(l.weight.length), mB: new Float32Array(l.bias.length), vB: new Float32Array(l.bias.length) } : null));
   const yBatch = new Uint8Array(B);
-  let order = rng.permutation(pool.length);
-  let cursor = 0;
+  const sampler = new EpochSampler(pool, rng);
   let loss = 0;
   for (let step = 1; step <= cfg.steps; step++) {
     // Assemble the batch.
     const x = acts[0];
     for (let r = 0; r < B; r++) {
-      if (cursor === order.length) {
-        order = rng.permutation(pool.length);
-        cursor = 0;
-      }
-      const s = pool[order[cursor++]];
+      const s = sampler.next();
       x.set(inputs.subarray(s * inDim, (s + 1) * inDim), r * inDim);
       yBatch[r] = labels[s];
     }
