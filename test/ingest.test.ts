@@ -1,5 +1,5 @@
 /**
- * The streaming add path (src/store/page-filler.ts): new blocks are written page by page as they
+ * The streaming add path (src/store/page-writer.ts): new blocks are written page by page as they
  * fill, and a block repeated inside one model is still stored once — also when its first copy is
  * on a page already written (read back to compare bytes). Tiles cut with the word-copy loop equal
  * a byte-by-byte cut for every alignment.
@@ -22,10 +22,10 @@ test('a model whose blocks repeat across many pages stores each distinct block o
   const backend = new MemoryPageStore({ pageSize: 1 << 15 });
   const store = await TesseraStore.open(backend, { tile: { rows: 64, cols: 64 } });
   const writes: number[] = [];
-  const write = backend.writePages.bind(backend);
-  backend.writePages = async (pages) => {
-    writes.push(pages.length);
-    return write(pages);
+  const write = backend.writeFrame.bind(backend);
+  backend.writeFrame = async (page) => {
+    writes.push(page.length > 0 ? 1 : 0);
+    return write(page);
   };
   const report = await store.add('m', model);
   assert.is(report.blocks, 12);

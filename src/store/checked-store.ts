@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError, StoreError } from '../errors.ts';
 import type { PageBackend, PageStore, PageStoreSupports } from './page-store.ts';
-import { openPage, sealPage } from './page-format.ts';
+import { PAGE_HEADER_BYTES, openPage, sealFrame, sealPage } from './page-format.ts';
 
 export class CheckedPageStore implements PageStore {
   private closed = false;
@@ -49,6 +49,16 @@ export class CheckedPageStore implements PageStore {
     }
     if (!pages.length) return;
     await this.raw.writeSealed(pages.map((p) => ({ id: p.id, sealed: sealPage(p.id, p.epoch, p.data) })));
+  }
+
+  async writeFrame(page: { id: number; epoch: number; frame: Uint8Array; length: number }): Promise<void> {
+    this.checkWritable();
+    checkId(page.id);
+    const { length, frame } = page;
+    if (!Number.isInteger(length) || length < 0 || length > this.raw.pageSize || PAGE_HEADER_BYTES + length > frame.length) {
+      throw new InvalidArgumentError(`page ${page.id}: a ${length}-byte payload in a ${frame.length}-byte frame does not fit the page size ${this.raw.pageSize}`);
+    }
+    await this.raw.writeSealed([{ id: page.id, sealed: sealFrame(page.id, page.epoch, frame, length) }]);
   }
 
   async appendCatalog(record: Uint8Array): Promise<void> {

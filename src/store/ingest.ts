@@ -6,7 +6,7 @@ import { InvalidArgumentError, InvalidNameError, ModelExistsError } from '../err
 import { hash64Hex } from '../hash.ts';
 import { parseModel } from '../onnx/model.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
-import { cutBlock, cutTensor, gridOf } from '../blocks/tiling.ts';
+import { cutBlock, gridOf, tileExtent } from '../blocks/tiling.ts';
 import { Catalog, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
 import type { BlockSource } from './block-source.ts';
 import type { StoreCore, Progress } from './core.ts';
@@ -32,7 +32,13 @@ export interface AddReport {
 export type BlockInput =
   /** `reload` cuts the same bytes again: given for copied tiles, so an add need not keep every copy to match later duplicates. */
   | { data: Uint8Array; hash?: string; reload?: () => Uint8Array }
-  | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> };
+  | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> }
+  /**
+   * A tile still to be copied out of its tensor: `cutInto` copies its `length` bytes straight
+   * onto the open page when it fits there (one copy instead of two), and `reload` cuts it again
+   * to match a later duplicate.
+   */
+  | { data?: undefined; hash?: undefined; length: number; cutInto: (out: Uint8Array) => void; reload: () => Uint8Array };
 
 /** A tensor to add: its catalog entry, with the blocks still to be matched or stored. */
 export interface NewTensor extends Omit<TensorEntry, 'blocks'> {
@@ -69,9 +75,6 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
   opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
   const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
   const { tile } = core.config;
-  // Copied tiles of one tensor at a time, in one buffer reused across tensors: blocks are copied
-  // onto pages when placed and cut again (`reload`) to match a duplicate, so none outlives its turn.
-  let scratch = new Uint8Array(0);
   const tensors: NewTensor[] = parsed.tensors.map((t) => ({
     name: t.name,
     dtype: t.dtype,
@@ -80,9 +83,16 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
     blocks: () => {
       const es = DTYPES[t.dtype].bytes;
       const grid = gridOf(t.dims, tile);
-      // Whole-row blocks are views of the tensor; copied tiles can be cut again instead of kept.
-      if (scratch.length < t.data.length) scratch = new Uint8Array(t.data.length);
-      return cutTensor(t.data, t.dims, es, tile, scratch).map((data, i) => (data.buffer === t.data.buffer ? { data } : { data, reload: () => cutBlock(t.data, grid, es, tile, i) }));
+      const blocks: BlockInput[] = new Array(grid.count);
+      // Whole-row blocks are views of the tensor; other tiles are copied when placed (onto the
+      // page itself when they fit) and cut again to match a duplicate, so none outlives its turn.
+      for (let i = 0; i < grid.count; i++) {
+        const { h, w } = tileExtent(grid, tile, i);
+        blocks[i] = w === grid.cols
+          ? { data: cutBlock(t.data, grid, es, tile, i) }
+          : { length: h * w * es, cutInto: (out) => void cutBlock(t.data, grid, es, tile, i, out), reload: () => cutBlock(t.data, grid, es, tile, i) };
+      }
+      return blocks;
     },
     ...(t.encoding ? { encoding: t.encoding } : {}),
   }));
@@ -101,6 +111,7 @@ export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt
   const progress = opts.onProgress ?? (() => {});
   const { tile } = core.config;
   const reader = core.blocks();
+  const scratch = { bytes: new Uint8Array(0) };
   const writer = core.pageWriter((n) => progress({ phase: 'write', done: n, total: n }));
   const pending = new Map<string, PlacedBlock>();
   const fresh: PlacedBlock[] = [];
@@ -114,7 +125,7 @@ export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt
     if (grid.count !== blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
     const ids = new Uint32Array(blocks.length);
     for (let i = 0; i < blocks.length; i++) {
-      ids[i] = await findOrCreate(core, blocks[i], reader, writer, pending, fresh, () => nextId++);
+      ids[i] = await findOrCreate(core, blocks[i], reader, writer, pending, fresh, () => nextId++, scratch);
       if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
     }
     entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids, ...(t.encoding ? { encoding: t.encoding } : {}) });
@@ -144,17 +155,31 @@ async function findOrCreate(
   pending: Map<string, PlacedBlock>,
   fresh: PlacedBlock[],
   allocate: () => number,
+  /** Where a tile that does not fit the open page is cut (reused: tiles are at most a page). */
+  scratch: { bytes: Uint8Array },
 ): Promise<number> {
-  const hash = input.hash ?? hash64Hex(input.data!);
+  // The block's bytes at hand: given, or cut now (onto the open page when it fits there).
+  let bytes: Uint8Array | undefined;
+  let onPage = false;
+  if ('cutInto' in input) {
+    const room = writer.room(input.length);
+    onPage = room !== null;
+    if (!room && scratch.bytes.length < input.length) scratch.bytes = new Uint8Array(input.length);
+    bytes = room ?? scratch.bytes.subarray(0, input.length);
+    input.cutInto(bytes);
+  } else bytes = input.data;
+  const length = bytes ? bytes.length : (input as { length: number }).length;
+  const hash = input.hash ?? hash64Hex(bytes!);
   for (const id of core.catalog.withHash(hash)) {
-    if (input.data ? bytesEqual(await reader.block(id), input.data) : core.catalog.blocks.get(id)!.length === input.length) return id;
+    if (bytes ? bytesEqual(await reader.block(id), bytes) : core.catalog.blocks.get(id)!.length === length) return id;
   }
   const mine = pending.get(hash);
-  if (mine && (input.data ? bytesEqual(mine.data ?? mine.reload(), input.data) : mine.length === input.length)) return mine.id;
-  const data = input.data ?? (await input.load!());
-  const { page, offset } = await writer.place(data);
+  if (mine && (bytes ? bytesEqual(mine.data ?? mine.reload(), bytes) : mine.length === length)) return mine.id;
+  const data = bytes ?? (await (input as { load: () => Promise<Uint8Array> }).load());
+  const { page, offset } = onPage ? writer.take(data.length) : await writer.place(data);
   const placed = { id: allocate(), page, offset, length: data.length, hash };
-  const block: PlacedBlock = input.data && input.reload ? { ...placed, reload: input.reload } : { ...placed, data };
+  const reload = 'reload' in input ? input.reload : undefined;
+  const block: PlacedBlock = reload ? { ...placed, reload } : { ...placed, data };
   if (!mine) pending.set(hash, block);
   fresh.push(block);
   return block.id;

@@ -20,7 +20,8 @@ class MemoryBackend implements PageBackend {
     return this.sealed.get(id)?.slice() ?? new Uint8Array(0);
   }
   async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
-    for (const p of pages) this.sealed.set(p.id, p.sealed);
+    // The caller may reuse its buffers (PageBackend contract): keep copies.
+    for (const p of pages) this.sealed.set(p.id, p.sealed.slice());
   }
   async appendCatalog(record: Uint8Array): Promise<void> {
     this.records.push(record.slice());

@@ -20,14 +20,25 @@ function checksum(sealed: Uint8Array, payloadLength: number): bigint {
 }
 
 export function sealPage(id: number, epoch: number, payload: Uint8Array): Uint8Array {
-  const sealed = new Uint8Array(PAGE_HEADER_BYTES + payload.length);
-  const view = new DataView(sealed.buffer);
+  const frame = new Uint8Array(PAGE_HEADER_BYTES + payload.length);
+  frame.set(payload, PAGE_HEADER_BYTES);
+  return sealFrame(id, epoch, frame, payload.length);
+}
+
+/**
+ * Seals a page in place: `frame` holds the payload at PAGE_HEADER_BYTES, and the header is written
+ * in front of it. Returns the sealed bytes (a view of `frame`). A writer that fills pages in such a
+ * frame seals them without copying each page once more (bench store --part=large-models).
+ */
+export function sealFrame(id: number, epoch: number, frame: Uint8Array, payloadLength: number): Uint8Array {
+  const sealed = frame.subarray(0, PAGE_HEADER_BYTES + payloadLength);
+  const view = new DataView(sealed.buffer, sealed.byteOffset, PAGE_HEADER_BYTES);
   view.setUint32(0, MAGIC, true);
   view.setUint32(4, id, true);
   view.setUint32(8, epoch, true);
-  view.setUint32(12, payload.length, true);
-  sealed.set(payload, PAGE_HEADER_BYTES);
-  view.setBigUint64(24, checksum(sealed, payload.length), true);
+  view.setUint32(12, payloadLength, true);
+  view.setBigUint64(16, 0n, true);
+  view.setBigUint64(24, checksum(sealed, payloadLength), true);
   return sealed;
 }
 

@@ -56,7 +56,10 @@ export interface PageBackend {
   readonly supports: PageStoreSupports;
   /** The sealed bytes last written to `id` (may be followed by slack, e.g. a fixed-size slot); empty when none. */
   readSealed(id: number): Promise<Uint8Array>;
-  /** Stores sealed pages (each at most header + pageSize bytes). Every byte or a thrown error. */
+  /**
+   * Stores sealed pages (each at most header + pageSize bytes). Every byte or a thrown error. The
+   * caller may reuse the `sealed` buffers once this resolves: a backend that keeps them copies them.
+   */
   writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void>;
   /** Durably appends one record after making all written pages durable. All or nothing: on failure the catalog is as before. */
   appendCatalog(record: Uint8Array): Promise<void>;
@@ -93,6 +96,11 @@ export interface PageStore {
   readPage(id: number, epoch?: number): Promise<Uint8Array>;
   /** Writes pages (payload ≤ pageSize) tagged with the epoch of the commit that will reference them. */
   writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void>;
+  /**
+   * Writes one page whose payload (`length` bytes) sits at PAGE_HEADER_BYTES in `frame`: it is
+   * sealed in place, without a copy. `frame` may be reused once this resolves.
+   */
+  writeFrame(page: { id: number; epoch: number; frame: Uint8Array; length: number }): Promise<void>;
   /** Durably appends one catalog record after making all written pages durable. All or nothing. */
   appendCatalog(record: Uint8Array): Promise<void>;
   /** The committed catalog: the last snapshot (if any) and the records appended after it, in order. */

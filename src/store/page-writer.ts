@@ -14,6 +14,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import type { BlockMove } from '../catalog/catalog.ts';
 import type { PageStore } from './page-store.ts';
+import { PAGE_HEADER_BYTES } from './page-format.ts';
 import type { BlockSource } from './block-source.ts';
 import type { CatalogView } from './catalog-view.ts';
 
@@ -22,7 +23,8 @@ const SHARE_LIMIT = 1 / 8;
 
 interface OpenPage {
   id: number;
-  data: Uint8Array;
+  /** Header room, then the payload: the page is sealed in place (PageStore.writeFrame). */
+  frame: Uint8Array;
   used: number;
 }
 
@@ -31,9 +33,9 @@ export class PageWriter {
   private nextId = 0;
   private cur: OpenPage | null = null;
   /**
-   * The last written page's buffer, refilled by the next page: `writePages` has sealed its own
-   * copy once it resolves (CheckedPageStore), and a fresh 1 MiB buffer per page left ~100 MB of
-   * garbage for the collector on a 100 MB add (peak RSS, bench store --part=large-models).
+   * The last written page's frame, refilled by the next page (the backend is done with it once
+   * `writeFrame` resolves): a fresh 1 MiB buffer per page, and a sealed copy of each, left ~100 MB
+   * of garbage for the collector on a 100 MB add (peak RSS, bench store --part=large-models).
    */
   private spare: Uint8Array | null = null;
   private readonly written: { id: number; used: number }[] = [];
@@ -42,7 +44,7 @@ export class PageWriter {
 
   constructor(
     private readonly catalog: CatalogView,
-    private readonly backend: Pick<PageStore, 'writePages' | 'pageSize'>,
+    private readonly backend: Pick<PageStore, 'writeFrame' | 'pageSize'>,
     /** The sequence number of the commit that will reference these pages. */
     readonly epoch: number,
     private readonly blocks: () => BlockSource,
@@ -64,13 +66,32 @@ export class PageWriter {
   async place(data: Uint8Array): Promise<{ page: number; offset: number }> {
     if (data.length > this.pageSize) throw new InvalidArgumentError(`a ${data.length}-byte block does not fit a ${this.pageSize}-byte page`);
     if (this.cur && this.cur.used + data.length > this.pageSize) await this.flush();
-    this.cur ??= { id: this.allocate(), data: this.spare ?? new Uint8Array(this.pageSize), used: 0 };
+    this.cur ??= { id: this.allocate(), frame: this.spare ?? new Uint8Array(PAGE_HEADER_BYTES + this.pageSize), used: 0 };
     this.spare = null;
-    const offset = this.cur.used;
-    this.cur.data.set(data, offset);
-    this.cur.used += data.length;
-    this.bytesPlaced += data.length;
-    return { page: this.cur.id, offset };
+    this.cur.frame.set(data, PAGE_HEADER_BYTES + this.cur.used);
+    return this.take(data.length);
+  }
+
+  /**
+   * Room for a `length`-byte block on the open page, or null when no page is open or the block
+   * does not fit it: a caller that can produce the block straight into this view (a cut tile)
+   * saves a copy, then keeps it with `take(length)`, or leaves it to be overwritten (a duplicate).
+   */
+  room(length: number): Uint8Array | null {
+    const cur = this.cur;
+    if (!cur || cur.used + length > this.pageSize) return null;
+    const at = PAGE_HEADER_BYTES + cur.used;
+    return cur.frame.subarray(at, at + length);
+  }
+
+  /** Keeps the `length` bytes written into `room(length)` as a block. */
+  take(length: number): { page: number; offset: number } {
+    const cur = this.cur;
+    if (!cur || cur.used + length > this.pageSize) throw new Error('internal: PageWriter.take without room');
+    const offset = cur.used;
+    cur.used += length;
+    this.bytesPlaced += length;
+    return { page: cur.id, offset };
   }
 
   /** Writes the current page now (the next block starts a new one). */
@@ -82,8 +103,8 @@ export class PageWriter {
     const page = this.cur;
     if (!page) return;
     this.cur = null;
-    await this.backend.writePages([{ id: page.id, epoch: this.epoch, data: page.data.subarray(0, page.used) }]);
-    this.spare = page.data;
+    await this.backend.writeFrame({ id: page.id, epoch: this.epoch, frame: page.frame, length: page.used });
+    this.spare = page.frame;
     this.written.push({ id: page.id, used: page.used });
     this.onPage?.(this.written.length);
   }
@@ -102,7 +123,7 @@ export class PageWriter {
         for (const { id, offset: _ } of partner.blocks) {
           const bytes = await source.stored(id);
           moved.push({ id, page: cur.id, offset: cur.used });
-          cur.data.set(bytes, cur.used);
+          cur.frame.set(bytes, PAGE_HEADER_BYTES + cur.used);
           cur.used += bytes.length;
         }
       }
