@@ -23,7 +23,7 @@ export const BENCHMARKS: Record<string, { about: string; typical: string }> = {
   gemm: { about: 'GFLOP/s of the wasm SIMD gemm vs its TS twin at the zoo\'s training shapes', typical: '~30 s (quick ~10 s)' },
   dedup: { about: 'near-duplicate dedup on the zoo per method: bytes saved vs accuracy bound', typical: '~5 min (quick ~1 min)' },
   pool: { about: 'buffer-pool hit ratio per eviction policy and budget, shared vs unshared pages', typical: '~2 min (quick ~30 s)' },
-  serving: { about: "many-model serving under one budget vs one session per model: throughput, p99, memory", typical: '~6 min (quick ~1 min)' },
+  serving: { about: 'many-model serving under one budget vs one onnxruntime session per file (LRU): throughput, p99, RSS; parts real, resident, zoo, scale', typical: '~20 min, each part under 8 (quick ~4 min)' },
   http: { about: 'tessera serve over HTTP (KServe v2) with autocannon: req/s and p50/p99 at 1/16/64 connections, file vs PostgreSQL, 1 vs 3 nodes, overload, recovery', typical: '~2 min (quick ~1 min)' },
   browser: { about: 'models in Chromium: imported pages in IndexedDB vs whole files in the Cache API, bytes and time', typical: '~2 min (quick ~40 s)' },
 };
@@ -57,7 +57,8 @@ async function usage(): Promise<string> {
     'usage: npm run bench -- <name> [--quick] [--json]',
     '  --quick  smaller inputs, for a first look (results in bench/results/<name>.quick.json)',
     '  --json   print the result object on stdout (tables go to stderr)',
-    '  --part=P one part of a benchmark that has parts (store: --part=large-models), in bench/results/<name>.<P>.json',
+    '  --part=P one part of a benchmark that has parts (store: large-models; serving: real, resident, zoo, scale),',
+    '           in bench/results/<name>.<P>.json (serving also merges it into serving.json)',
     '',
     'benchmarks:',
     ...rows.map((r) => `  ${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2]}`),
@@ -79,7 +80,7 @@ const opts: BenchOptions = { quick: argv.includes('--quick'), json: argv.include
 // With --json, stdout carries the JSON object alone: what a benchmark logs goes to stderr.
 if (opts.json) console.log = (...a: unknown[]) => console.error(...a);
 const t0 = performance.now();
-const mod = (await import(join(here, `${name}.ts`))) as { run: (o: BenchOptions) => Promise<object> };
+const mod = (await import(join(here, `${name}.ts`))) as { run: (o: BenchOptions) => Promise<object>; mergePart?: (previous: Record<string, unknown> | null, result: Record<string, unknown>) => object };
 const result = await mod.run(opts);
 const seconds = +((performance.now() - t0) / 1000).toFixed(1);
 const withMeta = { benchmark: name, quick: opts.quick, date: new Date().toISOString(), seconds, ...result };
@@ -89,5 +90,11 @@ const resultName = `${name}${part ? `.${part}` : ''}${opts.quick ? '.quick' : ''
 const file = join(here, 'results', resultName);
 await mkdir(dirname(file), { recursive: true });
 await writeFile(file, JSON.stringify(withMeta, null, 2) + '\n');
+// A benchmark whose parts make up one result (serving) merges the part into its whole result file.
+if (part && mod.mergePart) {
+  const whole = join(here, 'results', `${name}${opts.quick ? '.quick' : ''}.json`);
+  const previous = await readFile(whole, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => null);
+  await writeFile(whole, JSON.stringify(mod.mergePart(previous, withMeta), null, 2) + '\n');
+}
 if (opts.json) process.stdout.write(JSON.stringify(withMeta) + '\n');
 else process.stdout.write(`\n${name}: ${human(seconds)}; results in ${join('bench', 'results', resultName)}\n`);

@@ -19,9 +19,11 @@ export interface FrozenBackboneOptions {
   /** Relative size of the perturbation (default 0.02: outputs change, the model stays sane). */
   scale?: number;
   seed?: number;
+  /** Index of the first variant made (default 0): a large family is made a few variants at a time. */
+  first?: number;
 }
 
-/** `count` variants of `source`; variant 0 is the unchanged model. */
+/** Variants `first` .. `first + count - 1` of `source`; variant 0 is the unchanged model. Variant v is the same whatever `first`. */
 export async function frozenBackboneVariants(source: Uint8Array, count: number, prefix: string, opts: FrozenBackboneOptions = {}): Promise<Variant[]> {
   const { skeleton, tensors } = await parseModel(source);
   const total = tensors.reduce((n, t) => n + t.data.length, 0);
@@ -35,7 +37,8 @@ export async function frozenBackboneVariants(source: Uint8Array, count: number, 
     return !frozen && t.dtype === 'float32' && t.data.length >= 64;
   });
   const out: Variant[] = [];
-  for (let v = 0; v < count; v++) {
+  const first = opts.first ?? 0;
+  for (let v = first; v < first + count; v++) {
     const rand = mulberry32((opts.seed ?? 1) * 1000 + v);
     const data = tensors.map((t, i) => {
       if (v === 0 || !tuned[i]) return t.data;
