@@ -31,7 +31,7 @@ export async function prepareDemo(opts: { size?: ZooSize; dir?: string; log?: (m
   const size = opts.size ?? 'tiny';
   const log = opts.log ?? ((m: string) => console.error(m));
   const dir = opts.dir ?? join(repoRoot, '.tmp', `browser-demo-${size}`);
-  const zooDir = join(repoRoot, 'bench', 'zoo', 'models', size === 'tiny' ? 'tiny' : '');
+  const zooDir = join(repoRoot, 'bench', 'zoo', size === 'tiny' ? 'tiny-models' : 'models');
   log(`zoo (${size}) in ${zooDir} (built on first use, reused after)`);
   const manifest = await buildZoo({ size, dir: zooDir, onProgress: (m) => log(`  ${m}`) });
 

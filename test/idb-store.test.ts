@@ -31,6 +31,7 @@ pageStoreConformance('indexeddb (fake-indexeddb)', async (pageSize) => {
     openWriter: () => IdbPageStore.open(name, { create: false }),
     openReader: () => IdbPageStore.open(name, { readOnly: true }),
     flipBit: async (id, bit) => {
+      await store.flush(); // a page written since the last commit is held in memory until then
       const db = await openDB(name);
       const sealed = new Uint8Array((await db.get('pages', id)) as Uint8Array);
       const used = 32 + new DataView(sealed.buffer).getUint32(12, true);

@@ -162,7 +162,7 @@ test('republishing after a removal writes only new pages and drops stale files',
   }
 });
 
-test('a lossless delta model fetches only its deltas when the local store holds the bases', async () => {
+test('a lossless delta model fetches only its deltas when the local store holds the bases, and stays deltas there', async () => {
   const tmp = await tempDir();
   try {
     const store = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 16384, tile: TILE });
@@ -183,6 +183,33 @@ test('a lossless delta model fetches only its deltas when the local store holds 
     const got = await local.exportModel('ft');
     const [a, b] = [await parseModel(want), await parseModel(got)];
     a.tensors.forEach((t, i) => assert.ok(Buffer.from(t.data).equals(Buffer.from(b.tensors[i].data)), t.name));
+    // Stored as the deltas that travelled (not decoded and stored whole): as many delta blocks as
+    // published, each against a block of base, and the stored bytes those of the deltas.
+    const deltasOf = (s: { catalog: TesseraStore['catalog'] }, name: string) => s.catalog.models.get(name)!.tensors.flatMap((t) => Array.from(t.blocks)).filter((id) => s.catalog.blocks.get(id)!.base !== undefined);
+    const published = deltasOf(remote, 'ft');
+    assert.ok(published.length > 0);
+    const kept = deltasOf(local, 'ft');
+    assert.is(kept.length, published.length);
+    const baseBlocks = new Set(local.model('base').tensors.flatMap((t) => Array.from(t.blocks)));
+    assert.ok(kept.every((id) => baseBlocks.has(local.catalog.blocks.get(id)!.base!)));
+    assert.ok(rf.bytesStored < rb.bytesStored * 0.9, `ft stored ${rf.bytesStored}, base ${rb.bytesStored}`);
+    assert.ok((await local.verify()).ok);
+
+    // Alone (no base held): the bases it needs come too, stored once, only as bases; and in one
+    // batch with base, the same store as two imports.
+    const alone = await TesseraStore.open(new MemoryPageStore({ pageSize: 16384 }), { tile: TILE });
+    const [ra] = await importModels(alone, remote, ['ft']);
+    assert.is(deltasOf(alone, 'ft').length, published.length);
+    // The same blocks as base then ft, packed onto other pages (a page header more or less).
+    assert.ok(Math.abs(ra.bytesStored - (rb.bytesStored + rf.bytesStored)) <= 4 * 32, `ft alone stored ${ra.bytesStored}, base then ft ${rb.bytesStored} + ${rf.bytesStored}`);
+    assert.equal(await alone.exportModel('ft'), got);
+    const batch = await TesseraStore.open(new MemoryPageStore({ pageSize: 16384 }), { tile: TILE });
+    const reports = await importModels(batch, remote, ['base', 'ft']);
+    assert.equal(reports.map((r) => r.bytesStored), [rb.bytesStored, rf.bytesStored]);
+    assert.equal(reports.map((r) => r.bytesFetched), [rb.bytesFetched, rf.bytesFetched]);
+    assert.is(deltasOf(batch, 'ft').length, published.length);
+    assert.equal(await batch.exportModel('ft'), got);
+    assert.equal(await batch.exportModel('base'), await local.exportModel('base'));
   } finally {
     await tmp.cleanup();
   }

@@ -7,6 +7,11 @@
  * (snapshot put + log clear) each commit whole or not at all. Writes use `durability: 'strict'`
  * (flushed before the transaction completes), and transactions with overlapping scopes run in
  * creation order, so pages are durable before the record that references them.
+ * Written pages are held (up to BATCH_BYTES) and go to IndexedDB in one transaction per batch;
+ * the last batch goes in the same transaction as the catalog record that references it. Each
+ * transaction costs a few milliseconds however little it holds (an fsync and IPC in Chromium),
+ * so a model's pages and its commit cost one or two instead of one per page (issue 12). Pages
+ * held and never committed are dropped at close, as a crash before the commit would leave them.
  * The backend moves bytes only; CheckedPageStore seals, verifies and checks (page-store.ts).
  * One writer per store: in browsers a Web Lock held while the store is open refuses a second tab
  * (it would pick the same free page ids and overwrite the first tab's pages).
@@ -21,6 +26,8 @@ const FORMAT_VERSION = 1;
 const SCHEMA_VERSION = 1;
 const DEFAULT_PAGE_SIZE = 1 << 20;
 const STRICT = { durability: 'strict' } as const;
+/** Written pages held before they go to IndexedDB in one transaction (the memory an add may hold beyond its page). */
+const BATCH_BYTES = 8 << 20;
 
 export interface IdbStoreOptions {
   /** Create the store if the database has none (default true: browsers have no other setup step). */
@@ -136,7 +143,13 @@ class IdbBackend implements PageBackend {
     }
   }
 
+  /** Pages written and not yet in IndexedDB (see the file header), and their bytes. */
+  private readonly held = new Map<number, Uint8Array>();
+  private heldBytes = 0;
+
   async readSealed(id: number): Promise<Uint8Array> {
+    const held = this.held.get(id);
+    if (held) return held.slice();
     try {
       return asBytes(await this.db.get('pages', id));
     } catch (e) {
@@ -145,12 +158,33 @@ class IdbBackend implements PageBackend {
   }
 
   async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
-    await this.write(`cannot write ${pages.length} page(s)`, ['pages'], (tx) => pages.map((p) => tx.objectStore('pages').put(p.sealed, p.id)));
+    // The caller may reuse its buffers once this resolves (PageBackend contract): hold copies.
+    for (const p of pages) {
+      this.heldBytes += p.sealed.length - (this.held.get(p.id)?.length ?? 0);
+      this.held.set(p.id, p.sealed.slice());
+    }
+    if (this.heldBytes >= BATCH_BYTES) await this.flush();
+  }
+
+  /** Writes the held pages to IndexedDB now (one transaction). */
+  async flush(): Promise<void> {
+    const pages = this.takeHeld();
+    if (pages.length) await this.write(`cannot write ${pages.length} page(s)`, ['pages'], (tx) => pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)));
+  }
+
+  /** The held pages, no longer held: written by the caller's transaction, or lost with it. */
+  private takeHeld(): [number, Uint8Array][] {
+    const pages = [...this.held];
+    this.held.clear();
+    this.heldBytes = 0;
+    return pages;
   }
 
   async appendCatalog(record: Uint8Array): Promise<void> {
     const copy = record.slice();
-    await this.write('cannot commit to the catalog', ['log'], (tx) => [tx.objectStore('log').add(copy)]);
+    const pages = this.takeHeld();
+    // The pages and the record that references them: one transaction, durable together.
+    await this.write('cannot commit to the catalog', pages.length ? ['pages', 'log'] : ['log'], (tx) => [...pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)), tx.objectStore('log').add(copy)]);
   }
 
   async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
@@ -166,17 +200,23 @@ class IdbBackend implements PageBackend {
 
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
     const copy = snapshot.slice();
+    await this.flush();
     await this.write('cannot checkpoint the catalog', ['meta', 'log'], (tx) => [tx.objectStore('meta').put(copy, 'snapshot'), tx.objectStore('log').clear()]);
   }
 
   async releasePages(ids: readonly number[]): Promise<void> {
+    for (const id of ids) {
+      this.heldBytes -= this.held.get(id)?.length ?? 0;
+      this.held.delete(id);
+    }
     await this.write('cannot release pages', ['pages'], (tx) => ids.map((id) => tx.objectStore('pages').delete(id)));
   }
 
   async listPages(): Promise<number[]> {
     try {
-      const keys = (await this.db.getAllKeys('pages')) as number[];
-      return keys.sort((a, b) => a - b);
+      const keys = new Set((await this.db.getAllKeys('pages')) as number[]);
+      for (const id of this.held.keys()) keys.add(id);
+      return [...keys].sort((a, b) => a - b);
     } catch (e) {
       throw idbError('cannot list pages', e);
     }
@@ -203,6 +243,7 @@ class IdbBackend implements PageBackend {
   }
 
   async close(): Promise<void> {
+    this.takeHeld();
     this.db.close();
     this.releaseLock();
   }
@@ -216,6 +257,12 @@ export class IdbPageStore extends CheckedPageStore {
   /** The IndexedDB database the store lives in. */
   get name(): string {
     return (this.raw as IdbBackend).name;
+  }
+
+  /** Writes pages held for the next commit to IndexedDB now (tests that damage stored bytes need them there). */
+  flush(): Promise<void> {
+    this.checkOpen();
+    return (this.raw as IdbBackend).flush();
   }
 
   /** Opens (by default creating) the store kept in IndexedDB database `name`. */

@@ -30,15 +30,29 @@ export interface AddReport {
 
 /** A block to add: its bytes, or its hash and length with a way to load the bytes if needed. */
 export type BlockInput =
-  /** `reload` cuts the same bytes again: given for copied tiles, so an add need not keep every copy to match later duplicates. */
-  | { data: Uint8Array; hash?: string; reload?: () => Uint8Array }
+  /**
+   * `reload` cuts the same bytes again: given for copied tiles, so an add need not keep every copy
+   * to match later duplicates. `stored`: how the block is kept when new, if not as `data` (an
+   * import keeps a published delta block as the delta it arrived as); `data` is still its content,
+   * which exact dedup matches on.
+   */
+  | { data: Uint8Array; hash?: string; reload?: () => Uint8Array; stored?: StoredBlock }
   | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> }
   /**
    * A tile still to be copied out of its tensor: `cutInto` copies its `length` bytes straight
    * onto the open page when it fits there (one copy instead of two), and `reload` cuts it again
    * to match a later duplicate.
    */
-  | { data?: undefined; hash?: undefined; length: number; cutInto: (out: Uint8Array) => void; reload: () => Uint8Array };
+  | { data?: undefined; hash?: undefined; length: number; cutInto: (out: Uint8Array) => void; reload: () => Uint8Array }
+  /** A block this store already holds, by id (the caller has checked its content: imports compare SHA-256). */
+  | { local: number };
+
+/** A new block's stored bytes when it is a delta: as its codec wrote them, against `base`'s content. */
+export interface StoredBlock {
+  bytes: Uint8Array;
+  /** The delta's base: a block of this store, or one this add stores as well. */
+  base: BlockInput;
+}
 
 /** A tensor to add: its catalog entry, with the blocks still to be matched or stored. */
 export interface NewTensor extends Omit<TensorEntry, 'blocks'> {
@@ -139,7 +153,7 @@ export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt
     t: 'add',
     seq: writer.epoch,
     model,
-    blocks: fresh.map(({ id, page, offset, length, hash }) => ({ id, page, offset, length, hash })),
+    blocks: fresh.map(({ id, page, offset, length, hash, base }) => ({ id, page, offset, length, hash, ...(base !== undefined ? { base } : {}) })),
     pages,
     ...(moved.length ? { moved } : {}),
   });
@@ -158,6 +172,10 @@ async function findOrCreate(
   /** Where a tile that does not fit the open page is cut (reused: tiles are at most a page). */
   scratch: { bytes: Uint8Array },
 ): Promise<number> {
+  if ('local' in input) {
+    if (!core.catalog.blocks.has(input.local)) throw new InvalidArgumentError(`block ${input.local} is not in the store`);
+    return input.local;
+  }
   // The block's bytes at hand: given, or cut now (onto the open page when it fits there).
   let bytes: Uint8Array | undefined;
   let onPage = false;
@@ -174,10 +192,14 @@ async function findOrCreate(
     if (bytes ? bytesEqual(await reader.block(id), bytes) : core.catalog.blocks.get(id)!.length === length) return id;
   }
   const mine = pending.get(hash);
-  if (mine && (bytes ? bytesEqual(mine.data ?? mine.reload(), bytes) : mine.length === length)) return mine.id;
+  if (mine && (bytes ? bytesEqual(mine.data ?? mine.reload(), bytes) : (mine.data?.length ?? mine.length) === length)) return mine.id;
   const data = bytes ?? (await (input as { load: () => Promise<Uint8Array> }).load());
-  const { page, offset } = onPage ? writer.take(data.length) : await writer.place(data);
-  const placed = { id: allocate(), page, offset, length: data.length, hash };
+  // A delta's base first: it is a block of this store, or placed by this add like any other.
+  const stored = 'stored' in input ? input.stored : undefined;
+  const base = stored ? await findOrCreate(core, stored.base, reader, writer, pending, fresh, allocate, scratch) : undefined;
+  const kept = stored ? stored.bytes : data;
+  const { page, offset } = onPage ? writer.take(kept.length) : await writer.place(kept);
+  const placed = { id: allocate(), page, offset, length: kept.length, hash, ...(base !== undefined ? { base } : {}) };
   const reload = 'reload' in input ? input.reload : undefined;
   const block: PlacedBlock = reload ? { ...placed, reload } : { ...placed, data };
   if (!mine) pending.set(hash, block);

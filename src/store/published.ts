@@ -226,6 +226,11 @@ export interface ImportProgress {
 export interface ImportOptions {
   /** Pages fetched at once (default 6, a browser's per-host connection count). */
   concurrency?: number;
+  /**
+   * Bytes of fetched pages held for models after the one being stored (default 64 MiB): fetching
+   * runs ahead of storing by at most this much. The pages of the model being stored are always fetched.
+   */
+  prefetchBytes?: number;
   onProgress?: (p: ImportProgress) => void;
 }
 
@@ -270,11 +275,11 @@ export class PublishedStore {
       throw new StoreError('NOT_A_STORE', `${source.location}/${INDEX_FILE} is not JSON (${(e as Error).message}): is this a published tessera store?`);
     }
     validateIndex(index, source.location);
-    const snapshot = await source.get(index.catalog.file, { maxBytes: index.catalog.bytes });
+    // The catalog and the block table together: one round trip, not two.
+    const [snapshot, table] = await Promise.all([source.get(index.catalog.file, { maxBytes: index.catalog.bytes }), source.get(index.blocks.file, { maxBytes: index.blocks.bytes })]);
     if (snapshot.length !== index.catalog.bytes || sha256Hex(snapshot) !== index.catalog.sha256) {
       throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.catalog.file} does not match its SHA-256 in ${INDEX_FILE}: the download was damaged or the store is being republished; retry.`);
     }
-    const table = await source.get(index.blocks.file, { maxBytes: index.blocks.bytes });
     if (table.length !== index.blocks.bytes || sha256Hex(table) !== index.blocks.sha256) {
       throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.blocks.file} does not match its SHA-256 in ${INDEX_FILE}: the download was damaged or the store is being republished; retry.`);
     }
@@ -332,20 +337,64 @@ export class PublishedStore {
    * blocks the store does not have. A model already stored under that name is left as it is.
    */
   async importModel(store: TesseraStore, name: string, opts: ImportOptions = {}): Promise<ImportReport> {
-    const t0 = performance.now();
-    const m = this.remoteModel(name);
+    return (await this.importModels(store, [name], opts))[0];
+  }
+
+  /**
+   * Adds published models to `store`, one commit per model, in order: the first failure stops
+   * the import with the models before it committed and nothing of it or later ones stored.
+   * The pages of all of them are fetched together, `concurrency` at a time and in the order the
+   * models need them, while earlier models are stored (so a family costs its bytes, not a round
+   * trip per page); a page is fetched once for the whole batch. A block a model shares with one
+   * stored before it (in the store or earlier in the batch) is not fetched, and published delta
+   * blocks are stored as the deltas they arrived as, decoded on read like every stored block.
+   */
+  async importModels(store: TesseraStore, names: readonly string[], opts: ImportOptions = {}): Promise<ImportReport[]> {
     const { tile } = this.index;
     const localTile = store.config.tile;
     if (localTile.rows !== tile.rows || localTile.cols !== tile.cols) {
       throw new InvalidArgumentError(`${this.source.location} is published with ${tile.rows}x${tile.cols} tiles, the local store uses ${localTile.rows}x${localTile.cols}: blocks cannot be shared. Create the local store with the published tile (openBrowserStore does so from the URL).`);
     }
-    const base = { name, pagesRead: 0, pagesFetched: 0, bytesFetched: 0, bytesStored: 0, wholeFileBytes: m.sourceBytes, blocks: 0, newBlocks: 0 };
-    if (store.has(name)) return { ...base, status: 'present', ms: performance.now() - t0 };
+    const models = names.map((name) => this.remoteModel(name));
+    const reports: (ImportReport | undefined)[] = models.map((m) => (store.has(m.name) ? { ...this.emptyReport(m), status: 'present', ms: 0 } : undefined));
+    const todo = models.map((m, i) => ({ m, i })).filter(({ i }) => !reports[i]);
+    const unique = todo.filter(({ m }, k) => todo.findIndex((x) => x.m.name === m.name) === k);
 
-    const plan = await this.verifiedPlan(store, m);
-    const pages = await this.fetchPages(name, plan.missingPages, opts);
-    const bytesFetched = plan.missingPages.reduce((n, id) => n + (pages.get(id)!.sealedBytes), 0);
+    const plan = await this.verifiedPlan(store, unique.map(({ m }) => m));
+    const fetcher = new PageFetcher(this, plan.pages, opts);
+    const stored = new Map<number, number>(); // published block id -> local id, for blocks committed by this batch
+    try {
+      for (let k = 0; k < unique.length; k++) {
+        const t0 = performance.now();
+        const { m, i } = unique[k];
+        const pages = await fetcher.modelPages(k, (done, total) => opts.onProgress?.({ model: m.name, phase: 'fetch', done, total }));
+        const report = await this.storeModel(store, m, pages, plan.local, stored, opts);
+        fetcher.modelStored(k);
+        const mine = fetcher.firstFetchedBy(k);
+        reports[i] = { ...report, pagesFetched: mine.length, bytesFetched: mine.reduce((n, id) => n + pages.get(id)!.sealedBytes, 0), ms: performance.now() - t0 };
+      }
+    } finally {
+      fetcher.stop();
+    }
+    // A name listed twice reports like its first listing.
+    return models.map((m, i) => reports[i] ?? reports[names.indexOf(m.name)]!);
+  }
 
+  private emptyReport(m: ModelEntry): Omit<ImportReport, 'status' | 'ms'> {
+    return { name: m.name, pagesRead: 0, pagesFetched: 0, bytesFetched: 0, bytesStored: 0, wholeFileBytes: m.sourceBytes, blocks: 0, newBlocks: 0 };
+  }
+
+  /** Verifies model `m`'s blocks from the fetched pages and commits it to `store` (one record). */
+  private async storeModel(
+    store: TesseraStore,
+    m: ModelEntry,
+    pages: ReadonlyMap<number, FetchedPage>,
+    local: ReadonlyMap<number, { id: number; content: Uint8Array }>,
+    stored: Map<number, number>,
+    opts: ImportOptions,
+  ): Promise<Omit<ImportReport, 'ms'>> {
+    const { tile } = this.index;
+    const content = new Map<number, Uint8Array>();
     // Blocks come from the fetched pages, or from the local store where a local block's content
     // has the published SHA-256 (plan.local).
     const remote = new BlockSource(
@@ -356,10 +405,10 @@ export class PublishedStore {
         if (!fetched) throw new CorruptionError('CATALOG_CORRUPT', `a block of the published catalog is on page ${page}, which was not fetched: the published catalog is inconsistent.`);
         return fetched.payload;
       },
-      { elsewhere: (id) => (plan.local.has(id) ? Promise.resolve(plan.local.get(id)!) : undefined) },
+      { elsewhere: (id) => { const c = content.get(id) ?? local.get(id)?.content; return c ? Promise.resolve(c) : undefined; } },
     );
-    const content = new Map<number, Uint8Array>();
-    const blockBytes = async (id: number): Promise<Uint8Array> => {
+    const localId = (id: number): number | undefined => local.get(id)?.id ?? stored.get(id);
+    const verified = async (id: number): Promise<Uint8Array> => {
       const hit = content.get(id);
       if (hit) return hit;
       const bytes = await remote.block(id);
@@ -370,46 +419,65 @@ export class PublishedStore {
       content.set(id, bytes);
       return bytes;
     };
+    // A published delta stays a delta when its base is a raw block (one level, as the store writes
+    // them): a local one, or one stored with it; otherwise the block is stored as its content.
+    const deltaBase = async (base: number): Promise<BlockInput | undefined> => {
+      const mine = localId(base);
+      if (mine !== undefined) return store.catalog.blocks.get(mine)?.base === undefined ? { local: mine } : undefined;
+      const b = this.catalog.blocks.get(base)!;
+      return b.base === undefined ? { data: await verified(base), hash: b.hash } : undefined;
+    };
+    const input = async (id: number): Promise<BlockInput> => {
+      const mine = localId(id);
+      if (mine !== undefined) return { local: mine };
+      const b = this.catalog.blocks.get(id)!;
+      const data = await verified(id);
+      const base = b.base === undefined ? undefined : await deltaBase(b.base);
+      return base ? { data, hash: b.hash, stored: { bytes: await remote.stored(id), base } } : { data, hash: b.hash };
+    };
 
     const tensors: NewTensor[] = [];
     const tensorBytes: Uint8Array[] = [];
     for (const t of m.tensors) {
-      const data = await Promise.all(Array.from(t.blocks, (id) => blockBytes(id)));
-      tensors.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, ...(t.encoding ? { encoding: t.encoding } : {}), blocks: data.map((d, i): BlockInput => ({ data: d, hash: this.catalog.blocks.get(t.blocks[i])!.hash })) });
+      const blocks = await Promise.all(Array.from(t.blocks, input));
+      tensors.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, ...(t.encoding ? { encoding: t.encoding } : {}), blocks });
       tensorBytes.push(await remote.tensor(t));
     }
     // Exportable before it is committed: the skeleton and tensors assemble into ONNX that parses.
     try {
       await parseModel(assembleModel(m.skeleton, tensorBytes, m.tensors.map((t) => t.encoding)));
     } catch (e) {
-      throw new CorruptionError('CATALOG_CORRUPT', `published model "${name}" from ${this.source.location} cannot be exported (${(e as Error)?.message ?? e}): nothing was stored.`);
+      throw new CorruptionError('CATALOG_CORRUPT', `published model "${m.name}" from ${this.source.location} cannot be exported (${(e as Error)?.message ?? e}): nothing was stored.`);
     }
+    tensorBytes.length = 0;
     const report = await store.addBlocks(
-      { name, skeleton: m.skeleton, inputs: m.inputs, outputs: m.outputs, sourceBytes: m.sourceBytes },
+      { name: m.name, skeleton: m.skeleton, inputs: m.inputs, outputs: m.outputs, sourceBytes: m.sourceBytes },
       tensors,
-      { onProgress: (p) => opts.onProgress?.({ model: name, phase: 'store', done: p.done, total: p.total }) },
+      { onProgress: (p) => opts.onProgress?.({ model: m.name, phase: 'store', done: p.done, total: p.total }) },
     );
+    // Later models of the batch take these blocks by id instead of matching them again.
+    const committed = store.model(m.name);
+    m.tensors.forEach((t, ti) => t.blocks.forEach((id, k) => stored.set(id, committed.tensors[ti].blocks[k])));
     return {
-      ...base,
+      ...this.emptyReport(m),
       status: 'imported',
-      pagesRead: plan.pagesRead,
-      pagesFetched: plan.missingPages.length,
-      bytesFetched,
+      pagesRead: this.catalog.pagesRead(m).length,
       bytesStored: report.newBytes + report.newPages * PAGE_HEADER_BYTES,
       blocks: report.blocks,
       newBlocks: report.newBlocks,
-      ms: performance.now() - t0,
     };
   }
 
   /**
-   * The pages to fetch for model `m`, after confirming local matches: a local block stands for a
+   * The pages to fetch for models `ms`, after confirming local matches: a local block stands for a
    * published one only when its content's SHA-256 is the published block's (a block planted by a
-   * hostile store with a forged xxHash64 is not). `local`: remote block id -> local content.
+   * hostile store with a forged xxHash64 is not). `local`: published block id -> the local block
+   * and its content; `pages`: for each model in turn, the published pages it reads that hold
+   * blocks not held locally (a page already listed for an earlier model is listed again).
    */
-  private async verifiedPlan(store: TesseraStore, m: ModelEntry): Promise<{ pagesRead: number; missingPages: number[]; local: Map<number, Uint8Array> }> {
+  private async verifiedPlan(store: TesseraStore, ms: ModelEntry[]): Promise<{ pages: number[][]; local: Map<number, { id: number; content: Uint8Array }> }> {
     const mine = store.blockSource();
-    const local = new Map<number, Uint8Array>();
+    const local = new Map<number, { id: number; content: Uint8Array }>();
     const checked = new Set<number>();
     const genuine = async (id: number): Promise<boolean> => {
       if (checked.has(id)) return local.has(id);
@@ -421,23 +489,27 @@ export class PublishedStore {
         if (entry.base === undefined && entry.length !== length) continue;
         const bytes = await mine.block(candidate);
         if (bytes.length === length && bytesEqual(sha256(bytes), this.sha.get(id)!)) {
-          local.set(id, bytes);
+          local.set(id, { id: candidate, content: bytes });
           return true;
         }
       }
       return false;
     };
-    const missing = new Set<number>();
-    for (const t of m.tensors) {
-      for (const id of t.blocks) {
-        // A block not held locally needs its page, and (a delta) its base chain down to a block that is.
-        for (let x: number | undefined = id; x !== undefined; x = this.catalog.blocks.get(x)!.base) {
-          if (await genuine(x)) break;
-          missing.add(this.catalog.blocks.get(x)!.page);
+    const pages: number[][] = [];
+    for (const m of ms) {
+      const missing = new Set<number>();
+      for (const t of m.tensors) {
+        for (const id of t.blocks) {
+          // A block not held locally needs its page, and (a delta) its base chain down to a block that is.
+          for (let x: number | undefined = id; x !== undefined; x = this.catalog.blocks.get(x)!.base) {
+            if (await genuine(x)) break;
+            missing.add(this.catalog.blocks.get(x)!.page);
+          }
         }
       }
+      pages.push([...missing].sort((a, b) => a - b));
     }
-    return { pagesRead: this.catalog.pagesRead(m).length, missingPages: [...missing].sort((a, b) => a - b), local };
+    return { pages, local };
   }
 
   /** Bytes of a published block's content (a delta's: its base's, as deltas keep lengths). */
@@ -450,54 +522,151 @@ export class PublishedStore {
     }
   }
 
-  /** Fetches and verifies pages, `concurrency` at a time. All succeed, or it throws. */
-  private async fetchPages(model: string, ids: number[], opts: ImportOptions): Promise<Map<number, { payload: Uint8Array; sealedBytes: number }>> {
-    const out = new Map<number, { payload: Uint8Array; sealedBytes: number }>();
-    const epochs = new Map(this.index.pages.map(([id, epoch]) => [id, epoch]));
-    const sizes = new Map(this.index.pages.map(([id, , bytes]) => [id, bytes]));
-    let next = 0;
-    let failed = false;
-    const worker = async () => {
-      while (!failed && next < ids.length) {
-        const id = ids[next++];
-        const epoch = epochs.get(id);
-        if (epoch === undefined) throw new CorruptionError('CATALOG_CORRUPT', `page ${id} is referenced by the published catalog but not listed in ${INDEX_FILE}.`);
-        const sealed = await this.source.get(pageFile(id, epoch), { maxBytes: sizes.get(id) });
-        if (sealed.length !== sizes.get(id)) throw new CorruptionError('PAGE_CORRUPT', `published page ${id} from ${this.source.location} is ${sealed.length} bytes, the index says ${sizes.get(id)}; nothing was stored, retry the import.`, { pageId: id });
-        this.bytesFetched += sealed.length;
-        let payload: Uint8Array;
-        try {
-          payload = openPage(id, sealed, this.index.pageSize, epoch);
-        } catch (e) {
-          throw new CorruptionError('PAGE_CORRUPT', `published page ${id} from ${this.source.location} is damaged (${(e as Error).message}); nothing was stored, retry the import.`, { pageId: id });
-        }
-        out.set(id, { payload, sealedBytes: sealed.length });
-        opts.onProgress?.({ model, phase: 'fetch', done: out.size, total: ids.length });
-      }
-    };
-    const n = Math.max(1, Math.min(opts.concurrency ?? 6, ids.length));
-    const workers = Array.from({ length: n }, () =>
-      worker().catch((e) => {
-        failed = true;
-        throw e;
-      }),
-    );
-    const results = await Promise.allSettled(workers);
-    const err = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (err) {
-      const e = err.reason;
-      if (e instanceof TesseraError) throw e;
-      throw new StoreError('IO_ERROR', `importing "${model}" from ${this.source.location} failed: ${(e as Error)?.message ?? String(e)}. Nothing was stored; retry.`, { cause: e });
+  /** Fetches published page `id` and verifies its seal (size, checksum, id, epoch). */
+  async fetchPage(id: number): Promise<FetchedPage> {
+    const entry = this.pageEntries.get(id);
+    if (!entry) throw new CorruptionError('CATALOG_CORRUPT', `page ${id} is referenced by the published catalog but not listed in ${INDEX_FILE}.`);
+    const [epoch, size] = entry;
+    const sealed = await this.source.get(pageFile(id, epoch), { maxBytes: size });
+    if (sealed.length !== size) throw new CorruptionError('PAGE_CORRUPT', `published page ${id} from ${this.source.location} is ${sealed.length} bytes, the index says ${size}; nothing was stored, retry the import.`, { pageId: id });
+    this.bytesFetched += sealed.length;
+    try {
+      return { payload: openPage(id, sealed, this.index.pageSize, epoch), sealedBytes: sealed.length };
+    } catch (e) {
+      throw new CorruptionError('PAGE_CORRUPT', `published page ${id} from ${this.source.location} is damaged (${(e as Error).message}); nothing was stored, retry the import.`, { pageId: id });
     }
+  }
+
+  /** Sealed size of each published page, as the index lists it. */
+  pageBytes(id: number): number {
+    return this.pageEntries.get(id)?.[1] ?? 0;
+  }
+
+  private get pageEntries(): Map<number, [number, number]> {
+    return (this.entries ??= new Map(this.index.pages.map(([id, epoch, bytes]) => [id, [epoch, bytes]])));
+  }
+  private entries: Map<number, [number, number]> | undefined;
+}
+
+interface FetchedPage {
+  payload: Uint8Array;
+  sealedBytes: number;
+}
+
+/**
+ * The page downloads of one batch import: every page once, in the order the models need them,
+ * `concurrency` at a time, running ahead of the model being stored by at most `prefetchBytes`.
+ * A page is dropped once the last model that reads it is stored. A failed download fails the
+ * model that needs it (and stops the rest), never one before it.
+ */
+class PageFetcher {
+  private readonly queue: { id: number; model: number }[] = [];
+  private readonly lastModel = new Map<number, number>();
+  private readonly pages = new Map<number, { promise: Promise<FetchedPage>; resolve: (p: FetchedPage) => void; reject: (e: unknown) => void }>();
+  private readonly held = new Map<number, FetchedPage>();
+  private heldBytes = 0;
+  private current = 0;
+  private next = 0;
+  private stopped = false;
+  private wake: (() => void)[] = [];
+  private readonly limit: number;
+
+  constructor(
+    private readonly published: PublishedStore,
+    private readonly modelPageIds: number[][],
+    opts: ImportOptions,
+  ) {
+    this.limit = opts.prefetchBytes ?? 64 << 20;
+    modelPageIds.forEach((ids, model) => {
+      for (const id of ids) {
+        if (!this.pages.has(id)) {
+          let resolve!: (p: FetchedPage) => void;
+          let reject!: (e: unknown) => void;
+          const promise = new Promise<FetchedPage>((ok, fail) => ((resolve = ok), (reject = fail)));
+          promise.catch(() => {}); // awaited by the model that needs it; a later one may never ask
+          this.pages.set(id, { promise, resolve, reject });
+          this.queue.push({ id, model });
+        }
+        this.lastModel.set(id, model);
+      }
+    });
+    const n = Math.max(1, Math.min(opts.concurrency ?? 6, this.queue.length));
+    for (let w = 0; w < n; w++) void this.worker();
+  }
+
+  private async worker(): Promise<void> {
+    while (!this.stopped && this.next < this.queue.length) {
+      const { id, model } = this.queue[this.next];
+      // Ahead of the model being stored, within the byte budget only.
+      if (model > this.current && this.heldBytes + this.published.pageBytes(id) > this.limit) {
+        await new Promise<void>((ok) => this.wake.push(ok));
+        continue;
+      }
+      this.next++;
+      const slot = this.pages.get(id)!;
+      this.heldBytes += this.published.pageBytes(id);
+      try {
+        const page = await this.published.fetchPage(id);
+        if (this.stopped) return;
+        this.held.set(id, page);
+        slot.resolve(page);
+      } catch (e) {
+        this.heldBytes -= this.published.pageBytes(id);
+        const err = e instanceof TesseraError ? e : new StoreError('IO_ERROR', `fetching page ${id} from ${this.published.source.location} failed: ${(e as Error)?.message ?? String(e)}. Nothing was stored from it; retry.`, { cause: e });
+        slot.reject(err);
+        this.stop(err);
+      }
+    }
+  }
+
+  /** Model `k`'s pages, fetched (it becomes the model being stored). */
+  async modelPages(k: number, onPage: (done: number, total: number) => void): Promise<Map<number, FetchedPage>> {
+    this.current = k;
+    this.signal();
+    const ids = this.modelPageIds[k];
+    let done = 0;
+    const out = new Map<number, FetchedPage>();
+    await Promise.all(ids.map(async (id) => {
+      out.set(id, await this.pages.get(id)!.promise);
+      onPage(++done, ids.length);
+    }));
     return out;
+  }
+
+  /** Pages model `k` was the first to need (what its import fetched). */
+  firstFetchedBy(k: number): number[] {
+    return this.queue.filter((q) => q.model === k).map((q) => q.id);
+  }
+
+  /** Model `k` is stored: pages no later model reads are dropped. */
+  modelStored(k: number): void {
+    for (const id of this.modelPageIds[k]) {
+      if (this.lastModel.get(id) !== k || !this.held.has(id)) continue;
+      this.held.delete(id);
+      this.heldBytes -= this.published.pageBytes(id);
+    }
+    this.signal();
+  }
+
+  /** Stops fetching; pages not fetched yet fail with `reason`. */
+  stop(reason: unknown = new StoreError('IO_ERROR', 'the import stopped')): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (let i = this.next; i < this.queue.length; i++) this.pages.get(this.queue[i].id)!.reject(reason);
+    this.held.clear();
+    this.signal();
+  }
+
+  private signal(): void {
+    const waiting = this.wake;
+    this.wake = [];
+    for (const ok of waiting) ok();
   }
 }
 
-/** Imports models (default: all published) into `store`, one commit per model, in order. */
+/** Imports models (default: all published) into `store`, one commit per model, in order; see PublishedStore.importModels. */
 export async function importModels(store: TesseraStore, source: PublishedSource | PublishedStore, names?: string[], opts: ImportOptions = {}): Promise<ImportReport[]> {
   const published = source instanceof PublishedStore ? source : await PublishedStore.open(source);
-  const reports: ImportReport[] = [];
-  for (const name of names ?? published.listModels().map((m) => m.name)) reports.push(await published.importModel(store, name, opts));
-  return reports;
+  return published.importModels(store, names ?? published.listModels().map((m) => m.name), opts);
 }
 
