@@ -1,7 +1,8 @@
 /** Opening a store: a folder (the Node default backend) or a PostgreSQL URL (postgres://…). */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { InvalidModelError } from '../errors.ts';
+import { readSkippingWeights, type ReadAt } from '../onnx/sparse-read.ts';
 import { TesseraStore, type Progress } from '../store/store.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { FilePageStore, type FileStoreOptions } from './file-store.ts';
@@ -45,18 +46,51 @@ export function externalDataReader(modelPath: string): (location: string) => Pro
   };
 }
 
-/** Adds an ONNX file: name defaults to the file's base name without `.onnx`. */
+/**
+ * Adds an ONNX file: name defaults to the file's base name without `.onnx`. The file's structure
+ * is read first and each large weight when its turn comes (readSkippingWeights), so the add never
+ * holds the whole file in memory.
+ */
 export async function addModelFile(store: TesseraStore, file: string, opts: { name?: string; onProgress?: (p: Progress) => void } = {}) {
   const name = opts.name ?? modelNameOf(file);
-  let bytes: Uint8Array;
+  const cannotRead = (e: unknown) => new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  let handle;
   try {
-    // A view of the Buffer, not `new Uint8Array(buffer)`: that copies the whole file once more.
-    const buf = await readFile(file);
-    bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    handle = await open(file, 'r');
   } catch (e) {
-    throw new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw cannotRead(e);
   }
-  return store.add(name, bytes, { readExternal: externalDataReader(file), onProgress: opts.onProgress });
+  try {
+    const h = handle;
+    const readAt: ReadAt = async (into, position) => {
+      let done = 0;
+      try {
+        while (done < into.length) {
+          const { bytesRead } = await h.read(into, done, into.length - done, position + done);
+          if (bytesRead === 0) throw Object.assign(new Error(`the file ended at byte ${position + done} (it changed while being added?)`), { code: 'ETRUNCATED' });
+          done += bytesRead;
+        }
+      } catch (e) {
+        throw cannotRead(e);
+      }
+    };
+    let size: number;
+    try {
+      size = (await h.stat()).size;
+    } catch (e) {
+      throw cannotRead(e);
+    }
+    const sparse = await readSkippingWeights(size, readAt);
+    let bytes: Uint8Array;
+    if (sparse) bytes = sparse.bytes;
+    else {
+      bytes = new Uint8Array(size);
+      await readAt(bytes, 0);
+    }
+    return await store.add(name, bytes, { readExternal: externalDataReader(file), onProgress: opts.onProgress, ...(sparse ? { sparse: { file: sparse, read: readAt } } : {}) });
+  } finally {
+    await handle.close().catch(() => {});
+  }
 }
 
 export function modelNameOf(file: string): string {

@@ -5,6 +5,7 @@
 import { InvalidArgumentError, InvalidNameError, ModelExistsError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
 import { parseModel } from '../onnx/model.ts';
+import { claimDeferred, fillDeferred, type ReadAt, type SparseFile } from '../onnx/sparse-read.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 import { cutBlock, gridOf, tileExtent } from '../blocks/tiling.ts';
 import { Catalog, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
@@ -15,6 +16,11 @@ import type { PageWriter } from './page-writer.ts';
 export interface AddOptions {
   /** Reads an external-data file named by the model (relative location). */
   readExternal?: (location: string) => Promise<Uint8Array>;
+  /**
+   * `onnx` is `sparse.file.bytes`, read by readSkippingWeights: each weight left unread is read
+   * through `sparse.read` when its turn comes, into one buffer reused across tensors.
+   */
+  sparse?: { file: SparseFile; read: ReadAt };
   onProgress?: (p: Progress) => void;
 }
 
@@ -28,22 +34,20 @@ export interface AddReport {
   newPages: number;
 }
 
-/** A block to add: its bytes, or its hash and length with a way to load the bytes if needed. */
+/**
+ * A block to add: its bytes (valid until the next block is asked for), or its hash and length with
+ * a way to load the bytes if needed. New blocks are matched against their copy on the page, so an
+ * add keeps no block bytes of its own.
+ */
 export type BlockInput =
   /**
-   * `reload` cuts the same bytes again: given for copied tiles, so an add need not keep every copy
-   * to match later duplicates. `stored`: how the block is kept when new, if not as `data` (an
-   * import keeps a published delta block as the delta it arrived as); `data` is still its content,
-   * which exact dedup matches on.
+   * `stored`: how the block is kept when new, if not as `data` (an import keeps a published delta
+   * block as the delta it arrived as); `data` is still its content, which exact dedup matches on.
    */
-  | { data: Uint8Array; hash?: string; reload?: () => Uint8Array; stored?: StoredBlock }
+  | { data: Uint8Array; hash?: string; stored?: StoredBlock }
   | { data?: undefined; hash: string; length: number; load: () => Promise<Uint8Array> }
-  /**
-   * A tile still to be copied out of its tensor: `cutInto` copies its `length` bytes straight
-   * onto the open page when it fits there (one copy instead of two), and `reload` cuts it again
-   * to match a later duplicate.
-   */
-  | { data?: undefined; hash?: undefined; length: number; cutInto: (out: Uint8Array) => void; reload: () => Uint8Array }
+  /** A tile still to be copied out of its tensor: straight onto the open page when it fits there (one copy instead of two). */
+  | { data?: undefined; hash?: undefined; length: number; cutInto: (out: Uint8Array) => void }
   /** A block this store already holds, by id (the caller has checked its content: imports compare SHA-256). */
   | { local: number };
 
@@ -54,20 +58,21 @@ export interface StoredBlock {
   base: BlockInput;
 }
 
+/**
+ * A block this add placed. A later duplicate is matched against its copy on the page, except for
+ * a block stored as a delta, whose page copy is the delta: its content is kept for that.
+ */
+type PlacedBlock = NewBlock & { content?: Uint8Array };
+
 /** A tensor to add: its catalog entry, with the blocks still to be matched or stored. */
 export interface NewTensor extends Omit<TensorEntry, 'blocks'> {
   /**
    * Blocks in tile-grid order, or a function that cuts them when the tensor's turn comes (so an
-   * add holds one tensor's cut copies at a time, not the whole model's).
+   * add holds one tensor's bytes at a time, not the whole model's).
    */
-  blocks: BlockInput[] | (() => BlockInput[]);
+  blocks: BlockInput[] | (() => BlockInput[] | Promise<BlockInput[]>);
 }
 
-/**
- * A new block placed on a page of this commit, with its bytes to match later duplicates: kept
- * when they cost nothing (a view into the input, a fetched block), cut again (`reload`) otherwise.
- */
-type PlacedBlock = NewBlock & ({ data: Uint8Array; reload?: undefined } | { data?: undefined; reload: () => Uint8Array });
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
@@ -89,22 +94,40 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
   opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
   const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
   const { tile } = core.config;
-  const tensors: NewTensor[] = parsed.tensors.map((t) => ({
+  const sparse = opts.sparse;
+  let ranges: ({ offset: number; length: number } | undefined)[] = [];
+  if (sparse) {
+    if (onnx !== sparse.file.bytes) throw new InvalidArgumentError('the sparse file given to add is not the ONNX bytes given');
+    const claimed = claimDeferred(sparse.file, parsed.tensors.map((t) => t.data));
+    // Some skipped range is not exactly one weight's bytes: read them all in after all.
+    if (claimed) ranges = claimed;
+    else await fillDeferred(sparse.file, sparse.read);
+  }
+  // Weights left unread are read into this buffer, reused across tensors.
+  let weightBuffer = new Uint8Array(0);
+  const tensors: NewTensor[] = parsed.tensors.map((t, k) => ({
     name: t.name,
     dtype: t.dtype,
     dims: t.dims,
     location: t.location,
-    blocks: () => {
+    blocks: async () => {
+      let data = t.data;
+      const range = ranges[k];
+      if (range) {
+        if (weightBuffer.length < range.length) weightBuffer = new Uint8Array(range.length);
+        data = weightBuffer.subarray(0, range.length);
+        await sparse!.read(data, range.offset);
+      }
       const es = DTYPES[t.dtype].bytes;
       const grid = gridOf(t.dims, tile);
       const blocks: BlockInput[] = new Array(grid.count);
-      // Whole-row blocks are views of the tensor; other tiles are copied when placed (onto the
-      // page itself when they fit) and cut again to match a duplicate, so none outlives its turn.
+      // Whole-row blocks are views of the tensor; other tiles are copied when placed (onto the page
+      // itself when they fit).
       for (let i = 0; i < grid.count; i++) {
         const { h, w } = tileExtent(grid, tile, i);
         blocks[i] = w === grid.cols
-          ? { data: cutBlock(t.data, grid, es, tile, i) }
-          : { length: h * w * es, cutInto: (out) => void cutBlock(t.data, grid, es, tile, i, out), reload: () => cutBlock(t.data, grid, es, tile, i) };
+          ? { data: cutBlock(data, grid, es, tile, i) }
+          : { length: h * w * es, cutInto: (out) => void cutBlock(data, grid, es, tile, i, out) };
       }
       return blocks;
     },
@@ -135,7 +158,7 @@ export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt
   let nextId = core.nextBlockId;
   for (const t of tensors) {
     const grid = gridOf(t.dims, tile);
-    const blocks = typeof t.blocks === 'function' ? t.blocks() : t.blocks;
+    const blocks = typeof t.blocks === 'function' ? await t.blocks() : t.blocks;
     if (grid.count !== blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
     const ids = new Uint32Array(blocks.length);
     for (let i = 0; i < blocks.length; i++) {
@@ -153,7 +176,7 @@ export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt
     t: 'add',
     seq: writer.epoch,
     model,
-    blocks: fresh.map(({ id, page, offset, length, hash, base }) => ({ id, page, offset, length, hash, ...(base !== undefined ? { base } : {}) })),
+    blocks: fresh.map(({ content: _, ...b }) => b),
     pages,
     ...(moved.length ? { moved } : {}),
   });
@@ -192,16 +215,14 @@ async function findOrCreate(
     if (bytes ? bytesEqual(await reader.block(id), bytes) : core.catalog.blocks.get(id)!.length === length) return id;
   }
   const mine = pending.get(hash);
-  if (mine && (bytes ? bytesEqual(mine.data ?? mine.reload(), bytes) : (mine.data?.length ?? mine.length) === length)) return mine.id;
+  if (mine && (bytes ? bytesEqual(mine.content ?? (await writer.placedBytes(mine)), bytes) : (mine.content?.length ?? mine.length) === length)) return mine.id;
   const data = bytes ?? (await (input as { load: () => Promise<Uint8Array> }).load());
   // A delta's base first: it is a block of this store, or placed by this add like any other.
   const stored = 'stored' in input ? input.stored : undefined;
   const base = stored ? await findOrCreate(core, stored.base, reader, writer, pending, fresh, allocate, scratch) : undefined;
   const kept = stored ? stored.bytes : data;
   const { page, offset } = onPage ? writer.take(kept.length) : await writer.place(kept);
-  const placed = { id: allocate(), page, offset, length: kept.length, hash, ...(base !== undefined ? { base } : {}) };
-  const reload = 'reload' in input ? input.reload : undefined;
-  const block: PlacedBlock = reload ? { ...placed, reload } : { ...placed, data };
+  const block: PlacedBlock = { id: allocate(), page, offset, length: kept.length, hash, ...(base !== undefined ? { base } : {}), ...(stored ? { content: data } : {}) };
   if (!mine) pending.set(hash, block);
   fresh.push(block);
   return block.id;

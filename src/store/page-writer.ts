@@ -39,12 +39,14 @@ export class PageWriter {
    */
   private spare: Uint8Array | null = null;
   private readonly written: { id: number; used: number }[] = [];
+  /** The last written page read back by `placedBytes`. */
+  private readBack: { id: number; payload: Uint8Array } | null = null;
   /** Bytes of blocks placed so far. */
   bytesPlaced = 0;
 
   constructor(
     private readonly catalog: CatalogView,
-    private readonly backend: Pick<PageStore, 'writeFrame' | 'pageSize'>,
+    private readonly backend: Pick<PageStore, 'writeFrame' | 'readPage' | 'pageSize'>,
     /** The sequence number of the commit that will reference these pages. */
     readonly epoch: number,
     private readonly blocks: () => BlockSource,
@@ -92,6 +94,18 @@ export class PageWriter {
     cur.used += length;
     this.bytesPlaced += length;
     return { page: cur.id, offset };
+  }
+
+  /**
+   * The bytes of a block this writer placed: a view of the open page, or of its written page read
+   * back (the last one read is kept). Matching a later duplicate against this copy means an add
+   * keeps no block bytes of its own once they are placed.
+   */
+  async placedBytes(block: { page: number; offset: number; length: number }): Promise<Uint8Array> {
+    const { page, offset, length } = block;
+    if (this.cur?.id === page) return this.cur.frame.subarray(PAGE_HEADER_BYTES + offset, PAGE_HEADER_BYTES + offset + length);
+    if (this.readBack?.id !== page) this.readBack = { id: page, payload: await this.backend.readPage(page, this.epoch) };
+    return this.readBack.payload.subarray(offset, offset + length);
   }
 
   /** Writes the current page now (the next block starts a new one). */
