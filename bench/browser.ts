@@ -1,130 +1,162 @@
 /**
- * `npm run bench -- browser [--quick] [--json] [--standard]`: a family of zoo models loaded into
- * real Chromium two ways, in the same page and run: tessera (published pages imported into
- * IndexedDB, only missing pages fetched) vs the baseline (each whole .onnx fetched and kept in
- * the Cache API, as transformers.js and WebLLM do). Reports bytes fetched and stored, time to
- * first inference (empty storage → first output of the first model; the wasm runtime is compiled
- * once beforehand so neither side pays it), and the origin's storage use as Chromium counts it.
+ * `npm run bench -- browser [--quick] [--json] [--standard] [--families=mlp,cnn,vit] [--reps=N]
+ * [--page-size=BYTES]`: each zoo family (MLP, CNN, ViT; tiny zoo unless --standard) loaded into
+ * real Chromium two ways, in the same page and run: tessera (the published family imported into
+ * IndexedDB in one batch, only missing pages fetched) vs the baseline (each whole .onnx fetched
+ * and kept in the Cache API, all at once as `cache.addAll` does, the way transformers.js and
+ * WebLLM keep models). Per side and family, from empty storage:
+ * - import: until every model is stored;
+ * - ready: import, then a session opened from storage and run once for every model;
+ * - first inference: the first model alone, storage to first output;
+ * - bytes fetched and stored, and the origin's storage use as Chromium counts it.
+ * tessera runs twice: on the store as added (exact dedup) and published after lossless delta
+ * dedup. Every timing is the median of --reps runs (sides alternate which goes first); the wasm
+ * runtime is compiled beforehand, so neither side pays it. Outputs of every model through
+ * tessera must equal onnxruntime's on the original file, in the same page, or the bench fails.
  * The zoo holds real trained weights (Chromium compresses stored values: constant fills would lie).
  */
 import { join } from 'node:path';
 import type { BenchOptions } from './run.ts';
-import { prepareDemo, repoRoot } from '../demo/prepare.ts';
+import { DEMO_PAGE_SIZE, prepareDemo, repoRoot, type PreparedFamily } from '../demo/prepare.ts';
 import { startStaticServer } from '../demo/serve.ts';
 import { launchChromium } from '../tools/fixtures/chromium.ts';
+import { FAMILIES, type FamilyName } from './zoo/build.ts';
 
-interface Side {
+interface Run {
+  importMs: number;
+  readyMs: number;
   bytesFetched: number;
   bytesStored: number;
-  firstInferenceMs: number;
-  /** Import/cache every model and run each once. */
-  allModelsMs: number;
-  /** Growth of navigator.storage.estimate().usage (on-disk, after Chromium's compression). */
   usageBytes: number;
+  outputs: Record<string, number[]>;
+}
+interface TesseraRun extends Run {
+  catalogBytes: number;
+  deltaBlocks: number;
+  perModel: { name: string; wholeFileBytes: number; bytesFetched: number; bytesStored: number; pagesFetched: number; pagesRead: number }[];
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const ratio = (a: number, b: number) => (b ? Number((a / b).toFixed(3)) : null);
+const ms = (x: number) => Number(x.toFixed(1));
+const arg = (args: string[], name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+/** Models no other model derives from, trained from scratch: the negative controls, not part of the fine-tune family. */
+function controls(f: PreparedFamily): Set<string> {
+  const parents = new Set(f.manifest.models.map((m) => m.derivedFrom));
+  return new Set(f.manifest.models.filter((m) => m.kind === 'scratch' && !parents.has(m.name)).map((m) => m.name));
 }
 
 export async function run(opts: BenchOptions): Promise<object> {
   const size = opts.args.includes('--standard') ? 'standard' : 'tiny';
-  const demo = await prepareDemo({ size });
+  const families = (arg(opts.args, 'families')?.split(',') ?? [...FAMILIES]) as FamilyName[];
+  const reps = Number(arg(opts.args, 'reps') ?? (opts.quick ? 1 : 5));
+  const pageSize = Number(arg(opts.args, 'page-size') ?? DEMO_PAGE_SIZE);
+  const demo = await prepareDemo({ size, families, pageSize });
   // @ts-expect-error a plain build script without types; importing it bundles build/out/browser/
   await import('../build/bundle-browser.mjs');
-  const names = demo.manifest.models.map((m) => m.name).slice(0, opts.quick ? 4 : undefined);
-  const files = Object.fromEntries(demo.manifest.models.map((m) => [m.name, m.file]));
-  const server = await startStaticServer(
-    { '/lib/': join(repoRoot, 'build', 'out', 'browser'), '/pub/': demo.pubDir, '/pub-lossless/': demo.pubLosslessDir, '/onnx/': demo.onnxDir, '/data/': demo.dir },
-    { index: join(repoRoot, 'demo', 'index.html') },
-  );
+  const routes: Record<string, string> = { '/lib/': join(repoRoot, 'build', 'out', 'browser'), '/bench/': join(repoRoot, 'bench', 'lib'), '/data/': demo.dir };
+  for (const f of demo.families) {
+    routes[`/${f.family}/pub/`] = f.pubDir;
+    routes[`/${f.family}/pub-lossless/`] = f.pubLosslessDir;
+    routes[`/${f.family}/onnx/`] = f.onnxDir;
+  }
+  const server = await startStaticServer(routes, { index: join(repoRoot, 'demo', 'index.html') });
   const { context, close } = await launchChromium();
+  const results: object[] = [];
   try {
     const page = await context.newPage();
     await page.goto(server.url + '/data/digits.json');
-    const result = await page.evaluate(async ({ names, files }) => {
-      const t = await import('/lib/tessera.browser.mjs' as string);
-      const ort = await t.loadOrt();
-      const digits = new Float32Array(await (await fetch('/data/digits.bin')).arrayBuffer()).subarray(0, 784);
-      // (No named local functions in here: tsx would wrap them in a helper the page lacks.)
-      // Compile the runtime's wasm once (same for both sides), on a model neither side stores.
-      const warm = new Uint8Array(await (await fetch('/onnx/' + files[names[0]])).arrayBuffer());
-      await (await ort.InferenceSession.create(warm)).run({ input: new ort.Tensor('float32', digits, [1, 784]) });
-
-      // Baseline: whole files through the Cache API.
-      const u0 = (await navigator.storage.estimate()).usage ?? 0;
-      const cache = await caches.open('onnx-models');
-      let fetched = 0;
-      let stored = 0;
-      let first = 0;
-      const c0 = performance.now();
-      for (const name of names) {
-        const url = '/onnx/' + files[name];
-        const res = await fetch(url, { cache: 'no-store' });
-        const bytes = new Uint8Array(await res.clone().arrayBuffer());
-        fetched += bytes.length;
-        await cache.put(url, res);
-        stored += bytes.length;
-        const cached = new Uint8Array(await (await cache.match(url))!.arrayBuffer());
-        const session = await ort.InferenceSession.create(cached);
-        await session.run({ input: new ort.Tensor('float32', digits, [1, 784]) });
-        if (!first) first = performance.now() - c0;
+    type Page = { warm(a: object): Promise<void>; cacheApi(a: object): Promise<Run>; tessera(a: object): Promise<TesseraRun> };
+    const call = <K extends keyof Page>(fn: K, a: object) =>
+      page.evaluate(async ([fn, a]) => ((await import('/bench/browser-page.mjs' as string)) as Record<string, (x: object) => Promise<unknown>>)[fn](a), [fn, a] as const) as ReturnType<Page[K]>;
+    let runId = 0;
+    for (const f of demo.families) {
+      const names = f.manifest.models.map((m) => m.name).slice(0, opts.quick ? 4 : undefined);
+      const files = Object.fromEntries(f.manifest.models.map((m) => [m.name, m.file]));
+      const dims = f.family === 'mlp' ? [1, 784] : [1, 1, 28, 28];
+      const io = { inputName: 'input', dims };
+      const onnxBase = `/${f.family}/onnx/`;
+      await call('warm', { url: onnxBase + files[names[0]], ...io });
+      const sides = {
+        cacheApi: (list: string[]) => call('cacheApi', { cacheName: `bench-${++runId}`, onnxBase, files, names: list, ...io }),
+        tessera: (list: string[]) => call('tessera', { dbName: `bench-${++runId}`, pub: `/${f.family}/pub/`, names: list, ...io }),
+        tesseraLossless: (list: string[]) => call('tessera', { dbName: `bench-${++runId}`, pub: `/${f.family}/pub-lossless/`, names: list, ...io }),
+      };
+      type SideName = keyof typeof sides;
+      const runs: Record<SideName, Run[]> = { cacheApi: [], tessera: [], tesseraLossless: [] };
+      const firsts: Record<SideName, number[]> = { cacheApi: [], tessera: [], tesseraLossless: [] };
+      const order = Object.keys(sides) as SideName[];
+      for (let r = 0; r < reps; r++) {
+        // Rotate which side goes first: the machine is shared, and a side should not always pay a warm-up.
+        const turn = order.map((_, k) => order[(k + r) % order.length]);
+        for (const side of turn) runs[side].push(await sides[side](names));
+        for (const side of turn) firsts[side].push((await sides[side]([names[0]])).readyMs);
       }
-      const cacheApi = { bytesFetched: fetched, bytesStored: stored, firstInferenceMs: first, allModelsMs: performance.now() - c0, usageBytes: ((await navigator.storage.estimate()).usage ?? 0) - u0 };
-
-      // tessera: published pages into IndexedDB; exact dedup only, then with lossless deltas.
-      const sides: Record<string, unknown> = {};
-      const perModel = [];
-      for (const [key, pub] of [['tessera', '/pub/'], ['tesseraLossless', '/pub-lossless/']]) {
-        const u1 = (await navigator.storage.estimate()).usage ?? 0;
-        const s0 = performance.now();
-        const remote = await t.PublishedStore.open(t.httpSource(pub));
-        const store = await t.openBrowserStore({ name: 'bench-' + key, published: remote });
-        const catalogBytes = remote.bytesFetched;
-        let tFetched = catalogBytes;
-        let tStored = 0;
-        let tFirst = 0;
+      const reference = runs.cacheApi[0].outputs;
+      for (const side of ['tessera', 'tesseraLossless'] as const) {
         for (const name of names) {
-          const r = await remote.importModel(store, name);
-          tFetched += r.bytesFetched;
-          tStored += r.bytesStored;
-          const session = await t.openSession(store, name);
-          await session.run({ input: { data: digits, dims: [1, 784], dtype: 'float32' } });
-          if (!tFirst) tFirst = performance.now() - s0;
-          if (key === 'tessera') perModel.push({ name, wholeFileBytes: r.wholeFileBytes, bytesFetched: r.bytesFetched, bytesStored: r.bytesStored, pagesFetched: r.pagesFetched, pagesRead: r.pagesRead });
+          const got = runs[side][0].outputs[name];
+          const want = reference[name];
+          if (!got || got.length !== want.length || got.some((v, i) => !Object.is(v, want[i]))) {
+            throw new Error(`bench browser: ${f.family}/${name} through tessera (${side}) gives other outputs than onnxruntime on the original file: refusing to report timings for wrong results.`);
+          }
         }
-        const allMs = performance.now() - s0;
-        await store.close();
-        sides[key] = { bytesFetched: tFetched, bytesStored: tStored, firstInferenceMs: tFirst, allModelsMs: allMs, usageBytes: ((await navigator.storage.estimate()).usage ?? 0) - u1, catalogBytes };
       }
-      const tessera = sides.tessera;
-      const tesseraLossless = sides.tesseraLossless;
-      return { tessera, tesseraLossless, cacheApi, perModel };
-    }, { names, files });
-
-    const tessera = result.tessera as Side & { catalogBytes: number };
-    const cacheApi = result.cacheApi as Side;
-    const tesseraLossless = result.tesseraLossless as Side & { catalogBytes: number };
-    const ratio = (a: number, b: number) => (b ? Number((a / b).toFixed(3)) : null);
-    const out = {
-      models: names,
-      zoo: size,
-      tessera,
-      tesseraLossless,
-      cacheApi,
-      losslessRatios: {
-        bytesFetched: ratio(tesseraLossless.bytesFetched, cacheApi.bytesFetched),
-        bytesStored: ratio(tesseraLossless.bytesStored, cacheApi.bytesStored),
-      },
-      ratios: {
-        bytesFetched: ratio(tessera.bytesFetched, cacheApi.bytesFetched),
-        bytesStored: ratio(tessera.bytesStored, cacheApi.bytesStored),
-        usageBytes: ratio(tessera.usageBytes, cacheApi.usageBytes),
-        firstInferenceMs: ratio(tessera.firstInferenceMs, cacheApi.firstInferenceMs),
-      },
-      perModel: result.perModel,
-      notes: 'Exact block dedup: frozen-backbone heads share all but their last layer; full fine-tunes and scratch models change every weight and share nothing exactly. tessera.bytesFetched includes the index and catalog. tesseraLossless: the same store after lossless delta dedup (bit-exact, not compacted, so every model keeps its deltas on its own pages): near-duplicate fine-tunes travel as compressed deltas; the importer stores blocks decoded, so stored bytes do not shrink.',
-    };
-    console.error(`browser: ${names.length} models; fetched ${tessera.bytesFetched} vs ${cacheApi.bytesFetched} bytes (x${out.ratios.bytesFetched}), stored ${tessera.bytesStored} vs ${cacheApi.bytesStored}, first inference ${tessera.firstInferenceMs.toFixed(1)} vs ${cacheApi.firstInferenceMs.toFixed(1)} ms`);
-    return out;
+      const summary = (side: SideName) => {
+        const rs = runs[side];
+        const { outputs: _, ...last } = rs[rs.length - 1];
+        return { ...last, importMs: ms(median(rs.map((x) => x.importMs))), readyMs: ms(median(rs.map((x) => x.readyMs))), firstInferenceMs: ms(median(firsts[side])), usageBytes: median(rs.map((x) => x.usageBytes)), importMsRuns: rs.map((x) => ms(x.importMs)) };
+      };
+      const cacheApi = summary('cacheApi');
+      const exact = summary('tessera') as ReturnType<typeof summary> & Omit<TesseraRun, 'outputs'>;
+      const lossless = summary('tesseraLossless') as ReturnType<typeof summary> & Omit<TesseraRun, 'outputs'>;
+      const ratios = (s: ReturnType<typeof summary>) => ({
+        importMs: ratio(s.importMs, cacheApi.importMs),
+        readyMs: ratio(s.readyMs, cacheApi.readyMs),
+        firstInferenceMs: ratio(s.firstInferenceMs, cacheApi.firstInferenceMs),
+        bytesFetched: ratio(s.bytesFetched, cacheApi.bytesFetched),
+        bytesStored: ratio(s.bytesStored, cacheApi.bytesStored),
+        usageBytes: ratio(s.usageBytes, cacheApi.usageBytes),
+      });
+      // The fine-tune family: the models but the negative controls (which share nothing by design).
+      const skip = controls(f);
+      const fineTuneFamily = (s: typeof exact) => {
+        const ms = s.perModel.filter((m) => !skip.has(m.name));
+        const whole = ms.reduce((n, m) => n + m.wholeFileBytes, 0);
+        return {
+          models: ms.map((m) => m.name),
+          bytesFetched: ratio(s.catalogBytes + ms.reduce((n, m) => n + m.bytesFetched, 0), whole),
+          bytesStored: ratio(ms.reduce((n, m) => n + m.bytesStored, 0), whole),
+        };
+      };
+      const row = {
+        family: f.family,
+        models: names,
+        controls: [...skip].filter((n) => names.includes(n)),
+        cacheApi,
+        tessera: exact,
+        tesseraLossless: lossless,
+        ratios: ratios(exact),
+        losslessRatios: ratios(lossless),
+        fineTuneFamily: { tessera: fineTuneFamily(exact), tesseraLossless: fineTuneFamily(lossless) },
+        outputsEqual: true,
+      };
+      results.push(row);
+      console.error(`browser ${f.family}: ${names.length} models; import ${exact.importMs} / lossless ${lossless.importMs} vs Cache API ${cacheApi.importMs} ms (x${row.ratios.importMs} / x${row.losslessRatios.importMs}); ready ${exact.readyMs} / ${lossless.readyMs} vs ${cacheApi.readyMs} ms; first inference ${exact.firstInferenceMs} / ${lossless.firstInferenceMs} vs ${cacheApi.firstInferenceMs} ms; fetched x${row.ratios.bytesFetched} / x${row.losslessRatios.bytesFetched}, stored x${row.ratios.bytesStored} / x${row.losslessRatios.bytesStored}; fine-tune family (lossless) fetched x${row.fineTuneFamily.tesseraLossless.bytesFetched}, stored x${row.fineTuneFamily.tesseraLossless.bytesStored}`);
+    }
   } finally {
     await close();
     await server.close();
   }
+  return {
+    zoo: size,
+    pageSize,
+    reps,
+    families: results,
+    notes: 'Timings are medians of `reps` runs from empty storage; import: until every model is stored; ready: import plus a session and one run per model; firstInferenceMs: the first model alone. tessera.bytesFetched includes the index, catalog and block table (catalogBytes). tesseraLossless: the same store published after lossless delta dedup (bit-exact, not compacted, so every model keeps its deltas on its own pages); its deltas are stored as deltas (deltaBlocks) and decoded on read. fineTuneFamily: the family without its negative controls (models trained from scratch that nothing derives from), as a fraction of their whole files.',
+  };
 }

@@ -1,12 +1,13 @@
 /**
- * Everything the browser demo and benchmark serve: the zoo (tiny by default) added to a file
- * store and published as static files, the whole .onnx files beside it (the baseline a
- * whole-file cache downloads), and some MNIST test digits for in-page inference.
+ * Everything the browser demo and benchmark serve: zoo families (tiny by default; the MLP family
+ * unless others are asked for), each added to its own file store and published as static files
+ * (as added, and again after lossless delta dedup), the whole .onnx files beside them (the
+ * baseline a whole-file cache downloads), and some MNIST test digits for in-page inference.
  */
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildZoo, zooTestSplit, type Manifest, type ZooSize } from '../bench/zoo/build.ts';
+import { buildFamilies, zooTestSplit, type FamilyName, type Manifest, type ZooSize } from '../bench/zoo/build.ts';
 import { openStore } from '../src/node/open.ts';
 import { publishStore, type PublishReport } from '../src/node/publish.ts';
 import { dedupLossless } from '../src/dedup/planner.ts';
@@ -16,46 +17,71 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEMO_PAGE_SIZE = 64 * 1024;
 export const DEMO_DIGITS = 64;
 
-export interface PreparedDemo {
-  dir: string;
+/** One family, published. */
+export interface PreparedFamily {
+  family: FamilyName;
+  manifest: Manifest;
   pubDir: string;
   onnxDir: string;
-  manifest: Manifest;
   publish: PublishReport;
   /** The same store after lossless delta dedup (bit-exact), published beside. */
   pubLosslessDir: string;
   publishLossless: PublishReport;
 }
 
-export async function prepareDemo(opts: { size?: ZooSize; dir?: string; log?: (m: string) => void } = {}): Promise<PreparedDemo> {
+export interface PreparedDemo extends Omit<PreparedFamily, 'family'> {
+  dir: string;
+  /** Every family prepared; the fields above are the first one's (the demo page shows it). */
+  families: PreparedFamily[];
+}
+
+export interface PrepareOptions {
+  size?: ZooSize;
+  /** Families to prepare (default: the MLP family). */
+  families?: readonly FamilyName[];
+  dir?: string;
+  /** Page size of the published stores (default DEMO_PAGE_SIZE). */
+  pageSize?: number;
+  log?: (m: string) => void;
+}
+
+export async function prepareDemo(opts: PrepareOptions = {}): Promise<PreparedDemo> {
   const size = opts.size ?? 'tiny';
   const log = opts.log ?? ((m: string) => console.error(m));
   const dir = opts.dir ?? join(repoRoot, '.tmp', `browser-demo-${size}`);
   const zooDir = join(repoRoot, 'bench', 'zoo', size === 'tiny' ? 'tiny-models' : 'models');
   log(`zoo (${size}) in ${zooDir} (built on first use, reused after)`);
-  const manifest = await buildZoo({ size, dir: zooDir, onProgress: (m) => log(`  ${m}`) });
+  const built = await buildFamilies({ size, dir: zooDir, families: opts.families ?? ['mlp'], onProgress: (m) => log(`  ${m}`) });
 
   await rm(dir, { recursive: true, force: true });
-  await mkdir(join(dir, 'onnx'), { recursive: true });
-  const store = await openStore(join(dir, 'store'), { create: true, pageSize: DEMO_PAGE_SIZE });
-  try {
-    for (const m of manifest.models) {
-      await copyFile(join(zooDir, m.file), join(dir, 'onnx', m.file));
-      await store.add(m.name, new Uint8Array(await readFile(join(zooDir, m.file))));
+  const families: PreparedFamily[] = [];
+  for (const { family, dir: familyZoo, manifest } of built) {
+    // The MLP family at the root (the demo page's paths), others in a folder each.
+    const out = family === 'mlp' ? dir : join(dir, family);
+    const onnxDir = join(out, 'onnx');
+    await mkdir(onnxDir, { recursive: true });
+    const store = await openStore(join(out, 'store'), { create: true, pageSize: opts.pageSize ?? DEMO_PAGE_SIZE });
+    try {
+      for (const m of manifest.models) {
+        await copyFile(join(familyZoo, m.file), join(onnxDir, m.file));
+        await store.add(m.name, new Uint8Array(await readFile(join(familyZoo, m.file))));
+      }
+      const publish = await publishStore(store, join(out, 'pub'));
+      log(`${family}: published ${publish.models} models: ${publish.pages} pages, ${publish.bytes} bytes vs ${publish.wholeFileBytes} as whole files`);
+      // No compaction: each model's delta blocks stay on its own pages, so an import reads only them.
+      await dedupLossless(store);
+      const publishLossless = await publishStore(store, join(out, 'pub-lossless'));
+      log(`${family}: published with lossless deltas: ${publishLossless.pages} pages, ${publishLossless.bytes} bytes`);
+      families.push({ family, manifest, pubDir: join(out, 'pub'), onnxDir, publish, pubLosslessDir: join(out, 'pub-lossless'), publishLossless });
+    } finally {
+      await store.close();
     }
-    const publish = await publishStore(store, join(dir, 'pub'));
-    log(`published ${publish.models} models: ${publish.pages} pages, ${publish.bytes} bytes vs ${publish.wholeFileBytes} as whole files`);
-    // No compaction: each model's delta blocks stay on its own pages, so an import reads only them.
-    await dedupLossless(store);
-    const publishLossless = await publishStore(store, join(dir, 'pub-lossless'));
-    log(`published with lossless deltas: ${publishLossless.pages} pages, ${publishLossless.bytes} bytes`);
-    const test = zooTestSplit(size);
-    const n = Math.min(DEMO_DIGITS, test.n);
-    await writeFile(join(dir, 'digits.bin'), new Uint8Array(test.images.buffer, test.images.byteOffset, n * 784 * 4));
-    await writeFile(join(dir, 'digits.json'), JSON.stringify({ n, labels: Array.from(test.labels.subarray(0, n)) }));
-    await writeFile(join(dir, 'zoo.json'), JSON.stringify(manifest, null, 2));
-    return { dir, pubDir: join(dir, 'pub'), onnxDir: join(dir, 'onnx'), manifest, publish, pubLosslessDir: join(dir, 'pub-lossless'), publishLossless };
-  } finally {
-    await store.close();
   }
+  const test = zooTestSplit(size);
+  const n = Math.min(DEMO_DIGITS, test.n);
+  await writeFile(join(dir, 'digits.bin'), new Uint8Array(test.images.buffer, test.images.byteOffset, n * 784 * 4));
+  await writeFile(join(dir, 'digits.json'), JSON.stringify({ n, labels: Array.from(test.labels.subarray(0, n)) }));
+  const { family: _, ...first } = families[0];
+  await writeFile(join(dir, 'zoo.json'), JSON.stringify(first.manifest, null, 2));
+  return { dir, families, ...first };
 }
