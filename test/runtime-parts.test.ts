@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { MemoryLedger } from '../src/runtime/ledger.ts';
 import { RequestGate } from '../src/runtime/request-gate.ts';
+import { MemoryAdmission } from '../src/runtime/memory-admission.ts';
+import { CapacityError, InvalidArgumentError } from '../src/errors.ts';
 import { SingleFlight } from '../src/runtime/single-flight.ts';
 import { PageFrames } from '../src/runtime/page-frames.ts';
 import { weightlessGraph } from '../src/runtime/weightless-graph.ts';
@@ -80,6 +82,50 @@ test('request gate: at most N at once, FIFO, a failure frees its slot', async ()
   assert.equal(order.slice(0, 2).sort(), [0, 1]);
   assert.is(gate.active, 0);
   assert.throws(() => new RequestGate(0), /positive integer/);
+});
+
+test('memory admission: one taker at a time in arrival order; a request that does not fit waits for a release, fails at once when nothing runs, or after its wait limit', async () => {
+  const admission = new MemoryAdmission(200);
+  let free = 10;
+  const events: string[] = [];
+  // A request takes `need` units (CapacityError when fewer are free), holds them while it "runs", gives them back.
+  const request = (name: string, need: number, ms: number) => admission.run(name, async (admitted) => {
+    if (need > free) {
+      events.push(`${name} waits`);
+      throw new CapacityError('BUDGET_EXCEEDED', `${name} needs ${need}, ${free} free`);
+    }
+    free -= need;
+    events.push(`${name} runs`);
+    admitted();
+    await new Promise((r) => setTimeout(r, ms));
+    free += need;
+    events.push(`${name} done`);
+    return name;
+  });
+  // a and b fit together; c (8) waits for both; d (1) would fit beside b but arrived after c: it waits its turn.
+  const all = await Promise.all([request('a', 4, 5), request('b', 5, 15), request('c', 8, 5), request('d', 1, 1)]);
+  assert.equal(all, ['a', 'b', 'c', 'd']);
+  assert.equal(events, ['a runs', 'b runs', 'c waits', 'a done', 'c waits', 'b done', 'c runs', 'd runs', 'd done', 'c done']);
+  assert.is(admission.waits, 2);
+  assert.equal([admission.running, admission.queued, free], [0, 0, 10]);
+  // Nothing running: no release can come, so a request too big for the budget fails at once.
+  const t0 = performance.now();
+  let message = '';
+  try { await request('huge', 11, 1); } catch (e) { message = (e as Error).message; assert.is((e as CapacityError).code, 'BUDGET_EXCEEDED'); }
+  assert.match(message, /huge does not fit the memory budget even with nothing else running.*huge needs 11, 10 free/);
+  assert.ok(performance.now() - t0 < 100);
+  // Something runs longer than the wait limit: the waiting request fails with a typed error naming the wait.
+  const long = request('long', 6, 400);
+  const late = admission.run('late', async () => { throw new CapacityError('BUDGET_EXCEEDED', 'late needs 6, 4 free'); });
+  let lateMessage = '';
+  await late.catch((e) => (lateMessage = `${e.code}: ${e.message}`));
+  assert.match(lateMessage, /^BUDGET_EXCEEDED: late waited \d+ ms for memory held by running requests \(limit 200 ms\)/);
+  // The timed-out request gave its turn back: the next one is served.
+  assert.is(await long, 'long');
+  assert.is(await request('after', 10, 1), 'after');
+  // A failure other than memory is not retried.
+  assert.is(await codeOf(admission.run('bad', async () => { throw new InvalidArgumentError('bad feeds'); })), 'INVALID_ARGUMENT');
+  assert.equal([admission.running, admission.queued], [0, 0]);
 });
 
 test('single flight: concurrent asks share one build; a failed build is retried by the next ask', async () => {

@@ -77,6 +77,30 @@ test('variants of a real conv net run on shared weights under 1.5x the bytes of 
   assert.is(server.keptSessions(), 0);
 });
 
+test('4 requests in flight at a budget that holds about one model at a time: every request waits its turn for memory and succeeds, equal to onnxruntime; the ledger ends where it started', async () => {
+  const store = await setup();
+  const budgetBytes = Math.floor(0.5 * fileBytes());
+  const server = await Server.create(store, { budgetBytes, ort, sessionOptions: SESSION, sessionOverheadBytes: CLS_SESSION_BYTES, concurrency: 4 });
+  const start = server.metrics().ledger;
+  const inputs = Array.from({ length: 4 }, (_, i) => image(200 + i));
+  const jobs: Promise<void>[] = [];
+  for (let i = 0; i < 32; i++) {
+    const model = family[i % family.length].name;
+    const x = inputs[(i >> 2) % inputs.length];
+    jobs.push(server.run(model, { x }).then(async (y) => near(Object.values(y)[0].data as Float32Array, await reference(model, x), `${model} request ${i}`)));
+  }
+  await Promise.all(jobs);
+  const m = server.metrics();
+  assert.is(m.errors, 0);
+  assert.ok(m.memoryWaits > 0, 'the budget is tight enough that some request had to wait for memory');
+  assert.ok(m.peakBytes <= budgetBytes, `peak ${m.peakBytes} > budget ${budgetBytes}`);
+  assert.equal(server.checkInvariants(), []);
+  assert.is(m.pool.pinnedBytes + m.tensorPool.pinnedBytes + m.ledger.inflight, 0);
+  await server.close();
+  assert.is(server.keptSessions(), 0);
+  assert.equal(server.metrics().ledger, start);
+});
+
 test('a model that cannot fit is refused naming sizes before anything is evicted; a budget under the largest tensor fails at create', async () => {
   const store = await setup();
   const largest = Math.max(...store.model(family[0].name).tensors.map((t) => t.dims.reduce((a, d) => a * d, 4)));

@@ -4,9 +4,10 @@
  * pooled weight tensors (tensor-pool.ts), every kept session, the kernel scratch and in-flight
  * copies (a session's model bytes while it is built). A reservation that does not fit reclaims,
  * in this order: unpinned pages, unpinned tensors, idle own-weights sessions, idle weight-less
- * sessions; when that cannot be enough it waits for running requests, or, when nothing else holds
- * memory, fails with CapacityError naming the sizes. A model that can never fit is refused on its
- * first request, before anything is evicted.
+ * sessions. Requests take their memory one at a time in arrival order (memory-admission.ts): one
+ * that does not fit waits for running requests to release theirs, and fails with CapacityError
+ * only when nothing else is running or after `memoryWaitMs`. A model that can never fit is
+ * refused on its first request, naming the sizes, before anything is evicted.
  *
  * Each model runs on one executor (executors/): block-native kernels (dense MLPs), a weight-less
  * session fed the shared pooled tensors, or a session with its own weights for a hot model when
@@ -31,6 +32,7 @@ import { SerialQueue } from './serial-queue.ts';
 import { RequestGate } from './request-gate.ts';
 import { SingleFlight } from './single-flight.ts';
 import { MemoryLedger, type LedgerKind } from './ledger.ts';
+import { MemoryAdmission } from './memory-admission.ts';
 import { PageFrames, framedPolicy } from './page-frames.ts';
 import { StoreReader } from './store-reader.ts';
 import { TensorPool } from './tensor-pool.ts';
@@ -66,6 +68,11 @@ export interface ServerOptions {
   maxBatch?: number;
   /** Requests processed at once; the rest wait in a FIFO queue (default 2). */
   concurrency?: number;
+  /**
+   * How long a request may wait for memory held by running requests before it fails with
+   * CapacityError BUDGET_EXCEEDED (default 30,000 ms, the HTTP server's request timeout).
+   */
+  memoryWaitMs?: number;
 }
 
 export interface ServerMetrics {
@@ -74,6 +81,8 @@ export interface ServerMetrics {
   hits: number;
   misses: number;
   errors: number;
+  /** Times a request did not fit and waited for running requests to release memory. */
+  memoryWaits: number;
   sessionBuilds: number;
   sessionEvictions: number;
   /** Bytes read from the store (page reads). */
@@ -148,12 +157,7 @@ export class Server {
   private readonly ortCalls = new SerialQueue();
   private readonly latency = new LatencyHistogram();
   private counters = { requests: 0, hits: 0, misses: 0, errors: 0, sessionBuilds: 0, sessionEvictions: 0, bytesRead: 0 };
-  /**
-   * Runs and builds holding pinned memory now, plus requests on a built executor (busy sessions
-   * are not reclaimable): a reservation that fails waits for them, as they release without waiting.
-   */
-  private holders = 0;
-  private releaseWaiters: (() => void)[] = [];
+  private readonly admission: MemoryAdmission;
   private clock = 0;
   private closed = false;
 
@@ -161,7 +165,7 @@ export class Server {
     store: TesseraStore,
     private readonly kernel: DenseKernel,
     private readonly ort: OrtModule,
-    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions; sessionFixed: number },
+    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions; sessionFixed: number; memoryWaitMs: number },
     concurrency: number,
     budgetBytes: number,
     private readonly scratchBytes: number,
@@ -171,6 +175,7 @@ export class Server {
     this.budgetBytes = budgetBytes;
     this.reader = new StoreReader(store);
     this.gate = new RequestGate(concurrency);
+    this.admission = new MemoryAdmission(opts.memoryWaitMs);
     this.ledger = new MemoryLedger(budgetBytes);
     this.ledger.reserve('scratch', scratchBytes, 'the kernel scratch');
     const pageSize = this.reader.config.pageSize;
@@ -207,6 +212,8 @@ export class Server {
     const concurrency = options.concurrency ?? 2;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InvalidArgumentError(`maxBatch must be a positive integer, got ${maxBatch}`);
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`concurrency must be a positive integer, got ${concurrency}`);
+    const memoryWaitMs = options.memoryWaitMs ?? 30_000;
+    if (!(memoryWaitMs > 0)) throw new InvalidArgumentError(`memoryWaitMs must be a positive number of milliseconds, got ${memoryWaitMs}`);
     const { tile, pageSize } = store.config;
     // Size the kernel scratch for the widest dense model in the store (fixed: memory never grows).
     let width = 1;
@@ -238,7 +245,7 @@ export class Server {
     const f = maxBatch * width * 4;
     const base = kernel.base;
     const scratch: KernelScratch = { x: base, a: base + f, b: base + 2 * f, table: base + 3 * f, rows: maxBatch, width, tableLen };
-    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions, sessionFixed: options.sessionOverheadBytes ?? SESSION_FIXED_BYTES }, concurrency, budgetBytes, scratchBytes, policy, scratch);
+    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions, sessionFixed: options.sessionOverheadBytes ?? SESSION_FIXED_BYTES, memoryWaitMs }, concurrency, budgetBytes, scratchBytes, policy, scratch);
   }
 
   /** Runs `model` on `feeds`. Requests queue beyond `concurrency`; a failure touches nothing else. */
@@ -273,6 +280,7 @@ export class Server {
     const ledger = this.ledger.byKind();
     return {
       ...this.counters,
+      memoryWaits: this.admission.waits,
       tensorsAssembled: this.tensors.assembled,
       latency: this.latency.summary(),
       sessionBytes: ledger.sessions,
@@ -305,7 +313,7 @@ export class Server {
     for (const s of this.states.values()) sessions += s.executor?.keptBytes ?? 0;
     for (const g of this.graphs.values()) sessions += g.bytes;
     if (k.sessions !== sessions) problems.push(`ledger sessions ${k.sessions} but kept executors hold ${sessions}`);
-    if (k.inflight !== 0 && this.holders === 0) problems.push(`ledger in-flight ${k.inflight} with nothing running`);
+    if (k.inflight !== 0 && this.admission.running === 0 && this.admission.queued === 0) problems.push(`ledger in-flight ${k.inflight} with nothing running`);
     if (this.ledger.peakBytes > this.budgetBytes) problems.push(`peak ${this.ledger.peakBytes} bytes exceeds the budget ${this.budgetBytes}`);
     return problems;
   }
@@ -398,12 +406,12 @@ export class Server {
     const built = s.executor !== undefined;
     const resident = s.choice.kind === 'kernel' ? s.pages.every((p) => this.pages.isResident(p)) : s.tensorIds.every((id) => this.tensors.pool.isResident(id));
     let counted = false;
-    for (;;) {
+    return this.admission.run(`a run of "${model}"`, async (admitted) => {
       let ex = await this.load(s);
       // An executor evicted between its build and this request's turn is built again.
       while (s.executor !== ex) ex = await this.load(s);
+      // Busy: its session is not reclaimable while the request pins its weights and runs.
       s.busy++;
-      this.holders++;
       s.lastUsed = ++this.clock;
       try {
         // Checked before any memory is pinned: a bad request costs nothing and changes nothing.
@@ -414,32 +422,13 @@ export class Server {
           else this.counters.misses++;
         }
         const t0 = performance.now();
-        const out = await this.holding(() => ex.run(checked));
+        const out = await ex.run(checked, admitted);
         this.measured(s, ex.kind, performance.now() - t0);
         return out;
-      } catch (e) {
-        if (!(e instanceof CapacityError)) throw e;
-        // Nothing else holds memory it will release: waiting could only deadlock.
-        if (this.holders - 1 <= 0) throw new CapacityError('BUDGET_EXCEEDED', `a run of "${model}" does not fit the server budget of ${this.budgetBytes} bytes even with every idle page, tensor and session evicted (${e.message})`);
       } finally {
         s.busy--;
-        this.holders--;
-        this.notifyRelease();
       }
-      // Wait with the session idle, so what others need can be reclaimed from it too.
-      await new Promise<void>((r) => this.releaseWaiters.push(r));
-    }
-  }
-
-  /** Counts `fn` as holding memory while it runs (others wait for it rather than give up). */
-  private async holding<T>(fn: () => Promise<T>): Promise<T> {
-    this.holders++;
-    try {
-      return await fn();
-    } finally {
-      this.holders--;
-      this.notifyRelease();
-    }
+    });
   }
 
   private measured(s: ModelState, kind: ExecutorKind, ms: number): void {
@@ -541,28 +530,26 @@ export class Server {
    */
   private async buildSession(name: string, keptBytes: number, ids: number[], assemble: (data: Uint8Array[]) => Uint8Array, modelBytes: number): Promise<ModelSession> {
     const entry = this.states.get(name)!.entry;
-    this.counters.sessionBuilds++;
-    // A build holds what it reserved until it ends: it counts as a holder from the start.
-    return this.holding(async () => {
-      await this.withRoom(`the session of "${name}"`, async () => this.ledger.reserve('sessions', keptBytes, `the session of "${name}"`), 1);
-      let kept = false;
+    // Built in the request's memory turn: a reservation that fails gives everything back, and the
+    // request waits for a release and tries again (memory-admission.ts).
+    this.ledger.reserve('sessions', keptBytes, `the session of "${name}"`);
+    let kept = false;
+    try {
+      this.ledger.reserve('inflight', modelBytes, `the model bytes of "${name}"`);
       try {
-        await this.withRoom(`the model bytes of "${name}"`, async () => this.ledger.reserve('inflight', modelBytes, `the model bytes of "${name}"`), 1);
-        try {
-          const session = await this.withRoom(`the weights of "${name}"`, () =>
-            this.tensors.withTensors(ids, name, this.clock, (data) => {
-              const bytes = assemble(data);
-              return this.ortCalls.run(() => ModelSession.create(name, bytes, [], entry, { ort: this.ort, mode: 'inline', sessionOptions: this.opts.sessionOptions }));
-            }), 1);
-          kept = true;
-          return session;
-        } finally {
-          this.ledger.release('inflight', modelBytes);
-        }
+        const session = await this.tensors.withTensors(ids, name, this.clock, (data) => {
+          const bytes = assemble(data);
+          return this.ortCalls.run(() => ModelSession.create(name, bytes, [], entry, { ort: this.ort, mode: 'inline', sessionOptions: this.opts.sessionOptions }));
+        });
+        kept = true;
+        this.counters.sessionBuilds++;
+        return session;
       } finally {
-        if (!kept) this.ledger.release('sessions', keptBytes);
+        this.ledger.release('inflight', modelBytes);
       }
-    });
+    } finally {
+      if (!kept) this.ledger.release('sessions', keptBytes);
+    }
   }
 
   private async drop(s: ModelState): Promise<void> {
@@ -578,7 +565,6 @@ export class Server {
     }
     if (ex.keptBytes) this.ledger.release('sessions', ex.keptBytes);
     if (ex.kind !== 'kernel') this.counters.sessionEvictions++;
-    this.notifyRelease();
     await ex.release().catch(() => undefined);
   }
 
@@ -587,7 +573,6 @@ export class Server {
     this.graphs.delete(g.key);
     this.ledger.release('sessions', g.bytes);
     this.counters.sessionEvictions++;
-    this.notifyRelease();
     await this.ortCalls.run(() => g.session.release()).catch(() => undefined);
   }
 
@@ -651,34 +636,6 @@ export class Server {
       void this.drop(victim);
     }
     return freed;
-  }
-
-  /** Retries `attempt` while memory is short and others hold it: they will release it without waiting. */
-  private async withRoom<T>(what: string, attempt: () => Promise<T>, selfHeld: number): Promise<T> {
-    for (;;) {
-      try {
-        return await attempt();
-      } catch (e) {
-        if (!(e instanceof CapacityError)) throw e;
-        if (this.holders - selfHeld <= 0) {
-          throw new CapacityError('BUDGET_EXCEEDED', `${what} does not fit the server budget of ${this.budgetBytes} bytes even with every idle page, tensor and session evicted (${e.message})`);
-        }
-        // While waiting this request releases nothing, so it must not count as a holder for others.
-        this.holders -= selfHeld;
-        this.notifyRelease();
-        try {
-          await new Promise<void>((r) => this.releaseWaiters.push(r));
-        } finally {
-          this.holders += selfHeld;
-        }
-      }
-    }
-  }
-
-  private notifyRelease(): void {
-    const w = this.releaseWaiters;
-    this.releaseWaiters = [];
-    for (const r of w) r();
   }
 
   private async fetchPage(id: number): Promise<Uint8Array> {

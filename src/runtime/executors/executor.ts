@@ -17,8 +17,12 @@ export interface Executor {
   readonly keptBytes: number;
   /** Checks the feeds (typed InferenceError on a wrong name, dtype or shape), before any memory is touched. */
   check(feeds: Record<string, Feed>): unknown;
-  /** Runs on feeds `check` accepted; pins what the run reads and releases it however the run ends. */
-  run(checked: unknown): Promise<Record<string, OrtCommon.Tensor>>;
+  /**
+   * Runs on feeds `check` accepted; pins what the run reads and releases it however the run ends.
+   * Calls `admitted` once everything is pinned, before computing (the next request may then take
+   * its memory: memory-admission.ts); a CapacityError before that means the run did not fit now.
+   */
+  run(checked: unknown, admitted?: () => void): Promise<Record<string, OrtCommon.Tensor>>;
   /** Frees the session (if any). The ledger entry is the server's to release. */
   release(): Promise<void>;
 }

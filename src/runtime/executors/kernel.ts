@@ -39,9 +39,9 @@ export class KernelExecutor implements Executor {
     return denseFeed(this.entry.name, this.plan, feeds as Record<string, unknown>);
   }
 
-  run(checked: unknown): Promise<Record<string, OrtCommon.Tensor>> {
+  run(checked: unknown, admitted?: () => void): Promise<Record<string, OrtCommon.Tensor>> {
     const input = checked as { data: Float32Array; batch: number };
-    return this.deps.pagePool.withPages(this.pages, () => this.compute(input), { model: this.entry.name });
+    return this.deps.pagePool.withPages(this.pages, () => (admitted?.(), this.compute(input)), { model: this.entry.name });
   }
 
   async release(): Promise<void> {}

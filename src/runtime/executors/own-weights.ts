@@ -22,7 +22,8 @@ export class OwnWeightsExecutor implements Executor {
     return this.session.toTensors(feeds);
   }
 
-  run(checked: unknown): Promise<Record<string, OrtCommon.Tensor>> {
+  run(checked: unknown, admitted?: () => void): Promise<Record<string, OrtCommon.Tensor>> {
+    admitted?.(); // it pins nothing: its memory is its session, already held
     return this.ortCalls.run(() => this.session.runTensors(checked as Record<string, OrtCommon.Tensor>));
   }
 

@@ -48,10 +48,11 @@ export class SharedWeightsExecutor implements Executor {
     return this.session.toTensors(feeds);
   }
 
-  run(checked: unknown): Promise<Record<string, OrtCommon.Tensor>> {
+  run(checked: unknown, admitted?: () => void): Promise<Record<string, OrtCommon.Tensor>> {
     const inputs = checked as Record<string, OrtCommon.Tensor>;
     const { tensors, ortCalls, ort } = this.deps;
     return tensors.withTensors(this.ids, this.model, this.deps.clock(), (data) => {
+      admitted?.();
       const feeds: Record<string, OrtCommon.Tensor> = { ...inputs };
       this.fed.forEach((f, i) => (feeds[f.input] = tensorOver(ort, f.dtype, data[i], f.dims)));
       return ortCalls.run(() => this.session.runTensors(feeds));
