@@ -51,12 +51,17 @@ export type BlockInput =
   /** A block this store already holds, by id (the caller has checked its content: imports compare SHA-256). */
   | { local: number };
 
-/** A new block's stored bytes when it is a delta: as its codec wrote them, against `base`'s content. */
+/** A new block's stored bytes when not its content (a delta, a coded block): as its codec wrote them. */
 export interface StoredBlock {
   bytes: Uint8Array;
-  /** The delta's base: a block of this store, or one this add stores as well. */
-  base: BlockInput;
+  /** A delta's base (its content is what `bytes` decode against): a block of this store, or one this add stores as well. */
+  base?: BlockInput;
+  /** The other catalog fields that say how `bytes` are coded, copied into the block's entry as they are. */
+  coding?: BlockCoding;
 }
+
+/** The fields of a block's entry beyond where it lies, its hash and its base: how its stored bytes are coded. */
+export type BlockCoding = Omit<NewBlock, 'id' | 'page' | 'offset' | 'length' | 'hash' | 'base'>;
 
 /**
  * A block this add placed. A later duplicate is matched against its copy on the page, except for
@@ -219,10 +224,10 @@ async function findOrCreate(
   const data = bytes ?? (await (input as { load: () => Promise<Uint8Array> }).load());
   // A delta's base first: it is a block of this store, or placed by this add like any other.
   const stored = 'stored' in input ? input.stored : undefined;
-  const base = stored ? await findOrCreate(core, stored.base, reader, writer, pending, fresh, allocate, scratch) : undefined;
+  const base = stored?.base ? await findOrCreate(core, stored.base, reader, writer, pending, fresh, allocate, scratch) : undefined;
   const kept = stored ? stored.bytes : data;
   const { page, offset } = onPage ? writer.take(kept.length) : await writer.place(kept);
-  const block: PlacedBlock = { id: allocate(), page, offset, length: kept.length, hash, ...(base !== undefined ? { base } : {}), ...(stored ? { content: data } : {}) };
+  const block: PlacedBlock = { ...stored?.coding, id: allocate(), page, offset, length: kept.length, hash, ...(base !== undefined ? { base } : {}), ...(stored ? { content: data } : {}) };
   if (!mine) pending.set(hash, block);
   fresh.push(block);
   return block.id;

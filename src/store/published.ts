@@ -432,8 +432,12 @@ export class PublishedStore {
       if (mine !== undefined) return { local: mine };
       const b = this.catalog.blocks.get(id)!;
       const data = await verified(id);
-      const base = b.base === undefined ? undefined : await deltaBase(b.base);
-      return base ? { data, hash: b.hash, stored: { bytes: await remote.stored(id), base } } : { data, hash: b.hash };
+      // Whatever else the entry says of how its bytes are coded travels with them.
+      const { page: _page, offset: _offset, length: _length, hash: _hash, refs: _refs, base: _base, ...coding } = b;
+      const coded = Object.keys(coding).length > 0;
+      if (b.base === undefined) return coded ? { data, hash: b.hash, stored: { bytes: await remote.stored(id), coding } } : { data, hash: b.hash };
+      const base = await deltaBase(b.base);
+      return base ? { data, hash: b.hash, stored: { bytes: await remote.stored(id), base, coding } } : { data, hash: b.hash };
     };
 
     const tensors: NewTensor[] = [];
