@@ -38,6 +38,8 @@ interface Family {
   executors: (ExecutorKind | 'auto')[];
   /** Requests per model on each server. */
   rounds: number;
+  /** Distinct weight-less graphs (models that differ only in weights share one). */
+  graphs: number;
 }
 
 /** Base, frozen-backbone head (2 classes, same backbone), fine-tune (one weight moved) of a zoo architecture. */
@@ -56,7 +58,7 @@ async function zooFamily(arch: Architecture): Promise<Family> {
     { name: `${arch.family}-head`, bytes: arch.export(head, { graphName: 'head', docString: '' }) },
     { name: `${arch.family}-ft`, bytes: arch.export(tuned, { graphName: 'ft', docString: '' }) },
   ];
-  return { name: arch.family, models, input: 'input', dims: [1, ...arch.inputDims], batch: 2, executors: ['shared-weights', 'own-weights', 'auto'], rounds: 3 };
+  return { name: arch.family, models, input: 'input', dims: [1, ...arch.inputDims], batch: 2, executors: ['shared-weights', 'own-weights', 'auto'], rounds: 3, graphs: 2 };
 }
 
 function mlpFamily(): Family {
@@ -69,12 +71,12 @@ function mlpFamily(): Family {
     { name: 'mlp-head', bytes: exportMlpOnnx(head, { graphName: 'head' }) },
     { name: 'mlp-ft', bytes: exportMlpOnnx(tuned, { graphName: 'ft' }) },
   ];
-  return { name: 'mlp', models, input: 'input', dims: [1, 784], batch: 3, executors: ['kernel', 'shared-weights', 'own-weights', 'auto'], rounds: 3 };
+  return { name: 'mlp', models, input: 'input', dims: [1, 784], batch: 3, executors: ['kernel', 'shared-weights', 'own-weights', 'auto'], rounds: 3, graphs: 2 };
 }
 
 async function recFamily(): Promise<Family> {
   const models = await frozenBackboneVariants(new Uint8Array(readFileSync(REC)), 2, 'rec');
-  return { name: 'ocr-rec', models, input: 'x', dims: [1, 3, 48, 320], batch: 1, executors: ['shared-weights', 'own-weights'], rounds: 2 };
+  return { name: 'ocr-rec', models, input: 'x', dims: [1, 3, 48, 320], batch: 1, executors: ['shared-weights', 'own-weights'], rounds: 2, graphs: 1 };
 }
 
 let ort: OrtModule;
@@ -121,6 +123,8 @@ async function check(fam: Family): Promise<void> {
         if (executor === 'auto') assert.ok(fam.name === 'mlp' ? kind === 'kernel' : kind !== 'kernel', `${m.name} on ${kind}: ${metrics.executors[m.name].reason}`);
         else assert.is(kind, executor, `${m.name}: ${metrics.executors[m.name].reason}`);
       }
+      // The base and its fine-tune differ only in weights (and their graphs' names): one weight-less session serves both.
+      if (executor === 'shared-weights' && which === 'roomy') assert.is(metrics.sessionBuilds, fam.graphs, `${fam.name}: weight-less sessions built`);
       assert.equal(server.checkInvariants(), [], `${fam.name} ${executor} ${which}`);
       assert.ok(metrics.peakBytes <= budgetBytes);
       await server.close();

@@ -48,7 +48,7 @@ const CHARTS: Chart[] = [
   {
     id: 'serving',
     title: 'Serving: throughput and p99 latency against the memory budget',
-    caption: "Many models under one budget (fraction of the models' total bytes): tessera against onnxruntime-node sessions made from the files, kept with LRU by bytes (baseline). Runs that did not fit their budget are left out.",
+    caption: "Many models under one budget (fraction of the family's .onnx bytes), one panel per family (PP-OCRv4 rec variants, the zoo's MLP, CNN and ViT, the 1 GB scale run): tessera against onnxruntime-node sessions made from the files, kept with LRU by bytes (baseline), and the same on onnxruntime-web (baseline-web). Runs that failed are left out.",
     bench: 'serving',
     spec: (r) => {
       // serving.json lists one row per (system, budget) run; older results named them `systems`.

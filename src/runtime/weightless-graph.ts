@@ -144,5 +144,12 @@ export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot
   for (let i = visits.length; i < slots.length; i++) inline.push(i);
   for (const [g, set] of removedInit) g.initializer = g.initializer.filter((t) => !set.has(t));
   for (const [g, set] of removedNodes) g.node = g.node.filter((n) => !set.has(n));
+  // Names and descriptions do not change what a graph computes, and exporters stamp each model's
+  // own (the zoo writes its name and how it was made): dropped, so fine-tunes of one architecture
+  // keep byte-identical weight-less graphs and share one session.
+  model.docString = '';
+  model.metadataProps = [];
+  main.name = 'weightless';
+  main.docString = '';
   return { skeleton: toBinary(ModelProtoSchema, model), fed, inline };
 }
