@@ -53,8 +53,11 @@ export async function bundleBrowser() {
   await dropNodeRuntime(join(browserOutDir, 'tessera.browser.mjs'));
   const ortDist = join(root, 'node_modules', 'onnxruntime-web', 'dist');
   for (const f of WASM_FILES) await copyFile(join(ortDist, f), join(browserOutDir, f));
+  // zstd's wasm (the lossless block codec, src/codecs/zstd.ts): its web build fetches it from
+  // beside the module that imports it, here the bundle.
+  await copyFile(join(root, 'node_modules', '@bokuweb', 'zstd-wasm', 'dist', 'web', 'zstd.wasm'), join(browserOutDir, 'zstd.wasm'));
   const size = (await stat(join(browserOutDir, 'tessera.browser.mjs'))).size;
-  console.error(`bundled src/browser.ts -> build/out/browser/tessera.browser.mjs (${(size / 1024).toFixed(0)} KiB) + ${WASM_FILES.join(', ')}`);
+  console.error(`bundled src/browser.ts -> build/out/browser/tessera.browser.mjs (${(size / 1024).toFixed(0)} KiB) + ${WASM_FILES.join(', ')}, zstd.wasm`);
 }
 
 // Run as a script or imported by build/build.mjs: either way, bundle.

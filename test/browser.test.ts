@@ -5,7 +5,7 @@
  * and a full quota leave stored models servable; and the PageStore conformance suite passes
  * against Chromium's IndexedDB. Fails (never skips) when Chromium is missing.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -84,6 +84,8 @@ async function bundleConformance(outDir: string): Promise<void> {
       },
     }],
   });
+  // The lossless block codec's zstd wasm, fetched from beside the bundle (as build/bundle-browser.mjs places it).
+  await copyFile(join(root, 'node_modules', '@bokuweb', 'zstd-wasm', 'dist', 'web', 'zstd.wasm'), join(outDir, 'zstd.wasm'));
 }
 
 test('Chromium: import a family, fetch only new pages, same outputs as Node, failures keep models servable, conformance', async () => {

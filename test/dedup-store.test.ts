@@ -8,6 +8,12 @@ import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { perturbed } from '../tools/fixtures/family.ts';
 import { TesseraError } from '../src/errors.ts';
 import { codeOf, rng } from './helpers.ts';
+import { createHash } from 'node:crypto';
+import { decodeRecord, encodeRecord, Catalog } from '../src/catalog/catalog.ts';
+import { dedupLossless } from '../src/dedup/planner.ts';
+import type { StoreCore } from '../src/store/core.ts';
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 const TILE = { rows: 16, cols: 16 };
 
@@ -143,6 +149,77 @@ test('a compaction cut off before its commit leaves the old layout intact', asyn
   await tensorsEqual(reopened, 'ft', ft);
   await reopened.collectGarbage();
   assert.ok((await reopened.verify()).ok);
+});
+
+test('lossless coding: every block coded where it pays, exports byte-identical, survives snapshot, reopen, compact and rm', async () => {
+  const { store, ft, base } = await family();
+  const other = mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 9 });
+  await store.add('other', other);
+  const before = store.stats().storedBytes;
+  const reports = await dedupLossless(store);
+  const coded = [...store.catalog.blocks.values()].filter((b) => b.codec === 'zstd-planes');
+  assert.ok(reports.find((r) => r.name === 'ft')!.blocksReplaced > 0, 'the fine-tune is stored as deltas');
+  assert.ok(reports.find((r) => r.name === 'other')!.blocksCoded > 0, 'an unrelated model is coded alone');
+  for (const b of coded) assert.ok(b.length < b.size!, 'no coded block is bigger than its content');
+  assert.is(before - store.stats().storedBytes, reports.reduce((a, r) => a + r.bytesSaved, 0));
+  for (const [name, onnx] of [['base', base], ['ft', ft], ['other', other]] as const) assert.is(sha256(await store.exportModel(name)), sha256(onnx), name);
+  assert.ok((await store.verify()).ok);
+  // The catalog folds into a snapshot and reopens with the codecs; compaction keeps them.
+  await store.checkpoint();
+  const again = await TesseraStore.open(store.backend);
+  assert.is([...again.catalog.blocks.values()].filter((b) => b.codec === 'zstd-planes').length, coded.length);
+  await again.compact();
+  for (const [name, onnx] of [['base', base], ['ft', ft], ['other', other]] as const) assert.is(sha256(await again.exportModel(name)), sha256(onnx), name);
+  await again.remove('base');
+  await tensorsEqual(again, 'ft', ft);
+  // Adding a model again finds its exact duplicates among the coded blocks (by content size, not stored size).
+  const stored = again.stats().storedBytes;
+  await again.add('other-again', other);
+  assert.is(again.stats().storedBytes, stored);
+  assert.ok((await again.verify()).ok);
+});
+
+test('records holding coded blocks are wrapped, so a tessera without codecs refuses them', async () => {
+  const { store } = await family();
+  await dedupLossless(store);
+  const snap = store.catalog.snapshot();
+  const reread = Catalog.load(snap, []);
+  assert.is(reread.blocks.size, store.catalog.blocks.size);
+  for (const [id, b] of store.catalog.blocks) assert.equal({ ...reread.blocks.get(id)! }, { ...b });
+  // The wire: 'coded' around an 'add' or 'delta' record, 'recode' for coding in place.
+  const rec = encodeRecord({ t: 'add', seq: 1, model: store.model('ft'), blocks: [{ id: 1, page: 0, offset: 0, length: 10, hash: '0123456789abcdef', codec: 'zstd-planes', size: 20 }], pages: [{ id: 0, used: 10 }] });
+  const { decode } = await import('@msgpack/msgpack');
+  assert.is((decode(rec) as { t: string }).t, 'coded');
+  const back = decodeRecord(rec);
+  assert.is(back.t, 'add');
+  assert.equal(back.t === 'add' && { ...back.blocks[0] }, { id: 1, page: 0, offset: 0, length: 10, hash: '0123456789abcdef', codec: 'zstd-planes', size: 20 });
+  const plain = encodeRecord({ t: 'add', seq: 1, model: store.model('ft'), blocks: [{ id: 1, page: 0, offset: 0, length: 10, hash: '0123456789abcdef' }], pages: [{ id: 0, used: 10 }] });
+  assert.is((decode(plain) as { t: string }).t, 'add');
+});
+
+test('a store written before codecs (deflate deltas) still reads bit-exact', async () => {
+  const { store, ft } = await family();
+  // Write a delta the way tessera did before 'zstd-planes': deflate planes, no codec in the catalog.
+  const core = (store as unknown as { core: StoreCore }).core;
+  const reader = core.blocks();
+  const writer = core.pageWriter();
+  const blocks = [];
+  const slots = [];
+  let id = core.nextBlockId;
+  for (const p of sameSlotPairs(store)) {
+    const data = encodeDelta(await reader.block(p.block), await reader.block(p.base), 4);
+    const { page, offset } = await writer.place(data);
+    blocks.push({ id, page, offset, length: data.length, hash: store.catalog.blocks.get(p.block)!.hash, base: p.base });
+    slots.push({ tensor: p.tensor, index: p.index, to: id++ });
+  }
+  const { pages } = await writer.finish();
+  await core.commit({ t: 'delta', seq: writer.epoch, model: 'ft', blocks, pages, slots });
+  assert.ok([...store.catalog.blocks.values()].some((b) => b.base !== undefined && b.codec === undefined));
+  await tensorsEqual(store, 'ft', ft);
+  // Lossless coding on top codes the raw blocks and leaves the old deltas readable.
+  await dedupLossless(store);
+  await tensorsEqual(await TesseraStore.open(store.backend), 'ft', ft);
+  assert.ok((await store.verify()).ok);
 });
 
 test.run();

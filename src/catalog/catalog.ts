@@ -14,6 +14,7 @@ import type { TileShape } from '../blocks/tiling.ts';
 import { gridOf } from '../blocks/tiling.ts';
 import { DTYPES, type DType } from '../onnx/dtypes.ts';
 import { TENSOR_ENCODINGS, type TensorEncoding } from '../onnx/model.ts';
+import { BLOCK_CODECS, type BlockCodec } from '../codecs/block-codec.ts';
 
 export const CATALOG_FORMAT = 1;
 
@@ -36,8 +37,15 @@ export interface BlockEntry {
   hash: string;
   /** Tensor slots, retained substitutions and delta blocks that reference it. */
   refs: number;
-  /** A delta block: stored as a compressed difference against block `base` (src/codecs/delta.ts). */
+  /**
+   * A delta block: stored as a difference against block `base` (deflated byte planes,
+   * src/codecs/delta.ts, or as `codec` says).
+   */
   base?: number;
+  /** How the stored bytes are coded (src/codecs/block-codec.ts); absent: raw, or a deflate delta. */
+  codec?: BlockCodec;
+  /** The content's length when `codec` is set (`length` is then the stored length). */
+  size?: number;
 }
 
 /** A block slot of a model replaced by a near-duplicate representative, kept until settled. */
@@ -97,6 +105,18 @@ export interface NewBlock {
   length: number;
   hash: string;
   base?: number;
+  codec?: BlockCodec;
+  size?: number;
+}
+
+/** A block re-stored in a new coding, in a new place (its id, content and references unchanged). */
+export interface BlockRecode {
+  id: number;
+  page: number;
+  offset: number;
+  length: number;
+  codec: BlockCodec;
+  size: number;
 }
 
 /** A stored block moved to another place (copied there before the commit that records it). */
@@ -123,6 +143,8 @@ export type CatalogRecord =
   | { t: 'settle'; seq: number; model: string }
   /** Lossless dedup: slots of `model` now point at new delta blocks (bit-exact); originals released. */
   | { t: 'delta'; seq: number; model: string; blocks: NewBlock[]; pages: { id: number; used: number }[]; slots: { tensor: number; index: number; to: number }[] }
+  /** Lossless coding of stored blocks in place: each listed block now lies, coded, on a new page. */
+  | { t: 'recode'; seq: number; blocks: BlockRecode[]; pages: { id: number; used: number }[] }
   /**
    * Compaction of some pages: the listed blocks moved onto new pages; pages left empty free.
    * `settle`: models whose substitutions are settled first, in the same commit (so compaction is
@@ -180,6 +202,31 @@ function modelFromWire(w: any): ModelEntry {
     ...(w.substitutions ? { substitutions: w.substitutions } : {}),
   };
 }
+/**
+ * Coded blocks add two columns: the codec (a byte, 0 = none, else 1 + its index in BLOCK_CODECS)
+ * and the content size. A record holding any is wrapped as 'coded' (see encodeRecord), so a
+ * tessera that predates codecs refuses the catalog instead of reading coded bytes as raw.
+ */
+function codecColumns(blocks: readonly { codec?: BlockCodec; size?: number }[]): { codecs: Uint8Array; sizes: Uint8Array } | undefined {
+  if (!blocks.some((b) => b.codec !== undefined)) return undefined;
+  const codecs = new Uint8Array(blocks.length);
+  const sizes = new Uint32Array(blocks.length);
+  blocks.forEach((b, i) => {
+    if (b.codec === undefined) return;
+    codecs[i] = BLOCK_CODECS.indexOf(b.codec) + 1;
+    sizes[i] = b.size!;
+  });
+  return { codecs, sizes: u32Bytes(sizes) };
+}
+function codecOf(w: any, i: number): { codec?: BlockCodec; size?: number } {
+  if (!w.codecs) return {};
+  const c = (w.codecs as Uint8Array)[i];
+  if (c === 0) return {};
+  const codec = BLOCK_CODECS[c - 1];
+  if (!codec) throw new CorruptionError('CATALOG_CORRUPT', `a catalog record names block codec ${c}, which this tessera does not know: written by a newer tessera?`);
+  const sizes = (w.sizesU32 ??= bytesU32(w.sizes)) as Uint32Array;
+  return { codec, size: sizes[i] };
+}
 function blocksToWire(blocks: NewBlock[]): unknown {
   const n = blocks.length;
   const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
@@ -192,16 +239,35 @@ function blocksToWire(blocks: NewBlock[]): unknown {
     cols[4][i] = b.base ?? NO_BASE;
     hashes[i] = b.hash;
   });
-  return { cols: cols.map(u32Bytes), hashes: hashes.join('') };
+  return { cols: cols.map(u32Bytes), hashes: hashes.join(''), ...codecColumns(blocks) };
 }
 function blocksFromWire(w: any): NewBlock[] {
   const [ids, pages, offsets, lengths, bases] = (w.cols as Uint8Array[]).map(bytesU32);
   const out: NewBlock[] = new Array(ids.length);
   for (let i = 0; i < ids.length; i++) {
-    out[i] = { id: ids[i], page: pages[i], offset: offsets[i], length: lengths[i], hash: (w.hashes as string).slice(i * 16, i * 16 + 16) };
+    out[i] = { id: ids[i], page: pages[i], offset: offsets[i], length: lengths[i], hash: (w.hashes as string).slice(i * 16, i * 16 + 16), ...codecOf(w, i) };
     if (bases[i] !== NO_BASE) out[i].base = bases[i];
   }
   return out;
+}
+function recodesToWire(blocks: BlockRecode[]): unknown {
+  const n = blocks.length;
+  const cols = [new Uint32Array(n), new Uint32Array(n), new Uint32Array(n), new Uint32Array(n)];
+  blocks.forEach((b, i) => {
+    cols[0][i] = b.id;
+    cols[1][i] = b.page;
+    cols[2][i] = b.offset;
+    cols[3][i] = b.length;
+  });
+  return { cols: cols.map(u32Bytes), ...codecColumns(blocks) };
+}
+function recodesFromWire(w: any): BlockRecode[] {
+  const [ids, pages, offsets, lengths] = (w.cols as Uint8Array[]).map(bytesU32);
+  return Array.from(ids, (id, i) => {
+    const { codec, size } = codecOf(w, i);
+    if (!codec) throw new CorruptionError('CATALOG_CORRUPT', `a recode record leaves block ${id} without a codec: the catalog is damaged.`);
+    return { id, page: pages[i], offset: offsets[i], length: lengths[i], codec, size: size! };
+  });
 }
 
 function movesToWire(moves: BlockMove[]): Uint8Array[] {
@@ -220,10 +286,17 @@ function movesFromWire(w: Uint8Array[]): BlockMove[] {
 }
 
 export function encodeRecord(rec: CatalogRecord): Uint8Array {
+  const inner = encodeInner(rec);
+  const coded = (rec.t === 'add' || rec.t === 'delta') && rec.blocks.some((b) => b.codec !== undefined);
+  return coded ? encode({ t: 'coded', seq: rec.seq, record: inner }) : inner;
+}
+
+function encodeInner(rec: CatalogRecord): Uint8Array {
   const pages = (p: { id: number; used: number }[]) => p.map((x) => [x.id, x.used]);
   const moved = (m: BlockMove[] | undefined) => (m?.length ? { moved: movesToWire(m) } : {});
   if (rec.t === 'add') return encode({ t: rec.moved?.length ? 'add-shared' : 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
   if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: pages(rec.pages) });
+  if (rec.t === 'recode') return encode({ t: 'recode', seq: rec.seq, blocks: recodesToWire(rec.blocks), pages: pages(rec.pages) });
   if (rec.t === 'repack' && rec.settle?.length) return encode({ t: 'repack-settle', seq: rec.seq, settle: rec.settle, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
   if (rec.t === 'relayout' || rec.t === 'repack') return encode({ t: rec.t, seq: rec.seq, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
   return encode(rec);
@@ -246,6 +319,12 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
     throw new CorruptionError('CATALOG_CORRUPT', `a catalog record cannot be decoded (${(e as Error).message}): the catalog is damaged.`);
   }
   if (!w || typeof w !== 'object' || typeof w.seq !== 'number') throw new CorruptionError('CATALOG_CORRUPT', 'a catalog record has no sequence number: the catalog is damaged.');
+  if (w.t === 'coded') {
+    if (!(w.record instanceof Uint8Array)) throw new CorruptionError('CATALOG_CORRUPT', 'a coded catalog record holds no record: the catalog is damaged.');
+    const inner = decodeWire(w.record);
+    if ((inner.t !== 'add' && inner.t !== 'delta') || inner.seq !== w.seq) throw new CorruptionError('CATALOG_CORRUPT', 'a coded catalog record wraps an unexpected record: the catalog is damaged.');
+    return inner;
+  }
   const pages = () => (w.pages as number[][]).map(([id, used]) => ({ id, used }));
   const moved = () => (w.moved ? { moved: movesFromWire(w.moved) } : {});
   if (w.t === 'add' || w.t === 'add-shared') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
@@ -255,6 +334,7 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
   }
   if (w.t === 'relayout' || w.t === 'repack') return { t: w.t, seq: w.seq, blocks: movesFromWire(w.blocks), pages: pages() };
   if (w.t === 'delta') return { ...w, blocks: blocksFromWire(w.blocks), pages: pages() };
+  if (w.t === 'recode') return { t: 'recode', seq: w.seq, blocks: recodesFromWire(w.blocks), pages: pages() };
   if (w.t === 'init' || w.t === 'rm' || w.t === 'subst' || w.t === 'undo' || w.t === 'settle') return w as CatalogRecord;
   throw new CorruptionError('CATALOG_CORRUPT', `unknown catalog record type "${w.t}": written by a newer tessera?`);
 }
@@ -362,6 +442,20 @@ export class Catalog {
         }
         break;
       }
+      case 'recode': {
+        for (const p of rec.pages) {
+          if (this.pages.has(p.id)) throw new CorruptionError('CATALOG_CORRUPT', `a recode writes page ${p.id}, which the catalog already holds.`);
+          this.pages.set(p.id, { epoch: rec.seq, used: p.used, live: 0 });
+        }
+        this.move(rec.blocks);
+        for (const r of rec.blocks) {
+          const b = this.blocks.get(r.id)!;
+          b.length = r.length;
+          b.codec = r.codec;
+          b.size = r.size;
+        }
+        break;
+      }
       case 'relayout': {
         if (rec.blocks.length !== this.blocks.size) throw new CorruptionError('CATALOG_CORRUPT', `a relayout moves ${rec.blocks.length} blocks, the catalog holds ${this.blocks.size}.`);
         this.pages.clear();
@@ -427,7 +521,7 @@ export class Catalog {
     // In a snapshot, a page shared by several models is listed by each model's record.
     for (const p of pages) if (!this.pages.has(p.id)) this.pages.set(p.id, { epoch: seq, used: p.used, live: 0 });
     for (const b of blocks) {
-      this.blocks.set(b.id, { page: b.page, offset: b.offset, length: b.length, hash: b.hash, refs: 0, ...(b.base !== undefined ? { base: b.base } : {}) });
+      this.blocks.set(b.id, { page: b.page, offset: b.offset, length: b.length, hash: b.hash, refs: 0, ...(b.base !== undefined ? { base: b.base } : {}), ...(b.codec !== undefined ? { codec: b.codec, size: b.size } : {}) });
       const same = this.byHash.get(b.hash);
       if (same) same.push(b.id);
       else this.byHash.set(b.hash, [b.id]);
@@ -497,7 +591,7 @@ export class Catalog {
         introduced.add(id);
         const b = this.blocks.get(id)!;
         if (b.base !== undefined) introduce(b.base);
-        blocks.push({ id, page: b.page, offset: b.offset, length: b.length, hash: b.hash, ...(b.base !== undefined ? { base: b.base } : {}) });
+        blocks.push({ id, page: b.page, offset: b.offset, length: b.length, hash: b.hash, ...(b.base !== undefined ? { base: b.base } : {}), ...(b.codec !== undefined ? { codec: b.codec, size: b.size } : {}) });
         if (!pages.has(b.page)) pages.set(b.page, this.pages.get(b.page)!.used);
       };
       for (const id of modelRefs(model)) introduce(id);
@@ -513,6 +607,14 @@ export class Catalog {
     for (const t of model.tensors) n += t.dims.reduce((a, d) => a * d, 1) * DTYPES[t.dtype].bytes;
     return n;
   }
+}
+
+/**
+ * The length of a block's content as the catalog knows it: a coded block's recorded size, else its
+ * stored length (for a deflate delta that is the delta's; its content is its base's length).
+ */
+export function contentLength(b: Readonly<BlockEntry>): number {
+  return b.codec !== undefined ? b.size! : b.length;
 }
 
 /** Every block reference a model holds: its tensor slots and its retained substitution originals. */

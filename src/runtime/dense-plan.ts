@@ -54,7 +54,10 @@ export function densePlanOf(model: ModelEntry, catalog: BlockTable, tile: TileSh
   });
   for (const t of model.tensors) {
     if (t.dtype !== 'float32') return { reason: `tensor ${t.name} is ${t.dtype}, not float32` };
-    for (const id of t.blocks) if (catalog.blocks.get(id)?.base !== undefined) return { reason: `tensor ${t.name} holds delta-encoded blocks (decoded, not read in place)` };
+    for (const id of t.blocks) {
+      const b = catalog.blocks.get(id);
+      if (b?.base !== undefined || b?.codec !== undefined) return { reason: `tensor ${t.name} holds delta-encoded or coded blocks (decoded, not read in place)` };
+    }
   }
   const steps: DenseStep[] = [];
   let cur = inp.name;

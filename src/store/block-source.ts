@@ -13,6 +13,7 @@ import type { BlockEntry, ModelEntry, TensorEntry } from '../catalog/catalog.ts'
 import { gridOf, placeBlock, type TileShape } from '../blocks/tiling.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 import { decodeDelta } from '../codecs/delta.ts';
+import { blockCodecReady, decodeBlock } from '../codecs/block-codec.ts';
 
 /** What a BlockSource needs to know of a catalog: where each block lies. */
 export interface BlockTable {
@@ -63,7 +64,7 @@ export class BlockSource {
     return page;
   }
 
-  /** The block's bytes as stored (a delta block's compressed delta). */
+  /** The block's bytes as stored (a delta block's compressed delta, a coded block's code). */
   async stored(id: number): Promise<Uint8Array> {
     const b = this.entry(id);
     const data = await this.page(b.page);
@@ -71,16 +72,20 @@ export class BlockSource {
     return data.subarray(b.offset, b.offset + b.length);
   }
 
-  /** The block's content (a delta decoded against its base's content). */
+  /** The block's content (a coded block decoded; a delta against its base's content). */
   async block(id: number): Promise<Uint8Array> {
     const b = this.entry(id);
     const found = this.opts.elsewhere?.(id, b);
     if (found) return found;
     const stored = await this.stored(id);
-    if (b.base === undefined) return stored;
-    const base = await this.block(b.base);
+    if (b.base === undefined && b.codec === undefined) return stored;
+    const base = b.base === undefined ? undefined : await this.block(b.base);
     try {
-      return decodeDelta(stored, base);
+      if (b.codec === undefined) return decodeDelta(stored, base!);
+      await blockCodecReady();
+      const out = decodeBlock(stored, base);
+      if (out.length !== b.size) throw new CorruptionError('PAGE_CORRUPT', `block ${id} decodes to ${out.length} bytes, the catalog records ${b.size}.`);
+      return out;
     } catch (e) {
       if (e instanceof CorruptionError && e.pageId === undefined) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page}: ${e.message}`, { pageId: b.page });
       throw e;

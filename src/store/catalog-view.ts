@@ -6,7 +6,7 @@
  * The view follows the catalog its owner holds now (`TesseraStore.refresh` swaps the catalog, and
  * a view taken before stays current), so holding one is safe for as long as its store is open.
  */
-import { Catalog, modelRefs, type BlockEntry, type ModelEntry, type PageEntry, type StoreConfig, type TensorEntry } from '../catalog/catalog.ts';
+import { Catalog, contentLength, modelRefs, type BlockEntry, type ModelEntry, type PageEntry, type StoreConfig, type TensorEntry } from '../catalog/catalog.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 
 export interface CatalogView {
@@ -70,7 +70,7 @@ class LiveCatalogView implements CatalogView {
 
   findBlock(hash: string, length: number): number | undefined {
     const cat = this.current();
-    for (const id of cat.byHash.get(hash) ?? []) if (cat.blocks.get(id)!.length === length) return id;
+    for (const id of cat.byHash.get(hash) ?? []) if (contentLength(cat.blocks.get(id)!) === length) return id;
     return undefined;
   }
 

@@ -8,7 +8,7 @@ import { parseModel } from '../onnx/model.ts';
 import { claimDeferred, fillDeferred, type ReadAt, type SparseFile } from '../onnx/sparse-read.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 import { cutBlock, gridOf, tileExtent } from '../blocks/tiling.ts';
-import { Catalog, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
+import { Catalog, contentLength, type ModelEntry, type NewBlock, type TensorEntry } from '../catalog/catalog.ts';
 import type { BlockSource } from './block-source.ts';
 import type { StoreCore, Progress } from './core.ts';
 import type { PageWriter } from './page-writer.ts';
@@ -217,7 +217,7 @@ async function findOrCreate(
   const length = bytes ? bytes.length : (input as { length: number }).length;
   const hash = input.hash ?? hash64Hex(bytes!);
   for (const id of core.catalog.withHash(hash)) {
-    if (bytes ? bytesEqual(await reader.block(id), bytes) : core.catalog.blocks.get(id)!.length === length) return id;
+    if (bytes ? bytesEqual(await reader.block(id), bytes) : contentLength(core.catalog.blocks.get(id)!) === length) return id;
   }
   const mine = pending.get(hash);
   if (mine && (bytes ? bytesEqual(mine.content ?? (await writer.placedBytes(mine)), bytes) : (mine.content?.length ?? mine.length) === length)) return mine.id;

@@ -24,7 +24,7 @@
  */
 import { CorruptionError, InvalidArgumentError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex, loadSha256, sha256, sha256Hex } from '../hash.ts';
-import { Catalog, type ModelEntry } from '../catalog/catalog.ts';
+import { Catalog, contentLength as blockContentLength, type BlockEntry, type ModelEntry } from '../catalog/catalog.ts';
 import { gridOf, tileExtent, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { assembleModel, parseModel } from '../onnx/model.ts';
 import { BlockSource } from './block-source.ts';
@@ -189,14 +189,15 @@ function validateCatalog(catalog: Catalog, index: PublishedIndex, location: stri
     if (!isCount(b.offset) || !isCount(b.length) || b.offset + b.length > pageUsed!) fail(`block ${id} (${b.offset}+${b.length}) lies outside page ${b.page} (${pageUsed} bytes)`);
     let x = b;
     let depth = 0;
-    while (x.base !== undefined) {
+    if (b.codec !== undefined && (!isCount(b.size) || b.length > b.size! + 64)) fail(`coded block ${id} stores ${b.length} bytes for ${b.size} bytes of content`);
+    while (x.codec === undefined && x.base !== undefined) {
       if (++depth > IMPORT_LIMITS.deltaChain) fail(`block ${id} is a chain of more than ${IMPORT_LIMITS.deltaChain} deltas (or a cycle)`);
       const next = catalog.blocks.get(x.base);
       if (!next) fail(`delta block ${id} names base ${x.base}, which the catalog does not hold`);
       x = next!;
     }
-    contentLength.set(id, x.length);
-    if (b.base !== undefined && b.length > x.length + 64) fail(`delta block ${id} stores ${b.length} bytes for ${x.length} bytes of content`);
+    contentLength.set(id, blockContentLength(x));
+    if (b.base !== undefined && b.codec === undefined && b.length > x.length + 64) fail(`delta block ${id} stores ${b.length} bytes for ${x.length} bytes of content`);
   }
   for (const m of catalog.models.values()) {
     for (const t of m.tensors) {
@@ -490,7 +491,7 @@ export class PublishedStore {
       const length = this.contentLength(b);
       for (const candidate of store.catalog.withHash(b.hash)) {
         const entry = store.catalog.blocks.get(candidate)!;
-        if (entry.base === undefined && entry.length !== length) continue;
+        if (entry.base === undefined && blockContentLength(entry) !== length) continue;
         const bytes = await mine.block(candidate);
         if (bytes.length === length && bytesEqual(sha256(bytes), this.sha.get(id)!)) {
           local.set(id, { id: candidate, content: bytes });
@@ -516,10 +517,10 @@ export class PublishedStore {
     return { pages, local };
   }
 
-  /** Bytes of a published block's content (a delta's: its base's, as deltas keep lengths). */
-  private contentLength(b: { length: number; base?: number }): number {
+  /** Bytes of a published block's content (a deflate delta's: its base's, as deltas keep lengths). */
+  private contentLength(b: Readonly<BlockEntry>): number {
     for (let x = b; ; ) {
-      if (x.base === undefined) return x.length;
+      if (x.base === undefined || x.codec !== undefined) return blockContentLength(x);
       const base = this.catalog.blocks.get(x.base);
       if (!base) throw new CorruptionError('CATALOG_CORRUPT', `a published delta block names base ${x.base}, which the published catalog does not hold.`);
       x = base;

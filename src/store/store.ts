@@ -2,7 +2,7 @@
  * TesseraStore: the deduplicated model store over any PageStore backend — the public face of
  * the store core (core.ts: open, commit, read, remove) and the modules of functions over it:
  * ingest.ts (add, exact dedup), page-writer.ts (packing new blocks), compact.ts, verify.ts,
- * stats.ts and dedup-tx.ts (substitute, undo, settle, deltas). Each method here delegates.
+ * stats.ts and dedup-tx.ts (substitute, undo, settle, deltas, recode). Each method here delegates.
  *
  * add:    ONNX bytes → tensors → blocks → exact dedup → new blocks onto pages → one catalog record.
  * read:   model → tensors → blocks → pages (checksummed) → tensor bytes → ONNX (or a session:
@@ -20,7 +20,7 @@ import { addBlocks, addModel, type AddOptions, type AddReport, type NewTensor } 
 import { compactStore, type CompactReport } from './compact.ts';
 import { collectGarbage, verifyStore, type VerifyReport } from './verify.ts';
 import { storeStats, type StoreStats } from './stats.ts';
-import { settle, storeDeltas, substitute, undoSubstitutions } from './dedup-tx.ts';
+import { recodeBlocks, settle, storeDeltas, substitute, undoSubstitutions, type DeltaOptions, type RecodeOptions } from './dedup-tx.ts';
 
 export { DEFAULT_TILE, type Progress } from './core.ts';
 export { validateModelName, type AddOptions, type AddReport, type BlockInput, type NewTensor } from './ingest.ts';
@@ -127,8 +127,13 @@ export class TesseraStore {
   }
 
   /** Lossless dedup: blocks of `name` re-stored as deltas against bases; see dedup-tx.ts. */
-  storeDeltas(name: string, pairs: { block: number; base: number }[], opts: { minSaving?: number } = {}): Promise<{ replaced: number; bytesSaved: number }> {
+  storeDeltas(name: string, pairs: { block: number; base: number }[], opts: DeltaOptions = {}): Promise<{ replaced: number; bytesSaved: number }> {
     return storeDeltas(this.core, name, pairs, opts);
+  }
+
+  /** Lossless coding of raw blocks in place (every block by default); see dedup-tx.ts. */
+  recodeBlocks(ids?: Iterable<number>, opts: RecodeOptions = {}): Promise<{ recoded: number; bytesSaved: number }> {
+    return recodeBlocks(this.core, ids, opts);
   }
 
   /** Removes a model; pages no other model uses are freed. */

@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .option('--models <a,b>', 'models to deduplicate (default: all, in store order)')
     .option('--max-drop <fraction>', 'largest accepted accuracy drop, in [0, 1] (0.01 = one point)', parseFraction)
     .option('--eval <file|dir>', 'evaluation set JSON {"input", "dims", "data" (numbers, or base64 with "dataType" float32|uint8 and "scale"), "labels"?, "output"?}: labelled accuracy, or agreement with the original outputs without labels; a folder holds one <model>.eval.json per model (default: agreement on synthetic inputs)')
-    .option('--lossless', 'store near-duplicate blocks as compressed deltas (bit-exact; no accuracy bound needed)')
+    .option('--lossless', 'store near-duplicate blocks as coded deltas and code the rest alone (byte planes + zstd; bit-exact, no accuracy bound needed)')
     .option('--method <name>', `how near-duplicates are found and the bound checked: ${Object.values(DEDUP_METHODS).map((m) => `${m.name} (${m.summary})`).join('; ')}`, DEFAULT_DEDUP_METHOD)
     .option('--undo <model>', "restore a model's original blocks (bit-exact)")
     .option('--settle', 'make substitutions final (frees the replaced blocks; no undo after)')
@@ -102,9 +102,9 @@ export function register(program: Command): void {
           if (o.lossless) {
             const reports = await dedupLossless(store, { models, onProgress });
             bar.stop();
-            const out = reports.map((r) => ({ name: r.name, blocksReplaced: r.blocksReplaced, bytesSaved: r.bytesSaved, accuracyBefore: null, accuracyAfter: null, lossless: true }));
+            const out = reports.map((r) => ({ name: r.name, blocksReplaced: r.blocksReplaced, blocksCoded: r.blocksCoded, bytesSaved: r.bytesSaved, accuracyBefore: null, accuracyAfter: null, lossless: true }));
             if (o.json) return json(out);
-            print(table(['model', 'blocks', 'saved'], out.map((r) => [r.name, String(r.blocksReplaced), formatBytes(r.bytesSaved)])));
+            print(table(['model', 'deltas', 'coded alone', 'saved'], out.map((r) => [r.name, String(r.blocksReplaced), String(r.blocksCoded), formatBytes(r.bytesSaved)])));
             print('lossless: every model reads back bit-exact');
             return;
           }

@@ -59,7 +59,7 @@ export interface HttpServeOptions {
 /** The parts of a catalog a runtime may hold on to (the maps of one catalog state). */
 interface CatalogMaps {
   pages: ReadonlyMap<number, { epoch: number }>;
-  blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number }>;
+  blocks: ReadonlyMap<number, { page: number; offset: number; length: number; base?: number; codec?: string }>;
   models: ReadonlyMap<string, ModelEntry>;
 }
 
@@ -490,7 +490,7 @@ function onlyAdds(before: CatalogMaps, after: CatalogMaps): boolean {
   for (const [id, p] of before.pages) if (after.pages.get(id)?.epoch !== p.epoch) return false;
   for (const [id, b] of before.blocks) {
     const n = after.blocks.get(id);
-    if (!n || n.page !== b.page || n.offset !== b.offset || n.length !== b.length || n.base !== b.base) return false;
+    if (!n || n.page !== b.page || n.offset !== b.offset || n.length !== b.length || n.base !== b.base || n.codec !== b.codec) return false;
   }
   for (const [name, m] of before.models) {
     const n = after.models.get(name);

@@ -1,0 +1,109 @@
+/**
+ * Byte planes for the lossless block codec (src/codecs/block-codec.ts). `split` XORs a block with
+ * its base (when given), rotates 4-byte elements left by one bit (when asked: float32's sign moves
+ * to bit 0, so byte 3 is the whole exponent, ZipNN's grouping) and writes byte k of every element
+ * to plane k (planes back to back, plane k at k * n); `merge` is the exact inverse. Two
+ * implementations with one interface: `createPlaneKernelRef` (plain TS, the reference twin) and
+ * the WASM SIMD kernel from assembly/planes.ts (`createPlaneKernel`); both give the same bytes.
+ */
+import { InvalidArgumentError } from '../errors.ts';
+import { Arena, instantiateKernel, layout } from './wasm-runtime.ts';
+import { wasmBase64 } from './wasm/planes.ts';
+
+export interface PlaneKernel {
+  readonly kind: 'wasm' | 'ts';
+  /** `block` (n * elemBytes bytes) -> its planes, XORed with `base` first when given. */
+  split(block: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean): Uint8Array;
+  /** `planes` -> the block `split` was given (XORed with the same `base`), written into `out`. */
+  merge(planes: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array): Uint8Array;
+}
+
+function check(data: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out?: Uint8Array): number {
+  if (!Number.isInteger(elemBytes) || elemBytes < 1 || elemBytes > 8) throw new InvalidArgumentError(`elements must be 1 to 8 bytes, got ${elemBytes}.`);
+  if (data.length % elemBytes) throw new InvalidArgumentError(`a block of ${data.length} bytes is not a whole number of ${elemBytes}-byte elements.`);
+  if (rotate && elemBytes !== 4) throw new InvalidArgumentError(`only 4-byte elements are rotated, got ${elemBytes}-byte ones.`);
+  if (base && base.length !== data.length) throw new InvalidArgumentError(`a base of ${base.length} bytes does not match a block of ${data.length}.`);
+  if (out && out.length !== data.length) throw new InvalidArgumentError(`the output holds ${out.length} bytes, the block needs ${data.length}.`);
+  return data.length / elemBytes;
+}
+
+const rotl1 = (x: number) => ((x << 1) | (x >>> 31)) >>> 0;
+const rotr1 = (x: number) => ((x >>> 1) | (x << 31)) >>> 0;
+
+export function createPlaneKernelRef(): PlaneKernel {
+  return {
+    kind: 'ts',
+    split(block, base, elemBytes, rotate) {
+      const n = check(block, base, elemBytes, rotate);
+      const planes = new Uint8Array(block.length);
+      if (elemBytes === 4) {
+        for (let i = 0, j = 0; i < n; i++, j += 4) {
+          let x = (block[j] | (block[j + 1] << 8) | (block[j + 2] << 16) | (block[j + 3] << 24)) >>> 0;
+          if (base) x = (x ^ (base[j] | (base[j + 1] << 8) | (base[j + 2] << 16) | (base[j + 3] << 24))) >>> 0;
+          if (rotate) x = rotl1(x);
+          planes[i] = x & 0xff;
+          planes[n + i] = (x >>> 8) & 0xff;
+          planes[2 * n + i] = (x >>> 16) & 0xff;
+          planes[3 * n + i] = x >>> 24;
+        }
+        return planes;
+      }
+      for (let k = 0; k < elemBytes; k++) {
+        for (let i = 0, j = k; i < n; i++, j += elemBytes) planes[k * n + i] = base ? block[j] ^ base[j] : block[j];
+      }
+      return planes;
+    },
+    merge(planes, base, elemBytes, rotate, out) {
+      const n = check(planes, base, elemBytes, rotate, out);
+      if (elemBytes === 4) {
+        for (let i = 0, j = 0; i < n; i++, j += 4) {
+          let x = (planes[i] | (planes[n + i] << 8) | (planes[2 * n + i] << 16) | (planes[3 * n + i] << 24)) >>> 0;
+          if (rotate) x = rotr1(x);
+          if (base) x = (x ^ (base[j] | (base[j + 1] << 8) | (base[j + 2] << 16) | (base[j + 3] << 24))) >>> 0;
+          out[j] = x & 0xff;
+          out[j + 1] = (x >>> 8) & 0xff;
+          out[j + 2] = (x >>> 16) & 0xff;
+          out[j + 3] = x >>> 24;
+        }
+        return out;
+      }
+      for (let k = 0; k < elemBytes; k++) {
+        for (let i = 0, j = k; i < n; i++, j += elemBytes) out[j] = base ? planes[k * n + i] ^ base[j] : planes[k * n + i];
+      }
+      return out;
+    },
+  };
+}
+
+interface PlanesExports {
+  heapBase(): number;
+  split(block: number, base: number, n: number, elemBytes: number, rotate: number, planes: number): void;
+  merge(planes: number, base: number, n: number, elemBytes: number, rotate: number, block: number): void;
+}
+
+/** The WASM SIMD kernel. One instance owns its memory: not re-entrant, fine for the single-threaded callers. */
+export async function createPlaneKernel(): Promise<PlaneKernel> {
+  const { exports, memory } = await instantiateKernel<PlanesExports>('planes', wasmBase64);
+  const arena = new Arena(memory, exports.heapBase());
+  const run = (fn: 'split' | 'merge', src: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array) => {
+    const { offsets, total } = layout([src.length, base ? base.length : 0, src.length]);
+    const at = arena.reserve(total);
+    const buf = new Uint8Array(arena.buffer);
+    buf.set(src, at + offsets[0]);
+    if (base) buf.set(base, at + offsets[1]);
+    exports[fn](at + offsets[0], base ? at + offsets[1] : 0, src.length / elemBytes, elemBytes, rotate ? 1 : 0, at + offsets[2]);
+    out.set(new Uint8Array(arena.buffer, at + offsets[2], src.length));
+    return out;
+  };
+  return {
+    kind: 'wasm',
+    split(block, base, elemBytes, rotate) {
+      check(block, base, elemBytes, rotate);
+      return run('split', block, base, elemBytes, rotate, new Uint8Array(block.length));
+    },
+    merge(planes, base, elemBytes, rotate, out) {
+      check(planes, base, elemBytes, rotate, out);
+      return run('merge', planes, base, elemBytes, rotate, out);
+    },
+  };
+}
