@@ -179,6 +179,21 @@ test('lossless coding: every block coded where it pays, exports byte-identical, 
   assert.ok((await again.verify()).ok);
 });
 
+test('add with code: the new blocks are stored coded, the model exports byte-identical', async () => {
+  const store = await TesseraStore.open(new MemoryPageStore({ pageSize: 1 << 16 }), { tile: TILE });
+  const base = mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 1 });
+  await store.add('plain', base);
+  const plainBytes = store.stats().storedBytes;
+  await store.add('coded', mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 2 }), { code: true });
+  const codedIds = new Set(store.model('coded').tensors.flatMap((t) => Array.from(t.blocks)));
+  const plainIds = new Set(store.model('plain').tensors.flatMap((t) => Array.from(t.blocks)));
+  assert.ok([...codedIds].some((id) => store.catalog.blocks.get(id)!.codec === 'zstd-planes'));
+  assert.ok([...plainIds].every((id) => store.catalog.blocks.get(id)!.codec === undefined), 'blocks added before are left as they are');
+  assert.ok(store.stats().storedBytes - plainBytes < plainBytes, 'the coded model takes less than the raw one');
+  assert.is(sha256(await store.exportModel('coded')), sha256(mlp({ inputDim: 64, hidden: 48, outputDim: 10, seed: 2 })));
+  assert.ok((await store.verify()).ok);
+});
+
 test('records holding coded blocks are wrapped, so a tessera without codecs refuses them', async () => {
   const { store } = await family();
   await dedupLossless(store);

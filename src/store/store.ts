@@ -93,8 +93,20 @@ export class TesseraStore {
     return this.core.has(name);
   }
 
-  add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
-    return addModel(this.core, name, onnx, opts);
+  /**
+   * Adds a model. `code`: then codes its new raw blocks in place (recodeBlocks, a second commit),
+   * off by default: coding runs at ~30-40 MB/s of weights here (zstd level 1 per plane), far below
+   * ingest's speed; `dedup --lossless` codes every block later anyway.
+   */
+  async add(name: string, onnx: Uint8Array, opts: AddOptions & { code?: boolean } = {}): Promise<AddReport> {
+    const held = opts.code ? new Set(this.core.catalog.blocks.keys()) : undefined;
+    const report = await addModel(this.core, name, onnx, opts);
+    if (held) {
+      const fresh = new Set<number>();
+      for (const t of this.core.model(name).tensors) for (const id of t.blocks) if (!held.has(id)) fresh.add(id);
+      await recodeBlocks(this.core, fresh);
+    }
+    return report;
   }
 
   /** Adds a model given as blocks cut with this store's tile (imports); see ingest.ts. */
