@@ -101,6 +101,33 @@ test('4 requests in flight at a budget that holds about one model at a time: eve
   assert.equal(server.metrics().ledger, start);
 });
 
+test('memory is held once: pages are dropped once every tensor on them is pooled, and tensors only own-weights sessions hold leave the pool', async () => {
+  const store = await setup();
+  const budgetBytes = 4 * fileBytes();
+  const shared = await Server.create(store, { budgetBytes, ort, sessionOptions: SESSION, sessionOverheadBytes: CLS_SESSION_BYTES, executor: 'shared-weights' });
+  for (const v of family) await shared.run(v.name, { x: image(1) });
+  let m = shared.metrics();
+  // The budget holds everything, so nothing was evicted for pressure: the pages went because their tensors were pooled.
+  assert.is(m.ledger.pages, 0, `pages still held: ${JSON.stringify(m.ledger)}`);
+  assert.ok(m.ledger.tensors > 0);
+  // Page frames are never given back to the system (wasm memory): only a few were ever in use at once.
+  const modelPages = store.catalog.pagesRead(store.model(family[0].name)).length;
+  const touched = (shared as any).frames.highWater;
+  assert.ok(touched * 2 < modelPages, `${touched} page frames touched, the model reads ${modelPages} pages`);
+  assert.equal(shared.checkInvariants(), []);
+  await shared.close();
+  const own = await Server.create(store, { budgetBytes, ort, sessionOptions: SESSION, sessionOverheadBytes: CLS_SESSION_BYTES, executor: 'own-weights' });
+  for (const v of family) {
+    const x = image(2);
+    near(Object.values(await own.run(v.name, { x }))[0].data as Float32Array, await reference(v.name, x), v.name);
+  }
+  m = own.metrics();
+  assert.is(m.ledger.tensors, 0, 'every session holds its own weights: no pooled copy is left');
+  assert.is(m.sessionBuilds, family.length);
+  assert.equal(own.checkInvariants(), []);
+  await own.close();
+});
+
 test('a model that cannot fit is refused naming sizes before anything is evicted; a budget under the largest tensor fails at create', async () => {
   const store = await setup();
   const largest = Math.max(...store.model(family[0].name).tensors.map((t) => t.dims.reduce((a, d) => a * d, 4)));

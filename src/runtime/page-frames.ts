@@ -11,6 +11,8 @@ import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
 export class PageFrames {
   private readonly free: number[] = [];
   private readonly byPage = new Map<number, number>();
+  /** The most frames ever in use at once: the memory they touched stays resident (wasm memory never shrinks). */
+  highWater = 0;
   constructor(private readonly memory: WebAssembly.Memory, readonly base: number, readonly frameBytes: number, readonly count: number) {
     for (let i = count - 1; i >= 0; i--) this.free.push(base + i * frameBytes);
   }
@@ -21,6 +23,7 @@ export class PageFrames {
     // The ledger reserved frameBytes for this page before it was read, so a frame is free.
     if (ptr === undefined) throw new CapacityError('BUDGET_EXCEEDED', `no page frame free for page ${page}: the ledger and the frames disagree`);
     this.byPage.set(page, ptr);
+    if (this.byPage.size > this.highWater) this.highWater = this.byPage.size;
     const frame = new Uint8Array(this.memory.buffer, ptr, this.frameBytes);
     frame.set(data);
     return frame;

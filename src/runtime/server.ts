@@ -150,6 +150,8 @@ export class Server {
   private readonly frames: PageFrames;
   private readonly tensors: TensorPool;
   private readonly states = new Map<string, ModelState>();
+  /** Pages block-native models read in place: kept resident after tensor assembly. */
+  private readonly kernelPages = new Set<number>();
   private readonly builds = new SingleFlight<string, Executor>();
   private readonly graphs = new Map<string, GraphSession>();
   private readonly graphBuilds = new SingleFlight<string, GraphSession>();
@@ -190,7 +192,7 @@ export class Server {
       sizeOf: () => pageSize,
       pageInfo: (id) => this.pageInfo(id),
     });
-    this.tensors = new TensorPool(this.reader, this.pages, this.frames, this.ledger, policy());
+    this.tensors = new TensorPool(this.reader, this.pages, this.frames, this.ledger, policy(), (page) => this.kernelPages.has(page));
     this.ledger.addReclaimer({
       name: 'pooled tensors and idle sessions',
       reclaimable: () => this.tensors.pool.reclaimableBytes() + this.idleSessionBytes(),
@@ -351,6 +353,7 @@ export class Server {
     s = { entry, weightBytes: modelWeightBytes, pages, plan: fits ? (plan as DensePlan) : undefined, choice, tensorIds, busy: 0, lastUsed: 0, requests: 0, sharedMs: [], ownMs: [], own: 'never' };
     this.checkFits(s);
     this.states.set(model, s);
+    if (choice.kind === 'kernel') for (const p of pages) this.kernelPages.add(p);
     return s;
   }
 
@@ -521,7 +524,19 @@ export class Server {
     }
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
+    this.dropCoveredTensors(s);
     return new OwnWeightsExecutor(session, cost, this.ortCalls);
+  }
+
+  /**
+   * Evicts the pooled tensors that only own-weights models hold, now that `s`'s session holds its
+   * copy: they would otherwise sit in the pool, charged twice, until pressure reclaimed them.
+   */
+  private dropCoveredTensors(s: ModelState): void {
+    for (const id of new Set(s.tensorIds)) {
+      const own = this.tensors.modelsOf(id).every((m) => m === s.entry.name || this.states.get(m)?.executor?.kind === 'own-weights');
+      if (own) this.tensors.pool.evictEntry(id);
+    }
   }
 
   /**
