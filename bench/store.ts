@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- store [--quick] [--json]`: the foundation's figures, each with its baseline
  * from the same run.
- * - ingest: adding the zoo to a file store vs writing the same ONNX bytes raw (+ fsync); the ratio.
+ * - ingest: adding the zoo to a file store in one batch (as `tessera add store *.onnx` does) vs
+ *   writing the same ONNX bytes raw (+ fsync of each file); the ratio.
  * - large models (issue 12): PP-OCRv4 rec (10.8 MB, the largest real model installed) and a
  *   synthetic model of float32 initializers (100 MB; 25 MB with --quick), phase by phase in the
  *   process and end to end through the CLI, against cp + sync of the same file, with peak RSS.
@@ -19,7 +20,7 @@ import * as ort from 'onnxruntime-web';
 import type { BenchOptions } from './run.ts';
 import { buildZoo, type Manifest } from './zoo/build.ts';
 import { loadMnist } from './zoo/mnist.ts';
-import { openStore, addModelFile } from '../src/node/open.ts';
+import { openStore, addModelFile, addModelFiles } from '../src/node/open.ts';
 import { medianLatencyMs } from './lib/serving.ts';
 import { feedsSession } from './lib/feeds-mode.ts';
 import { ingestPhases } from './lib/ingest-phases.ts';
@@ -41,7 +42,8 @@ async function ingest(files: string[], tile: { rows: number; cols: number }, pag
   await rm(path, { recursive: true, force: true });
   const t0 = performance.now();
   const store = await openStore(path, { create: true, tile, pageSize });
-  for (const f of files) await addModelFile(store, f);
+  // As `tessera add <store> <files...>` does: one batch, one durable commit.
+  await addModelFiles(store, files);
   const ms = performance.now() - t0;
   const s = store.stats();
   await store.close();

@@ -1,15 +1,18 @@
 /**
  * Ingest of one large model, phase by phase, against `cp` + `sync` of the same file in the same
- * run (issue 12, finding 4). In the process: read, parse, cut, hash (each alone, as ingest runs
- * them), then a whole `add` into a file store with its own marks (parse, dedup + pages written as
- * they fill, commit). End to end: `tessera add` as a user runs it (the built CLI), with its peak
- * RSS from the child process itself. Best of `runs` for times, worst for memory.
+ * run (issue 12, finding 4). In the process: the whole-file read (what ingest no longer does, for
+ * reference), the structure read with weights skipped, parse, the weight reads into one reused
+ * buffer, cut, hash (each alone, as ingest runs them), then a whole `addModelFile` into a file
+ * store with its own marks (structure read, parse, dedup + weights read + pages written as they
+ * fill, commit). End to end: `tessera add` as a user runs it (the built CLI), with its peak RSS
+ * from the child process itself. Best of `runs` for times, worst for memory.
  */
 import { spawnSync } from 'node:child_process';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseModel } from '../../src/onnx/model.ts';
+import { claimDeferred, readSkippingWeights, type ReadAt } from '../../src/onnx/sparse-read.ts';
 import { cutTensor } from '../../src/blocks/tiling.ts';
 import { DTYPES } from '../../src/onnx/dtypes.ts';
 import { hash64Hex } from '../../src/hash.ts';
@@ -35,25 +38,44 @@ function cpSync(file: string, dst: string): number {
 async function inProcess(file: string, storeDir: string) {
   const T = () => performance.now();
   let t = T();
-  const buf = await readFile(file);
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-  const readMs = T() - t;
+  await readFile(file);
+  const wholeReadMs = T() - t;
+  const h = await open(file, 'r');
+  const readAt: ReadAt = async (into, position) => {
+    for (let done = 0; done < into.length; ) done += (await h.read(into, done, into.length - done, position + done)).bytesRead;
+  };
   t = T();
-  const parsed = await parseModel(bytes);
+  const sparse = (await readSkippingWeights((await h.stat()).size, readAt))!;
+  const structureReadMs = T() - t;
+  t = T();
+  const parsed = await parseModel(sparse.bytes);
   const parseMs = T() - t;
-  // Cut and hash as ingest does: one tensor at a time, copied tiles in one reused scratch buffer.
+  const ranges = claimDeferred(sparse, parsed.tensors.map((x) => x.data))!;
+  // Weights read, cut and hashed as ingest does: one tensor at a time, into reused buffers.
+  let weightReadMs = 0;
   let cutMs = 0;
   let hashMs = 0;
+  let weights = new Uint8Array(0);
   let scratch = new Uint8Array(0);
-  for (const x of parsed.tensors) {
-    if (scratch.length < x.data.length) scratch = new Uint8Array(x.data.length);
+  for (const [k, x] of parsed.tensors.entries()) {
+    let data = x.data;
+    const r = ranges[k];
     t = T();
-    const blocks = cutTensor(x.data, x.dims, DTYPES[x.dtype].bytes, DEFAULT_TILE, scratch);
+    if (r) {
+      if (weights.length < r.length) weights = new Uint8Array(r.length);
+      data = weights.subarray(0, r.length);
+      await readAt(data, r.offset);
+    }
+    weightReadMs += T() - t;
+    if (scratch.length < data.length) scratch = new Uint8Array(data.length);
+    t = T();
+    const blocks = cutTensor(data, x.dims, DTYPES[x.dtype].bytes, DEFAULT_TILE, scratch);
     cutMs += T() - t;
     t = T();
     for (const b of blocks) hash64Hex(b);
     hashMs += T() - t;
   }
+  await h.close();
 
   await rm(storeDir, { recursive: true, force: true });
   const store = await openStore(storeDir, { create: true });
@@ -64,10 +86,11 @@ async function inProcess(file: string, storeDir: string) {
   await store.close();
   const at = (phase: string) => marks.get(phase) ?? addMs;
   return {
-    readMs, parseMs, cutMs, hashMs, addMs,
-    // Phases of the add itself: read+parse until the first dedup mark, dedup with pages written as
-    // they fill until the commit mark, then the commit (pages fsynced, catalog record appended).
-    add: { readAndParseMs: at('dedup'), cutHashDedupPagesMs: at('commit') - at('dedup'), commitMs: addMs - at('commit') },
+    wholeReadMs, structureReadMs, parseMs, weightReadMs, cutMs, hashMs, addMs,
+    // Phases of the add itself: the structure read until the parse mark, the parse until the
+    // dedup mark, then weights read, cut, hashed, deduplicated and written as pages fill until the
+    // commit mark, then the commit (pages fsynced, catalog record appended).
+    add: { structureReadMs: at('parse'), parseMs: at('dedup') - at('parse'), weightsCutHashDedupPagesMs: at('commit') - at('dedup'), commitMs: addMs - at('commit') },
   };
 }
 
@@ -102,7 +125,8 @@ export async function ingestPhases(file: string, label: string, runs: number) {
   }
   await rm(`${dir}-store`, { recursive: true, force: true });
   await rm(`${dir}-cli`, { recursive: true, force: true });
-  const inProcessMs = phases!.readMs + phases!.addMs;
+  // addModelFile reads the file itself (structure, then each weight in its turn).
+  const inProcessMs = phases!.addMs;
   const rssBudget = 1.5 * bytes + 64 * MiB;
   const result = {
     model: label,

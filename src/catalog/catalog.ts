@@ -134,6 +134,12 @@ export type CatalogRecord =
    * catalog ("written by a newer tessera?") instead of misreading where those blocks are.
    */
   | { t: 'add'; seq: number; model: ModelEntry; blocks: NewBlock[]; pages: { id: number; used: number }[]; moved?: BlockMove[] }
+  /**
+   * Several models added in one commit (a batch: `tessera add a.onnx b.onnx ...`): their new
+   * blocks and pages, then each model's references. Tagged 'add-many' on the wire, so a tessera
+   * that predates it refuses the catalog instead of skipping the models.
+   */
+  | { t: 'add-many'; seq: number; models: ModelEntry[]; blocks: NewBlock[]; pages: { id: number; used: number }[]; moved?: BlockMove[] }
   | { t: 'rm'; seq: number; name: string }
   /** Lossy dedup: slots of `model` now point at representatives; the originals are retained. */
   | { t: 'subst'; seq: number; model: string; subs: Substitution[] }
@@ -295,6 +301,7 @@ function encodeInner(rec: CatalogRecord): Uint8Array {
   const pages = (p: { id: number; used: number }[]) => p.map((x) => [x.id, x.used]);
   const moved = (m: BlockMove[] | undefined) => (m?.length ? { moved: movesToWire(m) } : {});
   if (rec.t === 'add') return encode({ t: rec.moved?.length ? 'add-shared' : 'add', seq: rec.seq, model: modelToWire(rec.model), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
+  if (rec.t === 'add-many') return encode({ t: 'add-many', seq: rec.seq, models: rec.models.map(modelToWire), blocks: blocksToWire(rec.blocks), pages: pages(rec.pages), ...moved(rec.moved) });
   if (rec.t === 'delta') return encode({ ...rec, blocks: blocksToWire(rec.blocks), pages: pages(rec.pages) });
   if (rec.t === 'recode') return encode({ t: 'recode', seq: rec.seq, blocks: recodesToWire(rec.blocks), pages: pages(rec.pages) });
   if (rec.t === 'repack' && rec.settle?.length) return encode({ t: 'repack-settle', seq: rec.seq, settle: rec.settle, blocks: movesToWire(rec.blocks), pages: pages(rec.pages) });
@@ -328,6 +335,10 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
   const pages = () => (w.pages as number[][]).map(([id, used]) => ({ id, used }));
   const moved = () => (w.moved ? { moved: movesFromWire(w.moved) } : {});
   if (w.t === 'add' || w.t === 'add-shared') return { t: 'add', seq: w.seq, model: modelFromWire(w.model), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
+  if (w.t === 'add-many') {
+    if (!Array.isArray(w.models)) throw new CorruptionError('CATALOG_CORRUPT', "a batch record's list of models is malformed: the catalog is damaged.");
+    return { t: 'add-many', seq: w.seq, models: w.models.map(modelFromWire), blocks: blocksFromWire(w.blocks), pages: pages(), ...moved() };
+  }
   if (w.t === 'repack-settle') {
     if (!Array.isArray(w.settle) || !w.settle.every((n: unknown) => typeof n === 'string')) throw new CorruptionError('CATALOG_CORRUPT', "a compaction record's list of models to settle is malformed: the catalog is damaged.");
     return { t: 'repack', seq: w.seq, blocks: movesFromWire(w.blocks), pages: pages(), settle: w.settle };
@@ -399,6 +410,16 @@ export class Catalog {
         if (rec.moved) this.move(rec.moved);
         for (const id of modelRefs(rec.model)) this.ref(id, +1);
         this.models.set(rec.model.name, rec.model);
+        break;
+      }
+      case 'add-many': {
+        this.introduce(rec.seq, rec.blocks, rec.pages);
+        if (rec.moved) this.move(rec.moved);
+        for (const model of rec.models) {
+          if (this.models.has(model.name)) throw new CorruptionError('CATALOG_CORRUPT', `a batch record adds model "${model.name}", which the catalog already holds.`);
+          for (const id of modelRefs(model)) this.ref(id, +1);
+          this.models.set(model.name, model);
+        }
         break;
       }
       case 'rm': {

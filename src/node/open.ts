@@ -1,9 +1,9 @@
 /** Opening a store: a folder (the Node default backend) or a PostgreSQL URL (postgres://…). */
 import { open, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import { InvalidModelError } from '../errors.ts';
+import { InvalidModelError, TesseraError } from '../errors.ts';
 import { readSkippingWeights, type ReadAt } from '../onnx/sparse-read.ts';
-import { TesseraStore, type Progress } from '../store/store.ts';
+import { TesseraStore, type AddOptions, type AddReport, type Progress } from '../store/store.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { FilePageStore, type FileStoreOptions } from './file-store.ts';
 import { PgPageStore, isPostgresUrl } from './pg-store.ts';
@@ -51,7 +51,17 @@ export function externalDataReader(modelPath: string): (location: string) => Pro
  * is read first and each large weight when its turn comes (readSkippingWeights), so the add never
  * holds the whole file in memory.
  */
-export async function addModelFile(store: TesseraStore, file: string, opts: { name?: string; onProgress?: (p: Progress) => void } = {}) {
+export async function addModelFile(store: TesseraStore, file: string, opts: { name?: string; onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
+  return addFileTo(store, file, opts);
+}
+
+/** What a file is added to: a store (its own commit) or a batch (committed with the others). */
+interface AddTarget {
+  add(name: string, onnx: Uint8Array, opts: AddOptions): Promise<AddReport>;
+}
+
+/** Adds `file` to `target` (a store or an AddBatch), reading it as addModelFile does. */
+export async function addFileTo(target: AddTarget, file: string, opts: { name?: string; onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
   const name = opts.name ?? modelNameOf(file);
   const cannotRead = (e: unknown) => new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   let handle;
@@ -87,10 +97,36 @@ export async function addModelFile(store: TesseraStore, file: string, opts: { na
       bytes = new Uint8Array(size);
       await readAt(bytes, 0);
     }
-    return await store.add(name, bytes, { readExternal: externalDataReader(file), onProgress: opts.onProgress, ...(sparse ? { sparse: { file: sparse, read: readAt } } : {}) });
+    return await target.add(name, bytes, { readExternal: externalDataReader(file), onProgress: opts.onProgress, ...(sparse ? { sparse: { file: sparse, read: readAt } } : {}) });
   } finally {
     await handle.close().catch(() => {});
   }
+}
+
+/**
+ * Adds several ONNX files in one commit (AddBatch): all of them, or, when one fails, none (the
+ * error is thrown, the store is as it was). With `keepGoing`, a file that cannot be read or parsed
+ * is reported in `failed` and the others are committed; an I/O error of the store still fails all.
+ */
+export async function addModelFiles(
+  store: TesseraStore,
+  files: readonly (string | { file: string; name?: string })[],
+  opts: { keepGoing?: boolean; onProgress?: (file: string, p: Progress) => void } = {},
+): Promise<{ added: AddReport[]; failed: { file: string; error: TesseraError }[] }> {
+  const batch = store.addBatch();
+  const added: AddReport[] = [];
+  const failed: { file: string; error: TesseraError }[] = [];
+  for (const f of files) {
+    const { file, name } = typeof f === 'string' ? { file: f, name: undefined } : f;
+    try {
+      added.push(await addFileTo(batch, file, { name, onProgress: opts.onProgress && ((p) => opts.onProgress!(file, p)) }));
+    } catch (e) {
+      if (!opts.keepGoing || !(e instanceof TesseraError) || batch.broken) throw e;
+      failed.push({ file, error: e });
+    }
+  }
+  if (added.length) await batch.commit();
+  return { added, failed };
 }
 
 export function modelNameOf(file: string): string {

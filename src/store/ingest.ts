@@ -88,14 +88,18 @@ export function validateModelName(name: string): void {
   }
 }
 
-function checkNewName(core: StoreCore, name: string): void {
-  validateModelName(name);
-  if (core.has(name)) throw new ModelExistsError(name);
+/** A model parsed and ready to be placed: its catalog entry without tensors, and its tensors. */
+interface PreparedModel {
+  meta: Omit<ModelEntry, 'addedAt' | 'tensors'>;
+  tensors: NewTensor[];
 }
 
-export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
-  core.check();
-  checkNewName(core, name);
+/**
+ * Parses `onnx` into tensors whose blocks are cut when their turn comes. Everything that can be
+ * wrong with the file (malformed, unsupported, external data missing) fails here, before any
+ * block is placed.
+ */
+async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions): Promise<PreparedModel> {
   opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
   const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
   const { tile } = core.config;
@@ -138,7 +142,14 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
     },
     ...(t.encoding ? { encoding: t.encoding } : {}),
   }));
-  return addBlocks(core, { name, skeleton: parsed.skeleton, inputs: parsed.inputs, outputs: parsed.outputs, sourceBytes: onnx.length }, tensors, opts);
+  return { meta: { name, skeleton: parsed.skeleton, inputs: parsed.inputs, outputs: parsed.outputs, sourceBytes: onnx.length }, tensors };
+}
+
+export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
+  const batch = new AddBatch(core);
+  const report = await batch.add(name, onnx, opts);
+  await batch.commit(opts);
+  return report;
 }
 
 /**
@@ -148,45 +159,119 @@ export async function addModel(core: StoreCore, name: string, onnx: Uint8Array, 
  * `load` (no bytes at hand) is matched on hash and length alone and loaded only when new.
  */
 export async function addBlocks(core: StoreCore, meta: Omit<ModelEntry, 'addedAt' | 'tensors'>, tensors: NewTensor[], opts: { onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
-  core.check();
-  checkNewName(core, meta.name);
-  const progress = opts.onProgress ?? (() => {});
-  const { tile } = core.config;
-  const reader = core.blocks();
-  const scratch = { bytes: new Uint8Array(0) };
-  const writer = core.pageWriter((n) => progress({ phase: 'write', done: n, total: n }));
-  const pending = new Map<string, PlacedBlock>();
-  const fresh: PlacedBlock[] = [];
-  const entries: TensorEntry[] = [];
-  const totalBlocks = tensors.reduce((n, t) => n + gridOf(t.dims, tile).count, 0);
-  let done = 0;
-  let nextId = core.nextBlockId;
-  for (const t of tensors) {
-    const grid = gridOf(t.dims, tile);
-    const blocks = typeof t.blocks === 'function' ? await t.blocks() : t.blocks;
-    if (grid.count !== blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
-    const ids = new Uint32Array(blocks.length);
-    for (let i = 0; i < blocks.length; i++) {
-      ids[i] = await findOrCreate(core, blocks[i], reader, writer, pending, fresh, () => nextId++, scratch);
-      if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
-    }
-    entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids, ...(t.encoding ? { encoding: t.encoding } : {}) });
-  }
-  progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
-  const { pages, moved } = await writer.finish({ share: true });
+  const batch = new AddBatch(core);
+  const report = await batch.addBlocks(meta, tensors, opts);
+  await batch.commit(opts);
+  return report;
+}
 
-  const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
-  progress({ phase: 'commit', done: 0, total: 1 });
-  await core.commit({
-    t: 'add',
-    seq: writer.epoch,
-    model,
-    blocks: fresh.map(({ content: _, ...b }) => b),
-    pages,
-    ...(moved.length ? { moved } : {}),
-  });
-  progress({ phase: 'commit', done: 1, total: 1 });
-  return { name: meta.name, tensors: entries.length, blocks: totalBlocks, newBlocks: fresh.length, logicalBytes: Catalog.logicalBytes(model), newBytes: writer.bytesPlaced, newPages: pages.length };
+/**
+ * Several models added in one commit: all of them or none. Their new blocks go onto pages as they
+ * come (small models share pages, as far as SHARE_LIMIT allows), duplicates across the batch are
+ * stored once, and one catalog record commits them all, so a batch of n files pays one durable
+ * commit (one fsync of pages, one of the catalog) instead of n (the zoo of many small files paid
+ * two fsyncs per file; bench store).
+ *
+ * A model that fails while being parsed (`add` throws before placing a block) leaves the batch as
+ * it was: the caller may go on with the others (`tessera add --keep-going`). A failure after
+ * blocks were placed (an I/O error) breaks the batch: `commit` then refuses. Until `commit`
+ * returns nothing is committed: pages written for an abandoned batch are in slots the catalog does
+ * not reference and are reused (or reclaimed by the next writer open).
+ */
+export class AddBatch {
+  private readonly reader: BlockSource;
+  private readonly writer: PageWriter;
+  private readonly pending = new Map<string, PlacedBlock>();
+  private readonly fresh: PlacedBlock[] = [];
+  private readonly models: ModelEntry[] = [];
+  private readonly scratch = { bytes: new Uint8Array(0) };
+  private nextId: number;
+  private progress: (p: Progress) => void = () => {};
+  /** Set when an add failed after placing blocks: the batch cannot be committed. */
+  broken: unknown = null;
+  private done = false;
+
+  constructor(private readonly core: StoreCore) {
+    core.check();
+    this.reader = core.blocks();
+    this.writer = core.pageWriter((n) => this.progress({ phase: 'write', done: n, total: n }));
+    this.nextId = core.nextBlockId;
+  }
+
+  /** Names of the models added to this batch so far. */
+  get names(): string[] {
+    return this.models.map((m) => m.name);
+  }
+
+  private checkName(name: string): void {
+    if (this.done) throw new InvalidArgumentError('this batch was committed already: start another');
+    if (this.broken) throw new InvalidArgumentError('an earlier add in this batch failed after placing blocks: the batch cannot be committed');
+    validateModelName(name);
+    if (this.core.has(name) || this.models.some((m) => m.name === name)) throw new ModelExistsError(name);
+  }
+
+  /** Parses and places a model (see AddBatch for what a failure leaves). */
+  async add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
+    this.core.check();
+    this.checkName(name);
+    const { meta, tensors } = await prepareModel(this.core, name, onnx, opts);
+    return this.addBlocks(meta, tensors, opts);
+  }
+
+  /** Places a model given as blocks (see addBlocks). */
+  async addBlocks(meta: Omit<ModelEntry, 'addedAt' | 'tensors'>, tensors: NewTensor[], opts: { onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
+    this.core.check();
+    this.checkName(meta.name);
+    const progress = (this.progress = opts.onProgress ?? (() => {}));
+    const { tile } = this.core.config;
+    const totalBlocks = tensors.reduce((n, t) => n + gridOf(t.dims, tile).count, 0);
+    // A model joins the page the previous one left open only while that page stays a shared page.
+    if (this.models.length) await this.writer.endPageUnlessShared(tensors.reduce((n, t) => n + gridOf(t.dims, tile).rows * gridOf(t.dims, tile).cols * DTYPES[t.dtype].bytes, 0));
+    const freshBefore = this.fresh.length;
+    const bytesBefore = this.writer.bytesPlaced;
+    const entries: TensorEntry[] = [];
+    let done = 0;
+    progress({ phase: 'dedup', done: 0, total: totalBlocks });
+    try {
+      for (const t of tensors) {
+        const grid = gridOf(t.dims, tile);
+        const blocks = typeof t.blocks === 'function' ? await t.blocks() : t.blocks;
+        if (grid.count !== blocks.length) throw new InvalidArgumentError(`tensor ${t.name}: ${blocks.length} blocks given, a ${tile.rows}x${tile.cols} grid over [${t.dims.join(', ')}] has ${grid.count}`);
+        const ids = new Uint32Array(blocks.length);
+        for (let i = 0; i < blocks.length; i++) {
+          ids[i] = await findOrCreate(this.core, blocks[i], this.reader, this.writer, this.pending, this.fresh, () => this.nextId++, this.scratch);
+          if (++done % 256 === 0) progress({ phase: 'dedup', done, total: totalBlocks });
+        }
+        entries.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: ids, ...(t.encoding ? { encoding: t.encoding } : {}) });
+      }
+    } catch (e) {
+      // Blocks placed for this model would be committed unreferenced: the batch is done for.
+      if (this.fresh.length > freshBefore || this.writer.bytesPlaced > bytesBefore) this.broken = e;
+      throw e;
+    }
+    progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
+    const model: ModelEntry = { ...meta, addedAt: new Date().toISOString(), tensors: entries };
+    this.models.push(model);
+    const placed = this.fresh.slice(freshBefore);
+    const newPages = new Set(placed.map((b) => b.page)).size;
+    return { name: meta.name, tensors: entries.length, blocks: totalBlocks, newBlocks: placed.length, logicalBytes: Catalog.logicalBytes(model), newBytes: this.writer.bytesPlaced - bytesBefore, newPages };
+  }
+
+  /** Writes the last page and commits every model of the batch in one catalog record. */
+  async commit(opts: { onProgress?: (p: Progress) => void } = {}): Promise<void> {
+    this.core.check();
+    if (this.done) throw new InvalidArgumentError('this batch was committed already');
+    if (this.broken) throw this.broken;
+    if (!this.models.length) throw new InvalidArgumentError('the batch holds no model: nothing to commit');
+    const progress = opts.onProgress ?? this.progress;
+    const { pages, moved } = await this.writer.finish({ share: true });
+    progress({ phase: 'commit', done: 0, total: 1 });
+    const blocks = this.fresh.map(({ content: _, ...b }) => b);
+    const common = { seq: this.writer.epoch, blocks, pages, ...(moved.length ? { moved } : {}) };
+    await this.core.commit(this.models.length === 1 ? { t: 'add', model: this.models[0], ...common } : { t: 'add-many', models: this.models, ...common });
+    this.done = true;
+    progress({ phase: 'commit', done: 1, total: 1 });
+  }
 }
 
 async function findOrCreate(

@@ -108,6 +108,15 @@ export class PageWriter {
     return this.readBack.payload.subarray(offset, offset + length);
   }
 
+  /**
+   * Before the next model of a batch: ends the open page unless it and the next model's `bytes`
+   * (at most what it places) fit in a shared page (SHARE_LIMIT), so many small models share pages
+   * and a model reads at most that many bytes of its neighbours' blocks.
+   */
+  async endPageUnlessShared(bytes: number): Promise<void> {
+    if (this.cur && this.cur.used + bytes > Math.floor(this.pageSize * SHARE_LIMIT)) await this.flush();
+  }
+
   /** Writes the current page now (the next block starts a new one). */
   async endPage(): Promise<void> {
     await this.flush();

@@ -16,14 +16,14 @@ import type { PageStore } from './page-store.ts';
 import type { BlockSource } from './block-source.ts';
 import type { CatalogView } from './catalog-view.ts';
 import { StoreCore, type Progress } from './core.ts';
-import { addBlocks, addModel, type AddOptions, type AddReport, type NewTensor } from './ingest.ts';
+import { AddBatch, addBlocks, addModel, type AddOptions, type AddReport, type NewTensor } from './ingest.ts';
 import { compactStore, type CompactReport } from './compact.ts';
 import { collectGarbage, verifyStore, type VerifyReport } from './verify.ts';
 import { storeStats, type StoreStats } from './stats.ts';
 import { recodeBlocks, settle, storeDeltas, substitute, undoSubstitutions, type DeltaOptions, type RecodeOptions } from './dedup-tx.ts';
 
 export { DEFAULT_TILE, type Progress } from './core.ts';
-export { validateModelName, type AddOptions, type AddReport, type BlockInput, type NewTensor } from './ingest.ts';
+export { AddBatch, validateModelName, type AddOptions, type AddReport, type BlockInput, type NewTensor } from './ingest.ts';
 export type { CompactReport } from './compact.ts';
 export type { VerifyReport } from './verify.ts';
 export type { ModelStats, StoreStats } from './stats.ts';
@@ -107,6 +107,14 @@ export class TesseraStore {
       await recodeBlocks(this.core, fresh);
     }
     return report;
+  }
+
+  /**
+   * Several adds in one commit, all of them or none: `batch.add(...)` each model, then
+   * `batch.commit()`. One durable commit for the batch instead of one per model; see ingest.ts.
+   */
+  addBatch(): AddBatch {
+    return new AddBatch(this.core);
   }
 
   /** Adds a model given as blocks cut with this store's tile (imports); see ingest.ts. */

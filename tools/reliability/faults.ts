@@ -1,6 +1,6 @@
 /**
- * The I/O-fault sweep (after SQLite's I/O-error tests). For each store operation (add, rm,
- * compact, lossy substitute, lossless deltas, settle, undo, checkpoint) on a store holding a few
+ * The I/O-fault sweep (after SQLite's I/O-error tests). For each store operation (add, a batch
+ * of adds in one commit, rm, compact, lossy substitute, lossless deltas, settle, undo, checkpoint) on a store holding a few
  * models, it first counts the disk-changing calls the operation makes (faulty-fs.ts), then for
  * every n and every fault (ENOSPC that persists, transient EIO, a short write followed by a full
  * disk) runs the operation on a fresh copy with the n-th call failing, and checks:
@@ -61,6 +61,14 @@ interface Models {
 export const FAULT_OPS: Record<string, (s: TesseraStore, m: Models) => Promise<unknown>> = {
   add: (s, m) => s.add('new', m.extra),
   'add-unrelated': (s, m) => s.add('fresh', m.fresh),
+  // Several models in one commit (tessera add a b c): blocks shared across the batch, one record.
+  'add-batch': async (s, m) => {
+    const batch = s.addBatch();
+    await batch.add('new', m.extra);
+    await batch.add('fresh', m.fresh);
+    await batch.add('tuned-again', m.tuned);
+    await batch.commit();
+  },
   rm: (s) => s.remove('other'),
   compact: (s) => s.compact(),
   substitute: (s) => s.substitute('tuned', [0, 1, 2].map((index) => ({ tensor: 0, index, to: s.model('base').tensors[0].blocks[index], distance: 0.01 }))),

@@ -4,16 +4,17 @@
  * Every name is settled before anything is written: a file's name is its base name without
  * `.onnx`, except that `model.onnx` (the usual name inside a model's own folder) takes its
  * folder's name. Two files that would get one name, or a name the store already holds, stop the
- * command before it touches the store. A batch is all or nothing: when a file fails, the models
- * this command already added are removed again. `--keep-going` instead keeps the good files and
- * lists the bad ones. `-` reads one model from stdin (with --name).
+ * command before it touches the store. The files are committed together (AddBatch: one durable
+ * commit for all of them), so a batch is all or nothing: when a file fails, nothing is committed.
+ * `--keep-going` instead commits the good files and lists the bad ones. `-` reads one model from
+ * stdin (with --name).
  */
 import type { Command } from 'commander';
 import { access, constants } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { addModelFile } from '../../node/open.ts';
+import { addFileTo } from '../../node/open.ts';
 import { InvalidArgumentError, InvalidModelError, ModelExistsError, TesseraError } from '../../errors.ts';
-import { validateModelName, type AddReport, type Progress, type TesseraStore } from '../../store/store.ts';
+import { validateModelName, type AddBatch, type AddReport, type Progress } from '../../store/store.ts';
 import { parseSize, parseTile } from '../args.ts';
 import { readStdin } from '../input.ts';
 import { formatBytes, note, print, printJson, progressBar, table } from '../output.ts';
@@ -64,9 +65,9 @@ async function planNames(files: string[], name: string | undefined): Promise<Pla
   return planned;
 }
 
-async function addOne(store: TesseraStore, p: Planned, onProgress: (p: Progress) => void): Promise<AddReport> {
-  if (p.file === '-') return store.add(p.name, await readStdin(), { onProgress });
-  return addModelFile(store, p.file, { name: p.name, onProgress });
+async function addOne(batch: AddBatch, p: Planned, onProgress: (p: Progress) => void): Promise<AddReport> {
+  if (p.file === '-') return batch.add(p.name, await readStdin(), { onProgress });
+  return addFileTo(batch, p.file, { name: p.name, onProgress });
 }
 
 const line = (r: AddReport) =>
@@ -94,28 +95,26 @@ export function register(program: Command): void {
         const added: AddReport[] = [];
         const failed: { file: string; name: string; error: string; code: string }[] = [];
         let firstFailure: TesseraError | undefined;
+        const batch = store.addBatch();
         for (const p of planned) {
           const bar = progressBar(`add ${p.name}`);
           try {
-            const r = await addOne(store, p, (x) => bar.update(x));
+            added.push(await addOne(batch, p, (x) => bar.update(x)));
             bar.stop();
-            added.push(r);
-            if (!o.json) print(line(r));
           } catch (e) {
             bar.stop();
             if (!(e instanceof TesseraError)) throw e;
-            if (!o.keepGoing) {
-              // All or nothing: take back what this batch added, newest first.
-              for (const r of added.reverse()) await store.remove(r.name);
-              if (planned.length > 1) {
-                e.message = `${p.file}: ${e.message} Nothing was added (${added.length ? `${added.length} model${added.length > 1 ? 's' : ''} added before it ${added.length > 1 ? 'were' : 'was'} removed again; ` : ''}--keep-going adds the files that can be added).`;
-              }
+            // All or nothing (nothing is committed yet); a store write that failed ends it too.
+            if (!o.keepGoing || batch.broken) {
+              if (planned.length > 1) e.message = `${p.file}: ${e.message} Nothing was added${o.keepGoing ? '' : ' (--keep-going adds the files that can be added)'}.`;
               throw e;
             }
             failed.push({ file: p.file, name: p.name, error: e.message, code: e.code });
             firstFailure ??= e;
           }
         }
+        if (added.length) await batch.commit();
+        if (!o.json) for (const r of added) print(line(r));
         if (o.json) printJson(o.keepGoing ? { added, failed } : added);
         else if (planned.length > 1) {
           print(`added ${added.length} of ${planned.length} models${failed.length ? `; ${failed.length} failed:` : ''}`);
