@@ -293,7 +293,7 @@ function movesFromWire(w: Uint8Array[]): BlockMove[] {
 
 export function encodeRecord(rec: CatalogRecord): Uint8Array {
   const inner = encodeInner(rec);
-  const coded = (rec.t === 'add' || rec.t === 'delta') && rec.blocks.some((b) => b.codec !== undefined);
+  const coded = (rec.t === 'add' || rec.t === 'add-many' || rec.t === 'delta') && rec.blocks.some((b) => b.codec !== undefined);
   return coded ? encode({ t: 'coded', seq: rec.seq, record: inner }) : inner;
 }
 
@@ -329,7 +329,7 @@ function decodeWire(bytes: Uint8Array): CatalogRecord {
   if (w.t === 'coded') {
     if (!(w.record instanceof Uint8Array)) throw new CorruptionError('CATALOG_CORRUPT', 'a coded catalog record holds no record: the catalog is damaged.');
     const inner = decodeWire(w.record);
-    if ((inner.t !== 'add' && inner.t !== 'delta') || inner.seq !== w.seq) throw new CorruptionError('CATALOG_CORRUPT', 'a coded catalog record wraps an unexpected record: the catalog is damaged.');
+    if ((inner.t !== 'add' && inner.t !== 'add-many' && inner.t !== 'delta') || inner.seq !== w.seq) throw new CorruptionError('CATALOG_CORRUPT', 'a coded catalog record wraps an unexpected record: the catalog is damaged.');
     return inner;
   }
   const pages = () => (w.pages as number[][]).map(([id, used]) => ({ id, used }));
