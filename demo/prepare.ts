@@ -9,7 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildFamilies, zooTestSplit, type FamilyName, type Manifest, type ZooSize } from '../bench/zoo/build.ts';
 import { openStore } from '../src/node/open.ts';
-import { publishStore, type PublishReport } from '../src/node/publish.ts';
+import { folderSource, publishStore, type PublishReport } from '../src/node/publish.ts';
+import { importModels } from '../src/store/published.ts';
 import { dedupLossless } from '../src/dedup/planner.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -68,9 +69,21 @@ export async function prepareDemo(opts: PrepareOptions = {}): Promise<PreparedDe
       }
       const publish = await publishStore(store, join(out, 'pub'));
       log(`${family}: published ${publish.models} models: ${publish.pages} pages, ${publish.bytes} bytes vs ${publish.wholeFileBytes} as whole files`);
-      // No compaction: each model's delta blocks stay on its own pages, so an import reads only them.
+      // Lossless delta dedup leaves the replaced blocks' bytes dead on pages that keep other live
+      // blocks, and an import fetches whole pages. Compaction would pack blocks of several models
+      // together (an import of one would fetch the others'); an import into a fresh store writes
+      // each model's blocks onto pages of its own instead, deltas kept: that store is published.
       await dedupLossless(store);
-      const publishLossless = await publishStore(store, join(out, 'pub-lossless'));
+      await publishStore(store, join(out, 'deltas'));
+      const relaid = await openStore(join(out, 'store-lossless'), { create: true, pageSize: opts.pageSize ?? DEMO_PAGE_SIZE, tile: store.config.tile });
+      let publishLossless: PublishReport;
+      try {
+        await importModels(relaid, folderSource(join(out, 'deltas')));
+        publishLossless = await publishStore(relaid, join(out, 'pub-lossless'));
+      } finally {
+        await relaid.close();
+      }
+      await rm(join(out, 'deltas'), { recursive: true, force: true });
       log(`${family}: published with lossless deltas: ${publishLossless.pages} pages, ${publishLossless.bytes} bytes`);
       families.push({ family, manifest, pubDir: join(out, 'pub'), onnxDir, publish, pubLosslessDir: join(out, 'pub-lossless'), publishLossless });
     } finally {

@@ -4,6 +4,8 @@
  */
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { inflateRawSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openStore } from '../src/node/open.ts';
@@ -132,6 +134,29 @@ test('wrong tile, unknown model, missing or foreign index give clear errors', as
     assert.is(await codeOf(PublishedStore.open(folderSource(join(pub.dir, 'pages')))), 'IO_ERROR');
     await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ format: 'something-else' }));
     assert.is(await codeOf(PublishedStore.open(folderSource(pub.dir))), 'NOT_A_STORE');
+  } finally {
+    await pub.cleanup();
+  }
+});
+
+test('the catalog travels deflated, inflated to exactly its stated size; a version 2 store (plain catalog) still imports', async () => {
+  const pub = await published();
+  try {
+    const index = JSON.parse(await readFile(join(pub.dir, INDEX_FILE), 'utf8'));
+    assert.is(index.catalog.encoding, 'deflate-raw');
+    assert.ok(index.catalog.bytes * 2 < index.catalog.size, `catalog ${index.catalog.bytes} bytes deflated, ${index.catalog.size} inflated`);
+    // A stated size below what the file inflates to is refused (the bound on a deflate bomb).
+    await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ ...index, catalog: { ...index.catalog, size: index.catalog.size - 1 } }));
+    assert.is(await codeOf(PublishedStore.open(folderSource(pub.dir))), 'CATALOG_CORRUPT');
+    // Version 2: the same catalog, plain.
+    const plain = inflateRawSync(await readFile(join(pub.dir, index.catalog.file)));
+    const file = `catalog.${index.catalog.xxh64}.msgpack`;
+    await writeFile(join(pub.dir, file), plain);
+    await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ ...index, version: 2, catalog: { file, bytes: plain.length, xxh64: index.catalog.xxh64, sha256: createHash('sha256').update(plain).digest('hex') } }));
+    const local = await localStore();
+    const [r] = await importModels(local, folderSource(pub.dir), ['a']);
+    assert.is(r.status, 'imported');
+    assert.equal(await local.exportModel('a'), pub.exports.a);
   } finally {
     await pub.cleanup();
   }

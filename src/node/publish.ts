@@ -5,6 +5,7 @@
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { CapacityError, StoreError, TesseraError } from '../errors.ts';
 import { loadSha256, sha256 } from '../hash.ts';
 import { sealPage } from '../store/page-format.ts';
@@ -42,7 +43,8 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
   const hashes = new Map<number, Uint8Array>();
   for (const id of [...catalog.blocks.keys()].sort((a, b) => a - b)) hashes.set(id, sha256(await contents.block(id)));
   const blockTable = encodeBlockHashes(hashes);
-  const index = buildIndex(catalog, snapshot, blockTable);
+  const deflated = new Uint8Array(deflateRawSync(snapshot, { level: 9 }));
+  const index = buildIndex(catalog, snapshot, blockTable, deflated);
   try {
     await mkdir(join(dir, 'pages'), { recursive: true });
     let pagesWritten = 0;
@@ -58,7 +60,7 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
       }
       opts.onProgress?.(++done, index.pages.length);
     }
-    await writeFile(join(dir, index.catalog.file), snapshot);
+    await writeFile(join(dir, index.catalog.file), deflated);
     await writeFile(join(dir, index.blocks.file), blockTable);
     await writeFile(join(dir, INDEX_FILE + '.tmp'), JSON.stringify(index) + '\n');
     await rename(join(dir, INDEX_FILE + '.tmp'), join(dir, INDEX_FILE));
@@ -74,12 +76,12 @@ export async function publishStore(store: TesseraStore, dir: string, opts: { onP
       }
     }
     for (const f of await readdir(dir)) {
-      if ((/^catalog\.[0-9a-f]{16}\.msgpack$/.test(f) && f !== index.catalog.file) || (/^blocks\.[0-9a-f]{64}\.bin$/.test(f) && f !== index.blocks.file)) {
+      if ((/^catalog\.[0-9a-f]{16}\.msgpack(\.deflate)?$/.test(f) && f !== index.catalog.file) || (/^blocks\.[0-9a-f]{64}\.bin$/.test(f) && f !== index.blocks.file)) {
         await rm(join(dir, f), { force: true });
         staleFilesRemoved++;
       }
     }
-    const bytes = index.pages.reduce((n, [, , b]) => n + b, 0) + snapshot.length + blockTable.length + (await stat(join(dir, INDEX_FILE))).size;
+    const bytes = index.pages.reduce((n, [, , b]) => n + b, 0) + deflated.length + blockTable.length + (await stat(join(dir, INDEX_FILE))).size;
     return {
       dir,
       models: index.models.length,

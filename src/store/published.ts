@@ -3,7 +3,10 @@
  *
  *   tessera-index.json          format, version, page size, tile, the catalog and block-hash files
  *                               with their SHA-256, and a summary of each model (for listing)
- *   catalog.<xxh64>.msgpack     the catalog snapshot (Catalog.snapshot()), named by its hash
+ *   catalog.<xxh64>.msgpack.deflate  the catalog snapshot (Catalog.snapshot()), named by its hash,
+ *                               deflated (raw deflate: skeletons and block tables shrink 8-16x;
+ *                               static hosts rarely compress binary files); version 2 stores
+ *                               kept it plain (catalog.<xxh64>.msgpack) and are still read
  *   blocks.<sha256>.bin         every block's SHA-256 (of its content, deltas decoded): u32 id + 32 bytes each
  *   pages/<id>.<epoch>.page     one sealed page each (page-format.ts: checksummed header + payload)
  * Every file but the index is immutable under its name (a page slot rewritten by a later commit
@@ -35,7 +38,9 @@ import type { BlockInput, NewTensor, TesseraStore } from './store.ts';
 import { bytesEqual } from './ingest.ts';
 
 export const PUBLISHED_FORMAT = 'tessera-published';
-export const PUBLISHED_VERSION = 2;
+export const PUBLISHED_VERSION = 3;
+/** Earlier versions this tessera still imports from (2: the catalog file not deflated). */
+const READABLE_VERSIONS = [2, PUBLISHED_VERSION];
 
 /** What an import accepts from a published store; anything larger is refused with a typed error. */
 export const IMPORT_LIMITS = {
@@ -66,7 +71,11 @@ export interface PublishedIndex {
   tile: TileShape;
   /** Sequence number of the catalog when published. */
   seq: number;
-  catalog: { file: string; bytes: number; xxh64: string; sha256: string };
+  /**
+   * The catalog file: `bytes` and `sha256` are the file's; `xxh64` is the snapshot's; with
+   * `encoding` 'deflate-raw', `size` is the snapshot's length (else the file is the snapshot).
+   */
+  catalog: { file: string; bytes: number; xxh64: string; sha256: string; encoding?: 'deflate-raw'; size?: number };
   /** The block-hash table (see the file header). */
   blocks: { file: string; bytes: number; sha256: string };
   /** Page files and their sealed sizes: [id, epoch, bytes]. */
@@ -78,8 +87,8 @@ export function pageFile(id: number, epoch: number): string {
   return `pages/${id}.${epoch}.page`;
 }
 
-export function catalogFile(xxh64: string): string {
-  return `catalog.${xxh64}.msgpack`;
+export function catalogFile(xxh64: string, encoding?: 'deflate-raw'): string {
+  return `catalog.${xxh64}.msgpack${encoding ? '.deflate' : ''}`;
 }
 
 /** Where published files come from: HTTP (src/browser/http-source.ts), a folder (src/node/publish.ts), memory. */
@@ -119,7 +128,7 @@ export function blocksFile(table: Uint8Array): string {
 }
 
 /** Builds the index for a catalog whose pages are published with the given sealed sizes, and its block-hash table. */
-export function buildIndex(catalog: CatalogView, snapshot: Uint8Array, blockTable: Uint8Array): PublishedIndex {
+export function buildIndex(catalog: CatalogView, snapshot: Uint8Array, blockTable: Uint8Array, deflated?: Uint8Array): PublishedIndex {
   if (!catalog.config) throw new InvalidArgumentError('cannot publish a store that has no configuration (empty catalog)');
   const xxh64 = hash64Hex(snapshot);
   const pages = [...catalog.pages].sort((a, b) => a[0] - b[0]).map(([id, p]): [number, number, number] => [id, p.epoch, PAGE_HEADER_BYTES + p.used]);
@@ -136,7 +145,9 @@ export function buildIndex(catalog: CatalogView, snapshot: Uint8Array, blockTabl
     pageSize: catalog.config.pageSize,
     tile: catalog.config.tile,
     seq: catalog.seq,
-    catalog: { file: catalogFile(xxh64), bytes: snapshot.length, xxh64, sha256: sha256Hex(snapshot) },
+    catalog: deflated
+      ? { file: catalogFile(xxh64, 'deflate-raw'), bytes: deflated.length, xxh64, sha256: sha256Hex(deflated), encoding: 'deflate-raw', size: snapshot.length }
+      : { file: catalogFile(xxh64), bytes: snapshot.length, xxh64, sha256: sha256Hex(snapshot) },
     blocks: { file: blocksFile(blockTable), bytes: blockTable.length, sha256: sha256Hex(blockTable) },
     pages,
     models,
@@ -149,7 +160,7 @@ const isCount = (x: unknown, max = Number.MAX_SAFE_INTEGER): x is number => Numb
 /** Checks the index's shape and limits before anything it names is fetched. */
 function validateIndex(index: PublishedIndex, location: string): void {
   if (index?.format !== PUBLISHED_FORMAT) throw new StoreError('NOT_A_STORE', `${location} is not a published tessera store (${INDEX_FILE} has format "${(index as { format?: unknown })?.format}").`);
-  if (index.version !== PUBLISHED_VERSION) throw new StoreError('NOT_A_STORE', `${location} is published in format version ${index.version}; this tessera reads version ${PUBLISHED_VERSION}: publish it again with this tessera.`);
+  if (!READABLE_VERSIONS.includes(index.version)) throw new StoreError('NOT_A_STORE', `${location} is published in format version ${index.version}; this tessera reads version ${PUBLISHED_VERSION}: publish it again with this tessera.`);
   if (!isCount(index.pageSize, IMPORT_LIMITS.pageSize) || index.pageSize < 1) throw bad(location, `page size ${index.pageSize} is not an integer in [1, ${IMPORT_LIMITS.pageSize}]`);
   try {
     validateTile(index.tile);
@@ -158,8 +169,10 @@ function validateIndex(index: PublishedIndex, location: string): void {
   }
   const c = index.catalog;
   if (!c || typeof c !== 'object') throw bad(location, 'it names no catalog');
-  if (typeof c.file !== 'string' || !/^catalog\.[0-9a-f]{16}\.msgpack$/.test(c.file)) throw bad(location, `catalog file ${JSON.stringify(c.file)} is not a catalog.<hash>.msgpack name beside the index`);
+  if (c.encoding !== undefined && (c.encoding !== 'deflate-raw' || index.version < 3)) throw bad(location, `catalog encoding ${JSON.stringify(c.encoding)} is not one this tessera reads`);
+  if (typeof c.file !== 'string' || c.file !== catalogFile(String(c.xxh64), c.encoding) || !/^catalog\.[0-9a-f]{16}\.msgpack(\.deflate)?$/.test(c.file)) throw bad(location, `catalog file ${JSON.stringify(c.file)} is not a catalog.<hash>.msgpack name beside the index`);
   if (!isCount(c.bytes, IMPORT_LIMITS.catalogBytes)) throw bad(location, `catalog size ${c.bytes} exceeds the limit of ${IMPORT_LIMITS.catalogBytes} bytes`);
+  if (c.encoding && !isCount(c.size, IMPORT_LIMITS.catalogBytes)) throw bad(location, `catalog size ${c.size} exceeds the limit of ${IMPORT_LIMITS.catalogBytes} bytes`);
   if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256)) throw bad(location, 'the catalog has no SHA-256');
   const b = index.blocks;
   if (!b || typeof b.file !== 'string' || !/^blocks\.[0-9a-f]{64}\.bin$/.test(b.file) || !isCount(b.bytes, IMPORT_LIMITS.catalogBytes) || !/^[0-9a-f]{64}$/.test(String(b.sha256))) throw bad(location, 'it names no valid block-hash table');
@@ -277,9 +290,13 @@ export class PublishedStore {
     }
     validateIndex(index, source.location);
     // The catalog and the block table together: one round trip, not two.
-    const [snapshot, table] = await Promise.all([source.get(index.catalog.file, { maxBytes: index.catalog.bytes }), source.get(index.blocks.file, { maxBytes: index.blocks.bytes })]);
-    if (snapshot.length !== index.catalog.bytes || sha256Hex(snapshot) !== index.catalog.sha256) {
+    const [file, table] = await Promise.all([source.get(index.catalog.file, { maxBytes: index.catalog.bytes }), source.get(index.blocks.file, { maxBytes: index.blocks.bytes })]);
+    if (file.length !== index.catalog.bytes || sha256Hex(file) !== index.catalog.sha256) {
       throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.catalog.file} does not match its SHA-256 in ${INDEX_FILE}: the download was damaged or the store is being republished; retry.`);
+    }
+    const snapshot = index.catalog.encoding ? await inflateRaw(file, index.catalog.size!, `${source.location}/${index.catalog.file}`) : file;
+    if (index.catalog.encoding && hash64Hex(snapshot) !== index.catalog.xxh64) {
+      throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.catalog.file} does not inflate to the catalog its name says: the published store is damaged; publish it again.`);
     }
     if (table.length !== index.blocks.bytes || sha256Hex(table) !== index.blocks.sha256) {
       throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.blocks.file} does not match its SHA-256 in ${INDEX_FILE}: the download was damaged or the store is being republished; retry.`);
@@ -289,7 +306,7 @@ export class PublishedStore {
     const hashes = decodeBlockHashes(table, source.location);
     for (const id of catalog.blocks.keys()) if (!hashes.has(id)) throw new CorruptionError('CATALOG_CORRUPT', `the published catalog of ${source.location} has block ${id} without a SHA-256: nothing was imported.`);
     const store = new PublishedStore(source, index, catalogView(() => catalog), hashes);
-    store.bytesFetched = raw.length + snapshot.length + table.length;
+    store.bytesFetched = raw.length + file.length + table.length;
     return store;
   }
 
@@ -363,16 +380,25 @@ export class PublishedStore {
 
     const plan = await this.verifiedPlan(store, unique.map(({ m }) => m));
     const fetcher = new PageFetcher(this, plan.pages, opts);
-    const stored = new Map<number, number>(); // published block id -> local id, for blocks committed by this batch
+    const batch: Batch = { local: plan.local, stored: new Map(), verified: new Set() };
+    // Model k+1 is verified and checked (hashing, decoding, assembling: CPU) while model k's
+    // commit waits on storage; its blocks are matched to local ids only when its commit starts.
+    const prepare = async (k: number) => {
+      const t0 = performance.now();
+      const { m } = unique[k];
+      const pages = await fetcher.modelPages(k, (done, total) => opts.onProgress?.({ model: m.name, phase: 'fetch', done, total }));
+      return { t0, pages, commit: await this.prepareModel(store, m, pages, batch, opts) };
+    };
+    let next: ReturnType<typeof prepare> | undefined;
     try {
       for (let k = 0; k < unique.length; k++) {
-        const t0 = performance.now();
-        const { m, i } = unique[k];
-        const pages = await fetcher.modelPages(k, (done, total) => opts.onProgress?.({ model: m.name, phase: 'fetch', done, total }));
-        const report = await this.storeModel(store, m, pages, plan.local, stored, opts);
+        const { t0, pages, commit } = await (next ?? prepare(k));
+        next = k + 1 < unique.length ? prepare(k + 1) : undefined;
+        next?.catch(() => {}); // surfaces when awaited, after this model's commit
+        const report = await commit();
         fetcher.modelStored(k);
         const mine = fetcher.firstFetchedBy(k);
-        reports[i] = { ...report, pagesFetched: mine.length, bytesFetched: mine.reduce((n, id) => n + pages.get(id)!.sealedBytes, 0), ms: performance.now() - t0 };
+        reports[unique[k].i] = { ...report, pagesFetched: mine.length, bytesFetched: mine.reduce((n, id) => n + pages.get(id)!.sealedBytes, 0), ms: performance.now() - t0 };
       }
     } finally {
       fetcher.stop();
@@ -385,19 +411,15 @@ export class PublishedStore {
     return { name: m.name, pagesRead: 0, pagesFetched: 0, bytesFetched: 0, bytesStored: 0, wholeFileBytes: m.sourceBytes, blocks: 0, newBlocks: 0 };
   }
 
-  /** Verifies model `m`'s blocks from the fetched pages and commits it to `store` (one record). */
-  private async storeModel(
-    store: TesseraStore,
-    m: ModelEntry,
-    pages: ReadonlyMap<number, FetchedPage>,
-    local: ReadonlyMap<number, { id: number; content: Uint8Array }>,
-    stored: Map<number, number>,
-    opts: ImportOptions,
-  ): Promise<Omit<ImportReport, 'ms'>> {
+  /**
+   * Verifies model `m`'s blocks from the fetched pages and checks that it exports; returns its
+   * commit to `store` (one record), to be called once the models before it are committed.
+   */
+  private async prepareModel(store: TesseraStore, m: ModelEntry, pages: ReadonlyMap<number, FetchedPage>, batch: Batch, opts: ImportOptions): Promise<() => Promise<Omit<ImportReport, 'ms'>>> {
     const { tile } = this.index;
     const content = new Map<number, Uint8Array>();
     // Blocks come from the fetched pages, or from the local store where a local block's content
-    // has the published SHA-256 (plan.local).
+    // has the published SHA-256 (batch.local).
     const remote = new BlockSource(
       this.catalog,
       tile,
@@ -406,20 +428,43 @@ export class PublishedStore {
         if (!fetched) throw new CorruptionError('CATALOG_CORRUPT', `a block of the published catalog is on page ${page}, which was not fetched: the published catalog is inconsistent.`);
         return fetched.payload;
       },
-      { elsewhere: (id) => { const c = content.get(id) ?? local.get(id)?.content; return c ? Promise.resolve(c) : undefined; } },
+      { elsewhere: (id) => { const c = content.get(id) ?? batch.local.get(id)?.content; return c ? Promise.resolve(c) : undefined; } },
     );
-    const localId = (id: number): number | undefined => local.get(id)?.id ?? stored.get(id);
     const verified = async (id: number): Promise<Uint8Array> => {
       const hit = content.get(id);
       if (hit) return hit;
       const bytes = await remote.block(id);
       const b = this.catalog.blocks.get(id)!;
-      if (!bytesEqual(sha256(bytes), this.sha.get(id)!) || hash64Hex(bytes) !== b.hash) {
-        throw new CorruptionError('PAGE_CORRUPT', `published block ${id} on page ${b.page} of ${this.source.location} does not match its SHA-256: the published store is damaged or hostile. Nothing was stored.`, { pageId: b.page });
+      if (!batch.verified.has(id)) {
+        if (!bytesEqual(sha256(bytes), this.sha.get(id)!) || hash64Hex(bytes) !== b.hash) {
+          throw new CorruptionError('PAGE_CORRUPT', `published block ${id} on page ${b.page} of ${this.source.location} does not match its SHA-256: the published store is damaged or hostile. Nothing was stored.`, { pageId: b.page });
+        }
+        batch.verified.add(id);
       }
       content.set(id, bytes);
       return bytes;
     };
+    const localId = (id: number): number | undefined => batch.local.get(id)?.id ?? batch.stored.get(id);
+    // Every block not held locally before the batch, and the bases of its deltas, verified now.
+    const needed = async (id: number): Promise<void> => {
+      if (batch.local.has(id)) return;
+      await verified(id);
+      const base = this.catalog.blocks.get(id)!.base;
+      if (base !== undefined) await needed(base);
+    };
+    const tensorBytes: Uint8Array[] = [];
+    for (const t of m.tensors) {
+      await Promise.all(Array.from(t.blocks, needed));
+      tensorBytes.push(await remote.tensor(t));
+    }
+    // Exportable before it is committed: the skeleton and tensors assemble into ONNX that parses.
+    try {
+      await parseModel(assembleModel(m.skeleton, tensorBytes, m.tensors.map((t) => t.encoding)));
+    } catch (e) {
+      throw new CorruptionError('CATALOG_CORRUPT', `published model "${m.name}" from ${this.source.location} cannot be exported (${(e as Error)?.message ?? e}): nothing was stored.`);
+    }
+    tensorBytes.length = 0;
+
     // A published delta stays a delta when its base is a raw block (one level, as the store writes
     // them): a local one, or one stored with it; otherwise the block is stored as its content.
     const deltaBase = async (base: number): Promise<BlockInput | undefined> => {
@@ -440,36 +485,25 @@ export class PublishedStore {
       const base = await deltaBase(b.base);
       return base ? { data, hash: b.hash, stored: { bytes: await remote.stored(id), base, coding } } : { data, hash: b.hash };
     };
-
-    const tensors: NewTensor[] = [];
-    const tensorBytes: Uint8Array[] = [];
-    for (const t of m.tensors) {
-      const blocks = await Promise.all(Array.from(t.blocks, input));
-      tensors.push({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, ...(t.encoding ? { encoding: t.encoding } : {}), blocks });
-      tensorBytes.push(await remote.tensor(t));
-    }
-    // Exportable before it is committed: the skeleton and tensors assemble into ONNX that parses.
-    try {
-      await parseModel(assembleModel(m.skeleton, tensorBytes, m.tensors.map((t) => t.encoding)));
-    } catch (e) {
-      throw new CorruptionError('CATALOG_CORRUPT', `published model "${m.name}" from ${this.source.location} cannot be exported (${(e as Error)?.message ?? e}): nothing was stored.`);
-    }
-    tensorBytes.length = 0;
-    const report = await store.addBlocks(
-      { name: m.name, skeleton: m.skeleton, inputs: m.inputs, outputs: m.outputs, sourceBytes: m.sourceBytes },
-      tensors,
-      { onProgress: (p) => opts.onProgress?.({ model: m.name, phase: 'store', done: p.done, total: p.total }) },
-    );
-    // Later models of the batch take these blocks by id instead of matching them again.
-    const committed = store.model(m.name);
-    m.tensors.forEach((t, ti) => t.blocks.forEach((id, k) => stored.set(id, committed.tensors[ti].blocks[k])));
-    return {
-      ...this.emptyReport(m),
-      status: 'imported',
-      pagesRead: this.catalog.pagesRead(m).length,
-      bytesStored: report.newBytes + report.newPages * PAGE_HEADER_BYTES,
-      blocks: report.blocks,
-      newBlocks: report.newBlocks,
+    return async () => {
+      // Matched to local ids now: blocks committed by the models before it are held by id.
+      const tensors: NewTensor[] = m.tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, ...(t.encoding ? { encoding: t.encoding } : {}), blocks: () => Promise.all(Array.from(t.blocks, input)) }));
+      const report = await store.addBlocks(
+        { name: m.name, skeleton: m.skeleton, inputs: m.inputs, outputs: m.outputs, sourceBytes: m.sourceBytes },
+        tensors,
+        { onProgress: (p) => opts.onProgress?.({ model: m.name, phase: 'store', done: p.done, total: p.total }) },
+      );
+      // Later models of the batch take these blocks by id instead of matching them again.
+      const committed = store.model(m.name);
+      m.tensors.forEach((t, ti) => t.blocks.forEach((id, k) => batch.stored.set(id, committed.tensors[ti].blocks[k])));
+      return {
+        ...this.emptyReport(m),
+        status: 'imported',
+        pagesRead: this.catalog.pagesRead(m).length,
+        bytesStored: report.newBytes + report.newPages * PAGE_HEADER_BYTES,
+        blocks: report.blocks,
+        newBlocks: report.newBlocks,
+      };
     };
   }
 
@@ -556,6 +590,16 @@ export class PublishedStore {
 interface FetchedPage {
   payload: Uint8Array;
   sealedBytes: number;
+}
+
+/** What one batch import knows across its models. */
+interface Batch {
+  /** Published block id -> the local block (and its content) that held it before the batch. */
+  local: ReadonlyMap<number, { id: number; content: Uint8Array }>;
+  /** Published block id -> local id, for blocks committed by the batch so far. */
+  stored: Map<number, number>;
+  /** Published blocks whose content was checked against their SHA-256. */
+  verified: Set<number>;
 }
 
 /**
@@ -667,6 +711,34 @@ class PageFetcher {
     this.wake = [];
     for (const ok of waiting) ok();
   }
+}
+
+/**
+ * Raw-deflated `data`, inflated to exactly `size` bytes (DecompressionStream, in browsers and Node
+ * alike); a stream that inflates past `size` is cut off there and refused, so a hostile catalog
+ * costs no more than its stated size.
+ */
+async function inflateRaw(data: Uint8Array, size: number, what: string): Promise<Uint8Array> {
+  const out = new Uint8Array(size);
+  let n = 0;
+  try {
+    const reader = new Blob([data as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (n + value.length > size) {
+        await reader.cancel().catch(() => {});
+        throw new CorruptionError('CATALOG_CORRUPT', `${what} inflates to more than the ${size} bytes its index states: it is damaged or hostile. Nothing was imported.`);
+      }
+      out.set(value, n);
+      n += value.length;
+    }
+  } catch (e) {
+    if (e instanceof CorruptionError) throw e;
+    throw new CorruptionError('CATALOG_CORRUPT', `${what} cannot be inflated (${(e as Error)?.message ?? e}): the published store is damaged. Nothing was imported.`);
+  }
+  if (n !== size) throw new CorruptionError('CATALOG_CORRUPT', `${what} inflates to ${n} bytes, its index states ${size}: it is damaged. Nothing was imported.`);
+  return out;
 }
 
 /** Imports models (default: all published) into `store`, one commit per model, in order; see PublishedStore.importModels. */

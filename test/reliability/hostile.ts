@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { Catalog } from '../../src/catalog/catalog.ts';
 import { hash64Hex, loadSha256, sha256, sha256Hex } from '../../src/hash.ts';
@@ -46,7 +47,9 @@ export async function writeIndex(pub: string, index: unknown): Promise<void> {
 export async function tampered(pub: string, out: string, mutate: (cat: Catalog, index: PublishedIndex) => void | Promise<void>): Promise<string> {
   await cp(pub, out, { recursive: true });
   const index = await readIndex(out);
-  const cat = Catalog.load(new Uint8Array(await readFile(join(out, index.catalog.file))), []);
+  const file = new Uint8Array(await readFile(join(out, index.catalog.file)));
+  // Rewritten plain (a published catalog may also be deflated, PublishedIndex.catalog.encoding).
+  const cat = Catalog.load(index.catalog.encoding ? new Uint8Array(inflateRawSync(file)) : file, []);
   const table = new Uint8Array(await readFile(join(out, index.blocks.file)));
   await mutate(cat, index);
   const snapshot = cat.snapshot();
