@@ -1,7 +1,7 @@
 /** Each eviction policy on hand-made traces whose right answer is worked out in the comments. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BufferPool, createPolicy, DedupAwarePolicy, type EvictionPolicy, type PageInfo, type PolicyName } from '../src/pool/index.ts';
+import { BufferPool, createPolicy, DedupAwarePolicy, zipfTrace, type EvictionPolicy, type PageInfo, type PolicyName } from '../src/pool/index.ts';
 
 /** Replays single-page accesses (pin then unpin) through a pool of `capacity` one-byte pages. */
 async function replay(policy: PolicyName | EvictionPolicy, capacity: number, trace: number[], info?: (id: number) => PageInfo, sizes?: (id: number) => number) {
@@ -194,6 +194,65 @@ test('dedup-aware beats LRU and LFU on a shared-backbone trace through the pool'
   assert.is(dedup, 28);
   assert.is(await run('lru'), 0);
   assert.ok(dedup >= (await run('lfu')));
+});
+
+test('dedup-aware: a scan of one-off cold models evicts its own pages, never the hot set', async () => {
+  // Capacity 10 one-page models: hot models h0..h4 requested 4 times each, then 40 cold models
+  // once each. A cold page starts at one request's worth, below every hot page, so the cold pages
+  // replace each other; LRU loses every hot page to the scan.
+  const run = async (policy: PolicyName) => {
+    const pool = new BufferPool({ budgetBytes: 10, policy, fetch: async () => new Uint8Array(1), pageBytes: 1, pageInfo: (id) => ({ sharers: 1, models: [`m${id}`] }) });
+    const request = (id: number) => pool.withPages([id], () => undefined, { model: `m${id}` });
+    for (let round = 0; round < 4; round++) for (let h = 0; h < 5; h++) await request(h);
+    for (let c = 0; c < 40; c++) await request(100 + c);
+    assert.equal(pool.checkInvariants(), []);
+    return [0, 1, 2, 3, 4].filter((h) => pool.isResident(h)).length;
+  };
+  assert.is(await run('dedup'), 5);
+  assert.is(await run('lru'), 0);
+});
+
+test('dedup-aware: a page counts once per request however often it is pinned, and keeps its count when evicted', () => {
+  const p = new DedupAwarePolicy({ halfLifeRequests: 1e9 }); // no decay: counts are request counts
+  p.onRequest('a');
+  p.onInsert({ id: 1, bytes: 1, sharers: 1, models: ['a'], model: 'a' });
+  p.onHit({ id: 1, bytes: 1, sharers: 1, models: ['a'], model: 'a' });
+  p.onHit({ id: 1, bytes: 1, sharers: 1, models: ['a'], model: 'a' });
+  for (let i = 0; i < 2; i++) {
+    p.onRequest('b');
+    p.onInsert({ id: 2, bytes: 1, sharers: 1, models: ['b'], model: 'b' });
+  }
+  // Page 1: one request (three pins); page 2: two requests.
+  assert.is(p.victim(() => true), 1);
+  p.onRemove(2, true);
+  p.onRequest('a');
+  p.onHit({ id: 1, bytes: 1, sharers: 1, models: ['a'], model: 'a' });
+  p.onRequest('a');
+  p.onHit({ id: 1, bytes: 1, sharers: 1, models: ['a'], model: 'a' });
+  // Page 1 now has 3 requests; page 2 comes back with its 2 remembered plus this one: 3, and is newer.
+  p.onRequest('b');
+  p.onInsert({ id: 2, bytes: 1, sharers: 1, models: ['b'], model: 'b' });
+  assert.is(p.victim(() => true), 1, 'equal counts: the least recent goes');
+  p.onRequest('b');
+  p.onHit({ id: 2, bytes: 1, sharers: 1, models: ['b'], model: 'b' });
+  p.onRequest('a');
+  p.onRequest('a');
+  p.onHit({ id: 1, bytes: 1, sharers: 1, models: ['a'], model: 'a' });
+  // a: 5 requests, but page 1 was used by 4 of them; b's page by its 4: the tie goes to recency.
+  assert.is(p.victim(() => true), 2);
+});
+
+test('dedup-aware chooses its memory: long for stable popularity, short when popularity shifts', () => {
+  const models = Array.from({ length: 20 }, (_, i) => `m${i}`);
+  const stable = new DedupAwarePolicy();
+  for (const m of zipfTrace({ models, skew: 1, requests: 4000, seed: 3 })) stable.onRequest(m);
+  assert.ok(stable.halfLife >= 512, `stable popularity: half-life ${stable.halfLife}`);
+  const shifting = new DedupAwarePolicy();
+  for (const m of zipfTrace({ models, skew: 1.2, requests: 4000, seed: 3, phases: 40 })) shifting.onRequest(m);
+  assert.ok(shifting.halfLife <= 64, `popularity reshuffled every 100 requests: half-life ${shifting.halfLife}`);
+  const fixed = new DedupAwarePolicy({ halfLifeRequests: 50 });
+  for (const m of zipfTrace({ models, skew: 1, requests: 500, seed: 3 })) fixed.onRequest(m);
+  assert.is(fixed.halfLife, 50);
 });
 
 test('every policy keeps the budget with variable page sizes and evicts until the new page fits', async () => {

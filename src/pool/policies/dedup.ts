@@ -1,87 +1,210 @@
 /**
- * tessera's dedup-aware policy. A page is worth what the models that use it are worth: its score
- * is the sum, over the models sharing it, of each model's decayed request count, per byte held.
- * The page with the lowest score goes first (ties: least recently used). Because popularity
- * belongs to models, not pages, a page fetched for a popular model is valued at once (in-cache LFU
- * starts it at 1), a backbone page shared by many models outranks any one model's own pages, and
- * the exponential decay (half-life in requests) follows shifting popularity.
+ * tessera's dedup-aware policy. A page is worth the requests that use it: a page shared by many
+ * models is used by every request of each of them, so its value is the sum of their popularity.
+ * Each page keeps an exponentially decayed count of the requests that used it (one per request,
+ * however many times it was pinned), per byte held; the page with the lowest value goes first
+ * (ties: least recently used). A page seen for the first time starts at the summed popularity of
+ * the models that share it, so a backbone page fetched for any model is valued at once, and a
+ * page's count survives its eviction (a bounded history), so it comes back at its true value.
+ * Because a request touches every page it needs, the count equals the sharing-weighted sum of
+ * model popularity, kept in O(1) per touch instead of a sum over the sharers.
+ *
+ * How long to remember is chosen online, not tuned per trace: counts are kept at several
+ * half-lives at once (16 to 2048 requests), and the pool orders pages by the half-life whose model
+ * popularity best predicted the recent requests (lowest decayed log-loss of "which model comes
+ * next"). Stable popularity selects long memory (near-LFU, close to the ideal "keep the most
+ * requested pages"), shifting popularity selects short memory. Measured in bench/pool.ts: fixed
+ * half-lives win either the static traces (long) or the shifting ones (short), never both.
+ *
+ * Scan resistance: a one-off model's pages start at one request's worth, below any page its
+ * hot models used repeatedly, so a scan of cold models evicts its own pages, not the hot set.
  *
  * Decay without touching every count: each request adds an increment that grows by 2^(1/halfLife),
  * which orders counts exactly as decaying them all would; counts are rescaled before overflow.
- * When `pageInfo` does not name a page's models, the page's own decayed touch count stands in,
- * started at sharers × the requesting model's popularity.
+ * Cost: O(half-lives) per request, O(half-lives + log n) per page touch, O(sharers) the first time
+ * a page is seen; a change of half-life re-keys the heap and is allowed once per n touches, so
+ * amortised O(log n). A pool that never records requests still forgets: 8 page touches without a
+ * model count as one request.
  */
 import { KeyedHeap } from '../keyed-heap.ts';
+import { OrderedSet } from '../ordered-set.ts';
 import type { EvictionPolicy, PageRef } from '../policy.ts';
 
 export interface DedupAwareOptions {
-  /**
-   * Requests after which a model's past requests count half (default 50). Longer is steadier under
-   * fixed popularity (+1-3 points at 200), shorter follows shifts sooner; 50 measured never below
-   * LRU on shifting traces with phases of ~190 requests (bench/pool.ts).
-   */
+  /** A fixed half-life in requests, instead of choosing one online among `halfLives`. */
   halfLifeRequests?: number;
+  /** The half-lives (requests) to choose among (default 16, 32, ..., 2048). */
+  halfLives?: readonly number[];
 }
+
+const DEFAULT_HALF_LIVES = [16, 32, 64, 128, 256, 512, 1024, 2048];
+/** The half-life used until the predictions say otherwise. */
+const START_HALF_LIFE = 64;
+/** The prediction loss forgets with this half-life (requests), so the choice follows the workload. */
+const LOSS_HALF_LIFE = 1024;
+/** Pseudo-requests per model when predicting the next model (so unseen models are not impossible). */
+const SMOOTHING = 0.5;
+const CHECK_EVERY = 16;
+const ANONYMOUS_TOUCHES_PER_REQUEST = 8;
+const RESCALE_ABOVE = 1e100;
 
 interface PageState {
   bytes: number;
-  models?: readonly string[];
-  /** Decayed touches of this page, used when its models are unknown. */
-  touches: number;
+  /** Decayed request counts, one per half-life, in each one's inflated units. */
+  counts: Float64Array;
+  /** The request epoch that last counted this page (a page counts once per request). */
+  epoch: number;
+  /** Recency tie-break. */
+  tick: number;
+  resident: boolean;
 }
-
-const RESCALE_ABOVE = 1e120;
 
 export class DedupAwarePolicy implements EvictionPolicy {
   readonly name = 'dedup';
-  private readonly heap = new KeyedHeap();
+  readonly halfLives: readonly number[];
+  private readonly growth: Float64Array;
+  private readonly increment: Float64Array;
+  private readonly total: Float64Array;
+  private readonly loss: Float64Array;
+  private readonly adaptive: boolean;
+  private readonly popularity = new Map<string, Float64Array>();
   private readonly pages = new Map<number, PageState>();
-  private readonly popularity = new Map<string, number>();
-  private readonly growth: number;
-  private increment = 1;
+  /** Evicted pages whose counts are remembered, oldest first; bounded by `historyLimit`. */
+  private readonly history = new OrderedSet();
+  private readonly heap = new KeyedHeap();
+  private current: number;
+  private epoch = 0;
+  private requests = 0;
+  private anonymousTouches = 0;
+  private touchesSinceSwitch = 0;
   private tick = 0;
 
   constructor(opts: DedupAwareOptions = {}) {
-    this.growth = Math.pow(2, 1 / (opts.halfLifeRequests ?? 50));
+    this.adaptive = opts.halfLifeRequests === undefined;
+    this.halfLives = opts.halfLifeRequests !== undefined ? [opts.halfLifeRequests] : [...(opts.halfLives ?? DEFAULT_HALF_LIVES)];
+    const n = this.halfLives.length;
+    this.growth = Float64Array.from(this.halfLives, (h) => Math.pow(2, 1 / h));
+    this.increment = new Float64Array(n).fill(1);
+    this.total = new Float64Array(n);
+    this.loss = new Float64Array(n);
+    const start = this.halfLives.indexOf(START_HALF_LIFE);
+    this.current = start >= 0 ? start : 0;
   }
+
+  /** The half-life (requests) the pool orders pages by now. */
+  get halfLife(): number {
+    return this.halfLives[this.current];
+  }
+
   onRequest(model: string): void {
-    this.increment *= this.growth;
-    this.popularity.set(model, (this.popularity.get(model) ?? 0) + this.increment);
-    if (this.increment > RESCALE_ABOVE) this.rescale(1 / this.increment);
+    let counts = this.popularity.get(model);
+    if (counts) {
+      // How well did each half-life's popularity predict the model that came? (log-loss). A model
+      // never seen says nothing about how long to remember, so a scan of new models cannot
+      // shorten the memory and flush the hot set.
+      const lossDecay = Math.pow(2, -1 / LOSS_HALF_LIFE);
+      const models = this.popularity.size;
+      for (let i = 0; i < this.halfLives.length; i++) {
+        const p = (counts[i] / this.increment[i] + SMOOTHING) / (this.total[i] / this.increment[i] + SMOOTHING * models);
+        this.loss[i] = this.loss[i] * lossDecay - Math.log(p);
+      }
+    } else this.popularity.set(model, (counts = new Float64Array(this.halfLives.length)));
+    this.advance();
+    for (let i = 0; i < this.halfLives.length; i++) {
+      counts[i] += this.increment[i];
+      this.total[i] += this.increment[i];
+    }
+    if (this.adaptive && ++this.requests % CHECK_EVERY === 0) this.choose();
   }
   onInsert(page: PageRef): void {
-    const prior = page.model !== undefined ? page.sharers * (this.popularity.get(page.model) ?? 0) : 0;
-    const state: PageState = { bytes: page.bytes, models: page.models, touches: Math.max(prior, this.increment) };
-    this.pages.set(page.id, state);
-    this.heap.set(page.id, this.score(state), ++this.tick);
+    this.touch(page);
   }
   onHit(page: PageRef): void {
-    const state = this.pages.get(page.id);
-    if (!state) return this.onInsert(page);
-    state.touches += this.increment;
-    if (page.models) state.models = page.models;
-    this.heap.set(page.id, this.score(state), ++this.tick);
+    this.touch(page);
   }
-  onRemove(pageId: number): void {
-    this.pages.delete(pageId);
+  onRemove(pageId: number, evicted: boolean): void {
     this.heap.delete(pageId);
+    const state = this.pages.get(pageId);
+    if (!state) return;
+    if (!evicted) {
+      // Invalidated: the page's content changed, its history means nothing now.
+      this.pages.delete(pageId);
+      return;
+    }
+    state.resident = false;
+    this.history.pushHead(pageId);
+    while (this.history.size > this.historyLimit()) {
+      const old = this.history.oldest()!;
+      this.history.delete(old);
+      this.pages.delete(old);
+    }
   }
   victim(evictable: (pageId: number) => boolean): number | undefined {
     return this.heap.minWhere(evictable);
   }
-  /** Current decayed request count of a model (in the policy's inflated units). */
+  /** A model's decayed request count at the current half-life (in the policy's inflated units). */
   popularityOf(model: string): number {
-    return this.popularity.get(model) ?? 0;
+    return this.popularity.get(model)?.[this.current] ?? 0;
   }
-  private score(state: PageState): number {
-    let sum = 0;
-    if (state.models) for (const m of state.models) sum += this.popularity.get(m) ?? 0;
-    return (sum > 0 ? sum : state.touches) / state.bytes;
+
+  private touch(page: PageRef): void {
+    if (page.model === undefined && ++this.anonymousTouches % ANONYMOUS_TOUCHES_PER_REQUEST === 0) this.advance();
+    let state = this.pages.get(page.id);
+    if (!state) {
+      state = { bytes: page.bytes, counts: this.firstCounts(page), epoch: this.epoch, tick: 0, resident: true };
+      this.pages.set(page.id, state);
+    } else if (state.epoch !== this.epoch) {
+      for (let i = 0; i < state.counts.length; i++) state.counts[i] += this.increment[i];
+      state.epoch = this.epoch;
+    }
+    if (!state.resident) {
+      this.history.delete(page.id);
+      state.resident = true;
+    }
+    state.bytes = page.bytes;
+    state.tick = ++this.tick;
+    this.touchesSinceSwitch++;
+    this.heap.set(page.id, state.counts[this.current] / state.bytes, state.tick);
   }
-  private rescale(factor: number): void {
-    this.increment *= factor;
-    for (const [m, v] of this.popularity) this.popularity.set(m, v * factor);
-    for (const s of this.pages.values()) s.touches *= factor;
-    this.heap.scalePrimary(factor);
+  /** A page never seen: the models that share it, at their popularity (this request included). */
+  private firstCounts(page: PageRef): Float64Array {
+    const counts = new Float64Array(this.halfLives.length);
+    let known = false;
+    for (const m of page.models ?? []) {
+      const c = this.popularity.get(m);
+      if (!c) continue;
+      known = true;
+      for (let i = 0; i < counts.length; i++) counts[i] += c[i];
+    }
+    if (!known) counts.set(this.increment);
+    return counts;
+  }
+  /** One request's time passes: the increments grow, which decays every older count. */
+  private advance(): void {
+    this.epoch++;
+    for (let i = 0; i < this.halfLives.length; i++) {
+      this.increment[i] *= this.growth[i];
+      if (this.increment[i] > RESCALE_ABOVE) this.rescale(i, 1 / this.increment[i]);
+    }
+  }
+  /** Orders pages by the half-life with the lowest prediction loss; re-keying costs O(n log n), so at most once per n touches. */
+  private choose(): void {
+    let best = this.current;
+    for (let i = 0; i < this.loss.length; i++) if (this.loss[i] < this.loss[best]) best = i;
+    if (best === this.current || this.touchesSinceSwitch < this.heap.size) return;
+    this.current = best;
+    this.touchesSinceSwitch = 0;
+    for (const [id, s] of this.pages) if (s.resident) this.heap.set(id, s.counts[best] / s.bytes, s.tick);
+  }
+  private rescale(i: number, factor: number): void {
+    this.increment[i] *= factor;
+    this.total[i] *= factor;
+    for (const c of this.popularity.values()) c[i] *= factor;
+    for (const s of this.pages.values()) s.counts[i] *= factor;
+    if (i === this.current) this.heap.scalePrimary(factor);
+  }
+  /** Remembered evicted pages: as many as are resident, and at least 1024. */
+  private historyLimit(): number {
+    return Math.max(1024, this.heap.size);
   }
 }
