@@ -3,7 +3,8 @@
  * ViT with LayerNormalization/attention/GELU): each family published after lossless delta dedup
  * is imported into IndexedDB through the browser bundle, and every model's in-page outputs through
  * tessera equal onnxruntime's on the original .onnx file in the same page, bit for bit. The
- * delta blocks that travelled stay deltas in IndexedDB (decoded on read). Fails, never skips,
+ * delta and zstd-coded blocks that travelled stay so in IndexedDB (decoded on read, through the
+ * same BlockSource and codecs as every backend: the bundle carries zstd's wasm). Fails, never skips,
  * when Chromium is missing.
  */
 import { join } from 'node:path';
@@ -54,7 +55,7 @@ test('Chromium: MLP, CNN and ViT families import with their deltas kept, and run
         const store = await t.openBrowserStore({ name: 'families-' + f.family, published: remote });
         const names = f.models.map((m) => m.name);
         const reports = await remote.importModels(store, names);
-        const deltas = (catalog) => names.flatMap((n) => catalog.models.get(n).tensors.flatMap((tt) => Array.from(tt.blocks))).filter((id) => catalog.blocks.get(id).base !== undefined).length;
+        const deltas = (catalog) => names.flatMap((n) => catalog.models.get(n).tensors.flatMap((tt) => Array.from(tt.blocks))).filter((id) => catalog.blocks.get(id).base !== undefined || catalog.blocks.get(id).codec !== undefined).length;
         const models = [];
         for (const m of f.models) {
           const session = await t.openSession(store, m.name);
@@ -80,11 +81,11 @@ test('Chromium: MLP, CNN and ViT families import with their deltas kept, and run
         assert.equal(m.got, m.want, `${r.family}/${m.name}: in-page outputs through tessera equal onnxruntime on the original file`);
       }
       assert.ok(r.ok, `${r.family}: the imported store verifies`);
-      assert.is(r.storedDeltas, r.publishedDeltas, `${r.family}: every published delta block stays a delta in IndexedDB`);
+      assert.is(r.storedDeltas, r.publishedDeltas, `${r.family}: every published delta or coded block stays a delta or coded in IndexedDB`);
     }
-    assert.ok(results.some((r) => r.publishedDeltas > 0), 'some family travels as deltas (else the delta path is untested here)');
+    assert.ok(results.every((r) => r.publishedDeltas > 0), 'every family travels with deltas or coded blocks (else the path is untested here)');
     assert.equal(errors, []);
-    console.error(`browser families: ${Date.now() - t0} ms; deltas kept ${results.map((r) => `${r.family} ${r.storedDeltas}/${r.publishedDeltas}`).join(', ')}`);
+    console.error(`browser families: ${Date.now() - t0} ms; deltas and coded blocks kept ${results.map((r) => `${r.family} ${r.storedDeltas}/${r.publishedDeltas}`).join(', ')}`);
   } finally {
     await close();
     await server?.close();

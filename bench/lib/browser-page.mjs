@@ -80,17 +80,20 @@ export async function tessera({ dbName, pub, names, inputName, dims }) {
   const readyMs = now() - t0;
   const usageBytes = (await usage()) - u0;
   const catalogBytes = remote.bytesFetched - reports.reduce((n, r) => n + r.bytesFetched, 0);
-  const deltaBlocks = [...store.catalog.blocks.values()].filter((b) => b.base !== undefined).length;
+  // The catalog is stored too (skeletons, block tables): counted like the pages.
+  const catalogStoredBytes = store.catalog.snapshot().length;
+  const codedBlocks = [...store.catalog.blocks.values()].filter((b) => b.base !== undefined || b.codec !== undefined).length;
   await store.close();
   await t.IdbPageStore.destroy(dbName);
   return {
     importMs,
     readyMs,
     bytesFetched: remote.bytesFetched,
-    bytesStored: reports.reduce((n, r) => n + r.bytesStored, 0),
+    bytesStored: catalogStoredBytes + reports.reduce((n, r) => n + r.bytesStored, 0),
+    catalogStoredBytes,
     usageBytes,
     catalogBytes,
-    deltaBlocks,
+    codedBlocks,
     perModel: reports.map(({ name, wholeFileBytes, bytesFetched, bytesStored, pagesFetched, pagesRead }) => ({ name, wholeFileBytes, bytesFetched, bytesStored, pagesFetched, pagesRead })),
     outputs,
   };

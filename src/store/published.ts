@@ -13,9 +13,9 @@
  * gets a new epoch, hence a new name), so caches never serve a stale page for a fresh catalog.
  *
  * Import: for a model, the blocks the local store already holds are not fetched; only the pages
- * holding the other blocks are. Every page is fetched and verified before anything is written,
- * and the model is then committed by `addBlocks` in one catalog record: a failure at any point
- * leaves every stored model intact.
+ * holding the other blocks are. A model's pages are fetched and its blocks verified before any
+ * of it is written, and models are committed through an add batch (AddBatch), several in one
+ * catalog record: a failure at any point leaves every stored model intact.
  *
  * An import trusts nothing the server sends (issue 13). The index, catalog, block table and pages
  * are fetched with stated size limits (IMPORT_LIMITS) and, over HTTP, timeouts; files resolve only
@@ -34,7 +34,7 @@ import { BlockSource } from './block-source.ts';
 import { catalogView, weightBytes, type CatalogView } from './catalog-view.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 import { PAGE_HEADER_BYTES, openPage } from './page-format.ts';
-import type { BlockInput, NewTensor, TesseraStore } from './store.ts';
+import type { AddBatch, BlockInput, NewTensor, TesseraStore } from './store.ts';
 import { bytesEqual } from './ingest.ts';
 
 export const PUBLISHED_FORMAT = 'tessera-published';
@@ -245,6 +245,11 @@ export interface ImportOptions {
    * runs ahead of storing by at most this much. The pages of the model being stored are always fetched.
    */
   prefetchBytes?: number;
+  /**
+   * Models are committed together, one catalog record per chunk of about this many stored bytes
+   * (default 64 MiB): a family of small models costs one durable write, not one per model.
+   */
+  commitBytes?: number;
   onProgress?: (p: ImportProgress) => void;
 }
 
@@ -359,8 +364,9 @@ export class PublishedStore {
   }
 
   /**
-   * Adds published models to `store`, one commit per model, in order: the first failure stops
-   * the import with the models before it committed and nothing of it or later ones stored.
+   * Adds published models to `store`, in order, committed in chunks of about `commitBytes` (one
+   * catalog record, one durable write each): the first failure stops the import with the chunks
+   * before it committed and nothing of its chunk or later ones stored.
    * The pages of all of them are fetched together, `concurrency` at a time and in the order the
    * models need them, while earlier models are stored (so a family costs its bytes, not a round
    * trip per page); a page is fetched once for the whole batch. A block a model shares with one
@@ -381,25 +387,44 @@ export class PublishedStore {
     const plan = await this.verifiedPlan(store, unique.map(({ m }) => m));
     const fetcher = new PageFetcher(this, plan.pages, opts);
     const batch: Batch = { local: plan.local, stored: new Map(), verified: new Set() };
-    // Model k+1 is verified and checked (hashing, decoding, assembling: CPU) while model k's
-    // commit waits on storage; its blocks are matched to local ids only when its commit starts.
+    // Model k+1 is verified and checked (hashing, decoding, assembling: CPU) while model k is
+    // placed; its blocks are matched to local ids only when its turn comes.
     const prepare = async (k: number) => {
       const t0 = performance.now();
       const { m } = unique[k];
       const pages = await fetcher.modelPages(k, (done, total) => opts.onProgress?.({ model: m.name, phase: 'fetch', done, total }));
-      return { t0, pages, commit: await this.prepareModel(store, m, pages, batch, opts) };
+      return { t0, pages, place: await this.prepareModel(store, m, pages, batch, opts) };
+    };
+    // Models are committed in chunks, one catalog record (one durable write) per chunk.
+    const chunkBytes = opts.commitBytes ?? 64 << 20;
+    let chunk: { add: AddBatch; bytes: number; done: { k: number; m: ModelEntry; report: Omit<ImportReport, 'ms'>; t0: number }[] } | undefined;
+    const commit = async () => {
+      if (!chunk) return;
+      const { add, done } = chunk;
+      chunk = undefined;
+      await add.commit();
+      for (const { k, m, report, t0 } of done) {
+        // Later models take these blocks by id instead of matching them again.
+        const committed = store.model(m.name);
+        m.tensors.forEach((t, ti) => t.blocks.forEach((id, j) => batch.stored.set(id, committed.tensors[ti].blocks[j])));
+        reports[unique[k].i] = { ...report, ms: performance.now() - t0 };
+      }
     };
     let next: ReturnType<typeof prepare> | undefined;
     try {
       for (let k = 0; k < unique.length; k++) {
-        const { t0, pages, commit } = await (next ?? prepare(k));
+        const { t0, pages, place } = await (next ?? prepare(k));
         next = k + 1 < unique.length ? prepare(k + 1) : undefined;
-        next?.catch(() => {}); // surfaces when awaited, after this model's commit
-        const report = await commit();
+        next?.catch(() => {}); // surfaces when awaited, after this model is placed
+        chunk ??= { add: store.addBatch(), bytes: 0, done: [] };
+        const report = await place(chunk.add);
         fetcher.modelStored(k);
         const mine = fetcher.firstFetchedBy(k);
-        reports[unique[k].i] = { ...report, pagesFetched: mine.length, bytesFetched: mine.reduce((n, id) => n + pages.get(id)!.sealedBytes, 0), ms: performance.now() - t0 };
+        chunk.done.push({ k, m: unique[k].m, t0, report: { ...report, pagesFetched: mine.length, bytesFetched: mine.reduce((n, id) => n + pages.get(id)!.sealedBytes, 0) } });
+        chunk.bytes += report.bytesStored;
+        if (chunk.bytes >= chunkBytes) await commit();
       }
+      await commit();
     } finally {
       fetcher.stop();
     }
@@ -415,7 +440,7 @@ export class PublishedStore {
    * Verifies model `m`'s blocks from the fetched pages and checks that it exports; returns its
    * commit to `store` (one record), to be called once the models before it are committed.
    */
-  private async prepareModel(store: TesseraStore, m: ModelEntry, pages: ReadonlyMap<number, FetchedPage>, batch: Batch, opts: ImportOptions): Promise<() => Promise<Omit<ImportReport, 'ms'>>> {
+  private async prepareModel(store: TesseraStore, m: ModelEntry, pages: ReadonlyMap<number, FetchedPage>, batch: Batch, opts: ImportOptions): Promise<(add: AddBatch) => Promise<Omit<ImportReport, 'ms'>>> {
     const { tile } = this.index;
     const content = new Map<number, Uint8Array>();
     // Blocks come from the fetched pages, or from the local store where a local block's content
@@ -485,17 +510,15 @@ export class PublishedStore {
       const base = await deltaBase(b.base);
       return base ? { data, hash: b.hash, stored: { bytes: await remote.stored(id), base, coding } } : { data, hash: b.hash };
     };
-    return async () => {
-      // Matched to local ids now: blocks committed by the models before it are held by id.
+    return async (add: AddBatch) => {
+      // Matched to local ids now: blocks committed before are held by id; those placed earlier in
+      // this batch are matched by content (the batch dedups across its models).
       const tensors: NewTensor[] = m.tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, ...(t.encoding ? { encoding: t.encoding } : {}), blocks: () => Promise.all(Array.from(t.blocks, input)) }));
-      const report = await store.addBlocks(
+      const report = await add.addBlocks(
         { name: m.name, skeleton: m.skeleton, inputs: m.inputs, outputs: m.outputs, sourceBytes: m.sourceBytes },
         tensors,
         { onProgress: (p) => opts.onProgress?.({ model: m.name, phase: 'store', done: p.done, total: p.total }) },
       );
-      // Later models of the batch take these blocks by id instead of matching them again.
-      const committed = store.model(m.name);
-      m.tensors.forEach((t, ti) => t.blocks.forEach((id, k) => batch.stored.set(id, committed.tensors[ti].blocks[k])));
       return {
         ...this.emptyReport(m),
         status: 'imported',
@@ -741,7 +764,7 @@ async function inflateRaw(data: Uint8Array, size: number, what: string): Promise
   return out;
 }
 
-/** Imports models (default: all published) into `store`, one commit per model, in order; see PublishedStore.importModels. */
+/** Imports models (default: all published) into `store`, in order; see PublishedStore.importModels. */
 export async function importModels(store: TesseraStore, source: PublishedSource | PublishedStore, names?: string[], opts: ImportOptions = {}): Promise<ImportReport[]> {
   const published = source instanceof PublishedStore ? source : await PublishedStore.open(source);
   return published.importModels(store, names ?? published.listModels().map((m) => m.name), opts);
