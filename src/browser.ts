@@ -2,9 +2,9 @@
  * tessera for the browser: the isomorphic surface (src/core.ts) plus a model store in IndexedDB, imports from a store published over
  * HTTP (fetching only the pages not already held), and inference with onnxruntime-web.
  *
- *   const remote = await PublishedStore.open(httpSource('/models/'));
+ *   const remote = PublishedStore.open(httpSource('/models/'));   // opening while IndexedDB opens
  *   const store = await openBrowserStore({ name: 'my-app', published: remote });
- *   await importModels(store, remote, ['base', 'fine-tune']);
+ *   await importModels(store, await remote, ['base', 'fine-tune']);  // one batch: pages fetched together
  *   const session = await openSession(store, 'fine-tune');
  *
  * The bundle (build/bundle-browser.mjs → build/out/browser/) ships onnxruntime-web's .wasm beside
@@ -28,7 +28,11 @@ export interface BrowserStoreOptions extends IdbStoreOptions {
   name?: string;
   /** Tile shape for a new store; taken from `published` when given, so its blocks can be shared. */
   tile?: TileShape;
-  published?: PublishedStore;
+  /**
+   * The published store models will come from (its tile is a new store's). May be given while
+   * it is still opening: IndexedDB is opened meanwhile, so the two waits overlap.
+   */
+  published?: PublishedStore | Promise<PublishedStore>;
   /**
    * Where onnxruntime-web's `ort-wasm-simd-threaded.{mjs,wasm}` are served (a folder URL, or one
    * URL per file), forwarded to `ort.env.wasm.wasmPaths`. Default: beside the script that holds
@@ -43,9 +47,11 @@ export type WasmPaths = string | { mjs?: string; wasm?: string };
 /** Opens (creating if needed) a store kept in IndexedDB. */
 export async function openBrowserStore(opts: BrowserStoreOptions = {}): Promise<TesseraStore> {
   if (opts.wasmPaths !== undefined) await configureRuntime({ wasmPaths: opts.wasmPaths });
+  const published = Promise.resolve(opts.published);
+  published.catch(() => {}); // awaited below, once the database is open
   const backend = await IdbPageStore.open(opts.name ?? 'tessera', opts);
   try {
-    return await TesseraStore.open(backend, { tile: opts.tile ?? opts.published?.index.tile });
+    return await TesseraStore.open(backend, { tile: opts.tile ?? (await published)?.index.tile });
   } catch (e) {
     await backend.close();
     throw e;

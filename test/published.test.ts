@@ -139,20 +139,30 @@ test('wrong tile, unknown model, missing or foreign index give clear errors', as
   }
 });
 
-test('the catalog travels deflated, inflated to exactly its stated size; a version 2 store (plain catalog) still imports', async () => {
+test('the catalog travels deflated (in the index when small), inflated to exactly its stated size; a version 2 store (plain catalog) still imports', async () => {
   const pub = await published();
   try {
     const index = JSON.parse(await readFile(join(pub.dir, INDEX_FILE), 'utf8'));
     assert.is(index.catalog.encoding, 'deflate-raw');
     assert.ok(index.catalog.bytes * 2 < index.catalog.size, `catalog ${index.catalog.bytes} bytes deflated, ${index.catalog.size} inflated`);
-    // A stated size below what the file inflates to is refused (the bound on a deflate bomb).
+    // Small: carried in the index too, so opening the store reads one file.
+    assert.type(index.catalog.inline, 'string');
+    assert.type(index.blocks.inline, 'string');
+    const once = folderSource(pub.dir);
+    await PublishedStore.open(once);
+    assert.is(once.bytesRead, (await readFile(join(pub.dir, INDEX_FILE))).length);
+    // A stated size below what the file inflates to is refused (the bound on a deflate bomb), and
+    // so is a copy in the index that is not the file its SHA-256 names.
     await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ ...index, catalog: { ...index.catalog, size: index.catalog.size - 1 } }));
+    assert.is(await codeOf(PublishedStore.open(folderSource(pub.dir))), 'CATALOG_CORRUPT');
+    await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ ...index, blocks: { ...index.blocks, inline: index.catalog.inline } }));
     assert.is(await codeOf(PublishedStore.open(folderSource(pub.dir))), 'CATALOG_CORRUPT');
     // Version 2: the same catalog, plain.
     const plain = inflateRawSync(await readFile(join(pub.dir, index.catalog.file)));
     const file = `catalog.${index.catalog.xxh64}.msgpack`;
     await writeFile(join(pub.dir, file), plain);
-    await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ ...index, version: 2, catalog: { file, bytes: plain.length, xxh64: index.catalog.xxh64, sha256: createHash('sha256').update(plain).digest('hex') } }));
+    const { inline: _, ...blocks } = index.blocks;
+    await writeFile(join(pub.dir, INDEX_FILE), JSON.stringify({ ...index, version: 2, blocks, catalog: { file, bytes: plain.length, xxh64: index.catalog.xxh64, sha256: createHash('sha256').update(plain).digest('hex') } }));
     const local = await localStore();
     const [r] = await importModels(local, folderSource(pub.dir), ['a']);
     assert.is(r.status, 'imported');

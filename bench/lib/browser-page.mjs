@@ -66,8 +66,10 @@ export async function tessera({ dbName, pub, names, inputName, dims }) {
   const x = await input(dims);
   const u0 = await usage();
   const t0 = now();
-  const remote = await t.PublishedStore.open(t.httpSource(pub));
-  const store = await t.openBrowserStore({ name: dbName, published: remote });
+  // The published index and the database open at once.
+  const opening = t.PublishedStore.open(t.httpSource(pub));
+  const store = await t.openBrowserStore({ name: dbName, published: opening });
+  const remote = await opening;
   const reports = await remote.importModels(store, names);
   const importMs = now() - t0;
   const outputs = {};

@@ -2,7 +2,8 @@
  * A store published as static files (any HTTP server, a CDN, a folder), and importing from it.
  *
  *   tessera-index.json          format, version, page size, tile, the catalog and block-hash files
- *                               with their SHA-256, and a summary of each model (for listing)
+ *                               with their SHA-256 (and, when small, their bytes: INLINE_BYTES),
+ *                               and a summary of each model (for listing)
  *   catalog.<xxh64>.msgpack.deflate  the catalog snapshot (Catalog.snapshot()), named by its hash,
  *                               deflated (raw deflate: skeletons and block tables shrink 8-16x;
  *                               static hosts rarely compress binary files); version 2 stores
@@ -75,9 +76,9 @@ export interface PublishedIndex {
    * The catalog file: `bytes` and `sha256` are the file's; `xxh64` is the snapshot's; with
    * `encoding` 'deflate-raw', `size` is the snapshot's length (else the file is the snapshot).
    */
-  catalog: { file: string; bytes: number; xxh64: string; sha256: string; encoding?: 'deflate-raw'; size?: number };
+  catalog: { file: string; bytes: number; xxh64: string; sha256: string; encoding?: 'deflate-raw'; size?: number; inline?: string };
   /** The block-hash table (see the file header). */
-  blocks: { file: string; bytes: number; sha256: string };
+  blocks: { file: string; bytes: number; sha256: string; inline?: string };
   /** Page files and their sealed sizes: [id, epoch, bytes]. */
   pages: [number, number, number][];
   models: PublishedModelSummary[];
@@ -128,6 +129,26 @@ export function blocksFile(table: Uint8Array): string {
 }
 
 /** Builds the index for a catalog whose pages are published with the given sealed sizes, and its block-hash table. */
+/**
+ * A catalog file or block table this small is also carried in the index (`inline`, base64), so an
+ * import opens the store in one round trip instead of two; the files are written all the same.
+ */
+export const INLINE_BYTES = 48 << 10;
+
+function inline(bytes: Uint8Array): { inline?: string } {
+  if (bytes.length > INLINE_BYTES) return {};
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return { inline: btoa(text) };
+}
+
+function fromBase64(text: string): Uint8Array {
+  const raw = atob(text);
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
+
 export function buildIndex(catalog: CatalogView, snapshot: Uint8Array, blockTable: Uint8Array, deflated?: Uint8Array): PublishedIndex {
   if (!catalog.config) throw new InvalidArgumentError('cannot publish a store that has no configuration (empty catalog)');
   const xxh64 = hash64Hex(snapshot);
@@ -146,9 +167,9 @@ export function buildIndex(catalog: CatalogView, snapshot: Uint8Array, blockTabl
     tile: catalog.config.tile,
     seq: catalog.seq,
     catalog: deflated
-      ? { file: catalogFile(xxh64, 'deflate-raw'), bytes: deflated.length, xxh64, sha256: sha256Hex(deflated), encoding: 'deflate-raw', size: snapshot.length }
+      ? { file: catalogFile(xxh64, 'deflate-raw'), bytes: deflated.length, xxh64, sha256: sha256Hex(deflated), encoding: 'deflate-raw', size: snapshot.length, ...inline(deflated) }
       : { file: catalogFile(xxh64), bytes: snapshot.length, xxh64, sha256: sha256Hex(snapshot) },
-    blocks: { file: blocksFile(blockTable), bytes: blockTable.length, sha256: sha256Hex(blockTable) },
+    blocks: { file: blocksFile(blockTable), bytes: blockTable.length, sha256: sha256Hex(blockTable), ...(deflated ? inline(blockTable) : {}) },
     pages,
     models,
   };
@@ -175,6 +196,9 @@ function validateIndex(index: PublishedIndex, location: string): void {
   if (c.encoding && !isCount(c.size, IMPORT_LIMITS.catalogBytes)) throw bad(location, `catalog size ${c.size} exceeds the limit of ${IMPORT_LIMITS.catalogBytes} bytes`);
   if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256)) throw bad(location, 'the catalog has no SHA-256');
   const b = index.blocks;
+  for (const [what, x] of [['catalog', c], ['block table', b]] as const) {
+    if (x?.inline !== undefined && (index.version < 3 || typeof x.inline !== 'string' || x.inline.length > Math.ceil(x.bytes / 3) * 4)) throw bad(location, `the ${what} carried inline is not base64 of its stated ${x.bytes} bytes`);
+  }
   if (!b || typeof b.file !== 'string' || !/^blocks\.[0-9a-f]{64}\.bin$/.test(b.file) || !isCount(b.bytes, IMPORT_LIMITS.catalogBytes) || !/^[0-9a-f]{64}$/.test(String(b.sha256))) throw bad(location, 'it names no valid block-hash table');
   if (!Array.isArray(index.pages) || !index.pages.every((p) => Array.isArray(p) && p.length === 3 && isCount(p[0], 0xffffffff) && isCount(p[1], 0xffffffff) && isCount(p[2], PAGE_HEADER_BYTES + index.pageSize) && p[2] >= PAGE_HEADER_BYTES)) {
     throw bad(location, `its page list is malformed or names a page larger than ${PAGE_HEADER_BYTES + index.pageSize} bytes`);
@@ -294,8 +318,16 @@ export class PublishedStore {
       throw new StoreError('NOT_A_STORE', `${source.location}/${INDEX_FILE} is not JSON (${(e as Error).message}): is this a published tessera store?`);
     }
     validateIndex(index, source.location);
-    // The catalog and the block table together: one round trip, not two.
-    const [file, table] = await Promise.all([source.get(index.catalog.file, { maxBytes: index.catalog.bytes }), source.get(index.blocks.file, { maxBytes: index.blocks.bytes })]);
+    // The catalog and the block table: carried in the index when small, else fetched together.
+    const carried = (x: { file: string; bytes: number; inline?: string }): Promise<Uint8Array> => {
+      if (x.inline === undefined) return source.get(x.file, { maxBytes: x.bytes });
+      try {
+        return Promise.resolve(fromBase64(x.inline));
+      } catch {
+        throw bad(source.location, `the copy of ${x.file} it carries is not base64`);
+      }
+    };
+    const [file, table] = await Promise.all([carried(index.catalog), carried(index.blocks)]);
     if (file.length !== index.catalog.bytes || sha256Hex(file) !== index.catalog.sha256) {
       throw new CorruptionError('CATALOG_CORRUPT', `${source.location}/${index.catalog.file} does not match its SHA-256 in ${INDEX_FILE}: the download was damaged or the store is being republished; retry.`);
     }
@@ -311,7 +343,7 @@ export class PublishedStore {
     const hashes = decodeBlockHashes(table, source.location);
     for (const id of catalog.blocks.keys()) if (!hashes.has(id)) throw new CorruptionError('CATALOG_CORRUPT', `the published catalog of ${source.location} has block ${id} without a SHA-256: nothing was imported.`);
     const store = new PublishedStore(source, index, catalogView(() => catalog), hashes);
-    store.bytesFetched = raw.length + file.length + table.length;
+    store.bytesFetched = raw.length + (index.catalog.inline === undefined ? file.length : 0) + (index.blocks.inline === undefined ? table.length : 0);
     return store;
   }
 
