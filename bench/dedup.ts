@@ -307,7 +307,8 @@ async function runFamily(family: FamilyName, dir: string, manifest: Manifest, qu
     negativeControls: {
       substitutions: Object.fromEntries(methods.map((m) => [m.method, m.controlSubstitutions])),
       costingAccuracy: Object.fromEntries(methods.map((m) => [m.method, m.controlSubstitutionsCostingAccuracy])),
-      met: methods.every((m) => m.controlSubstitutionsCostingAccuracy === 0),
+      /** The goal is ours': no substitution in a control that costs accuracy (the baselines' are reported beside it). */
+      met: methods.filter((m) => m.method.startsWith('ours')).every((m) => m.controlSubstitutionsCostingAccuracy === 0),
     },
   };
   await reference.close();

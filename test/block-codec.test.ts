@@ -31,6 +31,18 @@ test('WASM plane kernel equals its TS twin (split and merge, every element size,
           const m1 = wasm.merge(p1, b, elemBytes, rotate, new Uint8Array(block.length));
           assert.equal(Array.from(m1), Array.from(ref.merge(p2, b, elemBytes, rotate, new Uint8Array(block.length))));
           assert.equal(Array.from(m1), Array.from(block), `round trip ${elemBytes}x${n}`);
+          // One array per plane (a decoder's parts), a constant plane as its byte.
+          const parts: (Uint8Array | number)[] = Array.from({ length: elemBytes }, (_, k) => p1.slice(k * n, (k + 1) * n));
+          for (const kernel of [wasm, ref]) {
+            assert.equal(Array.from(kernel.merge(parts, b, elemBytes, rotate, new Uint8Array(block.length))), Array.from(block), `${kernel.kind} parts ${elemBytes}x${n}`);
+          }
+          if (n > 0) {
+            const filled = parts.slice();
+            filled[0] = 7;
+            const want = p1.slice();
+            want.fill(7, 0, n);
+            assert.equal(Array.from(wasm.merge(filled, b, elemBytes, rotate, new Uint8Array(block.length))), Array.from(ref.merge(want, b, elemBytes, rotate, new Uint8Array(block.length))));
+          }
         }
       }
     }

@@ -125,7 +125,7 @@ export function decodeBlock(stored: Uint8Array, base: Uint8Array | undefined): U
   const view = new DataView(stored.buffer, stored.byteOffset, stored.byteLength);
   let at = HEADER + PLANE_HEADER * elemBytes;
   if (at > stored.length) fail('its plane table is cut short');
-  const planes = new Uint8Array(length);
+  const planes: (Uint8Array | number)[] = [];
   for (let k = 0; k < elemBytes; k++) {
     const mode = stored[HEADER + PLANE_HEADER * k];
     const len = view.getUint32(HEADER + PLANE_HEADER * k + 1, true);
@@ -134,12 +134,12 @@ export function decodeBlock(stored: Uint8Array, base: Uint8Array | undefined): U
     at += len;
     if (mode === MODE_RAW) {
       if (len !== n) fail(`raw plane ${k} holds ${len} bytes, not ${n}`);
-      planes.set(data, k * n);
+      planes.push(data);
     } else if (mode === MODE_CONSTANT) {
       if (len !== 1) fail(`constant plane ${k} holds ${len} bytes`);
-      planes.fill(data[0], k * n, (k + 1) * n);
+      planes.push(data[0]);
     } else if (mode === MODE_ZSTD) {
-      planes.set(zstdDecompressExactly(data, n), k * n);
+      planes.push(zstdDecompressExactly(data, n));
     } else fail(`plane ${k} has unknown mode ${mode}`);
   }
   if (at !== stored.length) fail(`${stored.length - at} bytes follow its planes`);

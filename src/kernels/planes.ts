@@ -14,8 +14,28 @@ export interface PlaneKernel {
   readonly kind: 'wasm' | 'ts';
   /** `block` (n * elemBytes bytes) -> its planes, XORed with `base` first when given. */
   split(block: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean): Uint8Array;
-  /** `planes` -> the block `split` was given (XORed with the same `base`), written into `out`. */
-  merge(planes: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array): Uint8Array;
+  /**
+   * `planes` -> the block `split` was given (XORed with the same `base`), written into `out`.
+   * The planes come back to back, or one by one (each n bytes, or a number: n copies of that
+   * byte), so a decoder hands over what it decoded without gathering it first.
+   */
+  merge(planes: Planes, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array): Uint8Array;
+}
+
+/** Planes back to back, or one entry per plane: its n bytes, or the one byte it repeats. */
+export type Planes = Uint8Array | readonly (Uint8Array | number)[];
+
+/** The planes back to back in one array of `n * planes.length` bytes. */
+function gather(planes: Planes, n: number, elemBytes: number): Uint8Array {
+  if (planes instanceof Uint8Array) return planes;
+  if (planes.length !== elemBytes) throw new InvalidArgumentError(`${planes.length} planes given for ${elemBytes}-byte elements.`);
+  const all = new Uint8Array(n * elemBytes);
+  planes.forEach((p, k) => {
+    if (typeof p === 'number') all.fill(p, k * n, (k + 1) * n);
+    else if (p.length !== n) throw new InvalidArgumentError(`plane ${k} holds ${p.length} bytes, not ${n}.`);
+    else all.set(p, k * n);
+  });
+  return all;
 }
 
 function check(data: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out?: Uint8Array): number {
@@ -53,7 +73,8 @@ export function createPlaneKernelRef(): PlaneKernel {
       }
       return planes;
     },
-    merge(planes, base, elemBytes, rotate, out) {
+    merge(given, base, elemBytes, rotate, out) {
+      const planes = gather(given, out.length / elemBytes, elemBytes);
       const n = check(planes, base, elemBytes, rotate, out);
       if (elemBytes === 4) {
         for (let i = 0, j = 0; i < n; i++, j += 4) {
@@ -85,14 +106,25 @@ interface PlanesExports {
 export async function createPlaneKernel(): Promise<PlaneKernel> {
   const { exports, memory } = await instantiateKernel<PlanesExports>('planes', wasmBase64);
   const arena = new Arena(memory, exports.heapBase());
-  const run = (fn: 'split' | 'merge', src: Uint8Array, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array) => {
-    const { offsets, total } = layout([src.length, base ? base.length : 0, src.length]);
+  const run = (fn: 'split' | 'merge', src: Planes, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array) => {
+    const length = out.length;
+    const { offsets, total } = layout([length, base ? base.length : 0, length]);
     const at = arena.reserve(total);
     const buf = new Uint8Array(arena.buffer);
-    buf.set(src, at + offsets[0]);
+    if (src instanceof Uint8Array) buf.set(src, at + offsets[0]);
+    else {
+      // Each plane straight into wasm memory: no gathering copy (gather() checked the shapes in the twin).
+      const n = length / elemBytes;
+      if (src.length !== elemBytes) throw new InvalidArgumentError(`${src.length} planes given for ${elemBytes}-byte elements.`);
+      src.forEach((p, k) => {
+        if (typeof p === 'number') buf.fill(p, at + offsets[0] + k * n, at + offsets[0] + (k + 1) * n);
+        else if (p.length !== n) throw new InvalidArgumentError(`plane ${k} holds ${p.length} bytes, not ${n}.`);
+        else buf.set(p, at + offsets[0] + k * n);
+      });
+    }
     if (base) buf.set(base, at + offsets[1]);
-    exports[fn](at + offsets[0], base ? at + offsets[1] : 0, src.length / elemBytes, elemBytes, rotate ? 1 : 0, at + offsets[2]);
-    out.set(new Uint8Array(arena.buffer, at + offsets[2], src.length));
+    exports[fn](at + offsets[0], base ? at + offsets[1] : 0, length / elemBytes, elemBytes, rotate ? 1 : 0, at + offsets[2]);
+    out.set(new Uint8Array(arena.buffer, at + offsets[2], length));
     return out;
   };
   return {
@@ -102,7 +134,7 @@ export async function createPlaneKernel(): Promise<PlaneKernel> {
       return run('split', block, base, elemBytes, rotate, new Uint8Array(block.length));
     },
     merge(planes, base, elemBytes, rotate, out) {
-      check(planes, base, elemBytes, rotate, out);
+      check(out, base, elemBytes, rotate, planes instanceof Uint8Array ? planes : undefined);
       return run('merge', planes, base, elemBytes, rotate, out);
     },
   };
