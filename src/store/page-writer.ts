@@ -20,6 +20,8 @@ import type { CatalogView } from './catalog-view.ts';
 
 /** A shared page holds at most this fraction of a page. */
 const SHARE_LIMIT = 1 / 8;
+/** Written pages `placedBytes` keeps after reading them back. */
+const READ_BACK_PAGES = 8;
 
 interface OpenPage {
   id: number;
@@ -39,8 +41,12 @@ export class PageWriter {
    */
   private spare: Uint8Array | null = null;
   private readonly written: { id: number; used: number }[] = [];
-  /** The last written page read back by `placedBytes`. */
-  private readBack: { id: number; payload: Uint8Array } | null = null;
+  /**
+   * Written pages read back by `placedBytes`, least recently used first (at most READ_BACK_PAGES):
+   * in a batch, each fine-tune compares its blocks with its base's pages in order, so a few pages
+   * held spare reading each base page once per fine-tune (bench store --part=ingest).
+   */
+  private readonly readBack = new Map<number, Uint8Array>();
   /** Bytes of blocks placed so far. */
   bytesPlaced = 0;
 
@@ -98,14 +104,20 @@ export class PageWriter {
 
   /**
    * The bytes of a block this writer placed: a view of the open page, or of its written page read
-   * back (the last one read is kept). Matching a later duplicate against this copy means an add
+   * back (a few are kept). Matching a later duplicate against this copy means an add
    * keeps no block bytes of its own once they are placed.
    */
   async placedBytes(block: { page: number; offset: number; length: number }): Promise<Uint8Array> {
     const { page, offset, length } = block;
     if (this.cur?.id === page) return this.cur.frame.subarray(PAGE_HEADER_BYTES + offset, PAGE_HEADER_BYTES + offset + length);
-    if (this.readBack?.id !== page) this.readBack = { id: page, payload: await this.backend.readPage(page, this.epoch) };
-    return this.readBack.payload.subarray(offset, offset + length);
+    let payload = this.readBack.get(page);
+    if (payload) this.readBack.delete(page);
+    else {
+      payload = await this.backend.readPage(page, this.epoch);
+      if (this.readBack.size >= READ_BACK_PAGES) this.readBack.delete(this.readBack.keys().next().value!);
+    }
+    this.readBack.set(page, payload);
+    return payload.subarray(offset, offset + length);
   }
 
   /**
