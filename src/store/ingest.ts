@@ -99,7 +99,7 @@ interface PreparedModel {
  * wrong with the file (malformed, unsupported, external data missing) fails here, before any
  * block is placed.
  */
-async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions): Promise<PreparedModel> {
+async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions, weightSpace: (size: number) => Uint8Array): Promise<PreparedModel> {
   opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
   const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
   const { tile } = core.config;
@@ -112,8 +112,6 @@ async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opt
     if (claimed) ranges = claimed;
     else await fillDeferred(sparse.file, sparse.read);
   }
-  // Weights left unread are read into this buffer, reused across tensors.
-  let weightBuffer = new Uint8Array(0);
   const tensors: NewTensor[] = parsed.tensors.map((t, k) => ({
     name: t.name,
     dtype: t.dtype,
@@ -123,8 +121,8 @@ async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opt
       let data = t.data;
       const range = ranges[k];
       if (range) {
-        if (weightBuffer.length < range.length) weightBuffer = new Uint8Array(range.length);
-        data = weightBuffer.subarray(0, range.length);
+        // Weights left unread are read into room the page writer lends (PageWriter.beside).
+        data = weightSpace(range.length);
         await sparse!.read(data, range.offset);
       }
       const es = DTYPES[t.dtype].bytes;
@@ -214,7 +212,7 @@ export class AddBatch {
   async add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
     this.core.check();
     this.checkName(name);
-    const { meta, tensors } = await prepareModel(this.core, name, onnx, opts);
+    const { meta, tensors } = await prepareModel(this.core, name, onnx, opts, (size) => this.writer.beside(size));
     return this.addBlocks(meta, tensors, opts);
   }
 
