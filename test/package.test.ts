@@ -55,7 +55,7 @@ test.after(() => dir.cleanup());
 
 test('the tarball holds the built library, CLI, types and browser bundle with its wasm, and no sources', () => {
   for (const f of ['bin/tessera.js', 'build/out/index.mjs', 'build/out/tessera.mjs', 'build/out/types/index.d.ts', 'build/out/types/browser.d.ts',
-    'build/out/browser/tessera.browser.mjs', 'build/out/browser/ort-wasm-simd-threaded.wasm', 'build/out/browser/ort-wasm-simd-threaded.mjs', 'README.md', 'LICENSE']) {
+    'build/out/browser/tessera.browser.mjs', 'build/out/browser/ort-wasm-simd-threaded.wasm', 'build/out/browser/ort-wasm-simd-threaded.mjs', 'build/out/browser/zstd.wasm', 'README.md', 'LICENSE']) {
     assert.ok(packedFiles.includes(f), `${f} is in the package`);
   }
   assert.ok(!packedFiles.some((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('bench/')), 'no sources, tests or benchmarks');

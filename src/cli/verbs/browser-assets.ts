@@ -1,6 +1,7 @@
 /**
  * `tessera browser-assets <dir> [--bundle]`: copies onnxruntime-web's runtime files
- * (`ort-wasm-simd-threaded.mjs` and `.wasm`, ~12 MB, loaded at run time, never bundled) into the
+ * (`ort-wasm-simd-threaded.mjs` and `.wasm`, ~12 MB, loaded at run time, never bundled) and
+ * zstd's `zstd.wasm` (250 KB, the block codec's decompressor) into the
  * folder a page's bundle is served from; `--bundle` adds tessera's own browser bundle, for a page
  * that imports it without a bundler.
  */
@@ -11,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { StoreError } from '../../errors.ts';
 import { formatBytes, print } from '../output.ts';
 
-export const RUNTIME_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+/** onnxruntime-web's runtime, and zstd's wasm (coded blocks: lossless dedup) fetched from beside the bundle. */
+export const RUNTIME_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm', 'zstd.wasm'];
 const BUNDLE_FILES = ['tessera.browser.mjs', 'tessera.browser.mjs.map'];
 
 /** build/out/browser/: beside the bundled CLI (build/out/tessera.mjs), or from a clone's sources. */
