@@ -43,11 +43,13 @@ export interface DedupOptions extends MethodOptions {
   onProgress?: (p: DedupProgress) => void;
   seed?: number;
   /**
-   * Tensors held in fewer blocks are never substituted (default 2, netsDB's rule: "a layer that
-   * fits in one block was never deduplicated"). Such tensors (LayerNorm scales and biases, conv
-   * biases) save next to nothing, and they look alike in every model, related or not: in the zoo's
-   * ViT family ours substituted 52 LayerNorm blocks of unrelated scratch-trained controls, 26 of
-   * them costing held-out accuracy.
+   * A tensor is substituted only when its elements fill more than `minTensorBlocks - 1` whole
+   * blocks (default 2: more than one block's rows x cols). netsDB's rule, "a layer that fits in
+   * one block was never deduplicated", counted in elements: with 64 x 64 tiles a vector of n
+   * values is cut into n / 64 slivers of 64 x 1, so counting grid blocks would let every bias and
+   * LayerNorm vector in. Those save next to nothing and look alike in every model, related or
+   * not: in the zoo's ViT family ours substituted 52 LayerNorm blocks (128-wide, two slivers
+   * each) of the unrelated scratch-trained controls, 26 of them costing held-out accuracy.
    */
   minTensorBlocks?: number;
 }
@@ -115,8 +117,9 @@ export async function dedupModels(store: TesseraStore, opts: DedupOptions): Prom
   for (const name of targets) {
     const model = store.model(name);
     const weights = await store.tensorData(name);
-    const minBlocks = opts.minTensorBlocks ?? 2;
-    const slots = view.slotsOf(model).filter((s) => model.tensors[s.tensor].blocks.length >= minBlocks);
+    const minElements = ((opts.minTensorBlocks ?? 2) - 1) * store.config.tile.rows * store.config.tile.cols;
+    const elements = model.tensors.map((t) => t.dims.reduce((a, d) => a * d, 1));
+    const slots = view.slotsOf(model).filter((s) => elements[s.tensor] > minElements);
     await view.load(slots);
     progress({ model: name, step: 'candidates', done: 0, total: slots.length });
     const props = method.propose(view, model, weights, slots, opts);
