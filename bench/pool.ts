@@ -52,7 +52,7 @@ export async function run(opts: BenchOptions): Promise<object> {
 
   const traces: Record<string, object> = {};
   const goals: Record<string, object> = {};
-  const fixedHalfLife: Record<string, Record<string, Record<string, number>>> = {};
+  const fixedHalfLife: Record<string, Record<string, { hitRatio: Record<string, number>; marginPoints: number[] }>> = {};
   let primary: Record<string, Record<string, number>> = {};
   for (const sharing of [true, false]) {
     const layout = fineTuneFamily({ ...PRIMARY_FAMILY, sharing });
@@ -71,7 +71,10 @@ export async function run(opts: BenchOptions): Promise<object> {
         }
         fixed[`dedup-h${h}`] = row;
       }
-      fixedHalfLife[key] = roundTable(fixed);
+      fixedHalfLife[key] = Object.fromEntries(Object.entries(fixed).map(([name, row]) => {
+        const withAnchors = { ...Object.fromEntries(ANCHORS.map((a) => [a, hitRatio[a]])), lru: hitRatio.lru, dedup: row };
+        return [name, { hitRatio: roundTable({ row }).row, marginPoints: goalOf(sharing, withAnchors, fractions).marginPoints }];
+      }));
       const winner: Record<string, string[]> = {};
       const vsLru: Record<string, Record<string, number>> = {};
       for (const f of fractions.map(String)) {

@@ -22,7 +22,7 @@ export const BENCHMARKS: Record<string, { about: string; typical: string }> = {
   kernels: { about: 'near-duplicate kernels: LSH hashing and distances, wasm SIMD vs TS, recall', typical: '~5 min (quick ~1.5 min)' },
   gemm: { about: 'GFLOP/s of the wasm SIMD gemm vs its TS twin at the zoo\'s training shapes', typical: '~30 s (quick ~10 s)' },
   dedup: { about: 'near-duplicate dedup on the zoo per method: bytes saved vs accuracy bound', typical: '~5 min (quick ~1 min)' },
-  pool: { about: 'buffer-pool hit ratio per eviction policy and budget, shared vs unshared pages', typical: '~2 min (quick ~30 s)' },
+  pool: { about: 'buffer-pool hit ratio per eviction policy and budget, shared vs unshared pages, held-out traces, policy cost', typical: '~3 min (quick ~30 s)' },
   serving: { about: 'many-model serving under one budget vs one onnxruntime session per file (LRU): throughput, p99, RSS; parts real, resident, zoo, scale', typical: '~20 min, each part under 8 (quick ~4 min)' },
   http: { about: 'tessera serve over HTTP (KServe v2) with autocannon: req/s and p50/p99 at 1/16/64 connections, file vs PostgreSQL, 1 vs 3 nodes, overload, recovery', typical: '~2 min (quick ~1 min)' },
   browser: { about: 'models in Chromium: imported pages in IndexedDB vs whole files in the Cache API, bytes and time', typical: '~2 min (quick ~40 s)' },
