@@ -89,6 +89,8 @@ export interface ServerMetrics {
   bytesRead: number;
   /** Weight tensors assembled from pages (pooled once, fed to every model that holds them). */
   tensorsAssembled: number;
+  /** Assemblies written into the buffer of a tensor just evicted (same size) instead of a new one. */
+  tensorBuffersReused: number;
   latency: LatencySummary;
   /** Ledger bytes of kept sessions. */
   sessionBytes: number;
@@ -284,6 +286,7 @@ export class Server {
       ...this.counters,
       memoryWaits: this.admission.waits,
       tensorsAssembled: this.tensors.assembled,
+      tensorBuffersReused: this.tensors.reused,
       latency: this.latency.summary(),
       sessionBytes: ledger.sessions,
       scratchBytes: this.scratchBytes,
@@ -525,6 +528,7 @@ export class Server {
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
     this.dropCoveredTensors(s);
+    this.tensors.dropSpares();
     return new OwnWeightsExecutor(session, cost, this.ortCalls);
   }
 

@@ -10,13 +10,20 @@
  * time, and the page frames it touched stay resident for good (wasm memory never shrinks), so
  * pages kept until pressure evicted them grew RSS by the most pages ever held (26 MiB on the
  * PP-OCRv4 rec family at a 100% budget) on top of the ledger.
+ *
+ * An evicted tensor's buffer is reused by the tensor assembled next in its place when they are the
+ * same size (a fine-tune family's tensors come in the same shapes), rather than left for the
+ * garbage collector: V8 frees dead ArrayBuffers only after tens of MiB of them pile up, and that
+ * pile is RSS the ledger does not see. The eviction frees the bytes that very assembly reserved,
+ * so a reused buffer is counted as soon as it is dropped; the ones no assembly took are let go
+ * once the assembly queue is idle.
  */
 import type { TensorEntry } from '../catalog/catalog.ts';
 import type { DType } from '../onnx/dtypes.ts';
 import { tensorBytes } from '../store/catalog-view.ts';
 import type { BlockSource } from '../store/block-source.ts';
 import { BufferPool } from '../pool/buffer-pool.ts';
-import type { EvictionPolicy } from '../pool/policy.ts';
+import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
 import type { MemoryLedger } from './ledger.ts';
 import type { PageFrames } from './page-frames.ts';
 import type { StoreReader } from './store-reader.ts';
@@ -41,6 +48,13 @@ export class TensorPool {
   private readonly byId: PooledTensor[] = [];
   /** The pooled tensors that read each page. */
   private readonly tensorsOnPage = new Map<number, number[]>();
+  /** Each pooled tensor's buffer, and the buffers of evicted ones waiting for reuse (by byte length). */
+  private readonly buffers = new Map<number, Uint8Array>();
+  private readonly spare = new Map<number, Uint8Array[]>();
+  /** Assemblies queued or running. */
+  private pending = 0;
+  /** Assemblies that reused an evicted tensor's buffer. */
+  reused = 0;
   /** Tensors assembled (misses that read pages). */
   assembled = 0;
   /** One assembly at a time, so the pages pinned for assembly are one tensor's at most. */
@@ -62,7 +76,7 @@ export class TensorPool {
       budgetBytes: ledger.budgetBytes,
       // Not a reclaimer of its own: the server weighs its entries against idle sessions.
       account: { ledger, kind: 'tensors', reclaimer: false },
-      policy,
+      policy: this.recycling(policy),
       fetch: (id) => this.assemble(this.byId[id]),
       sizeOf: (id) => this.byId[id].bytes,
       pageInfo: (id) => ({ sharers: this.byId[id].models.size, models: this.byId[id].modelList }),
@@ -114,14 +128,55 @@ export class TensorPool {
   }
 
   private assemble(t: PooledTensor): Promise<Uint8Array> {
-    return this.assembly.run(() => this.assembleNow(t));
+    this.pending++;
+    return this.assembly.run(async () => {
+      try {
+        return await this.assembleNow(t);
+      } finally {
+        if (--this.pending === 0) this.dropSpares();
+      }
+    });
   }
 
   private async assembleNow(t: PooledTensor): Promise<Uint8Array> {
-    const out = await this.pages.withPages(t.pages, () => this.framed.tensor(t.entry));
+    const out = await this.pages.withPages(t.pages, () => {
+      // Taken once the pages are pinned: making room for them is what evicts a tensor, often of this size.
+      const into = this.spare.get(t.bytes)?.pop();
+      if (into) this.reused++;
+      return this.framed.tensor(t.entry, into);
+    });
     this.assembled++;
+    this.buffers.set(t.id, out);
     this.dropSpentPages(t);
     return out;
+  }
+
+  /** Lets go of evicted buffers no assembly took (the garbage collector frees them). */
+  dropSpares(): void {
+    this.spare.clear();
+  }
+
+  /** The policy, with each evicted tensor's buffer kept for the next assembly of that size. */
+  private recycling(inner: EvictionPolicy): EvictionPolicy {
+    return {
+      name: inner.name,
+      setCapacity: (b) => inner.setCapacity?.(b),
+      onRequest: (m) => inner.onRequest?.(m),
+      onInsert: (p: PageRef) => inner.onInsert(p),
+      onHit: (p: PageRef) => inner.onHit(p),
+      onRemove: (id, evicted) => {
+        inner.onRemove(id, evicted);
+        const buf = this.buffers.get(id);
+        this.buffers.delete(id);
+        // Evicted entries are unpinned: nobody reads the buffer any more. An invalidated one may
+        // still be pinned by a reader, so it is never reused.
+        if (!buf || !evicted) return;
+        const list = this.spare.get(buf.length);
+        if (list) list.push(buf);
+        else this.spare.set(buf.length, [buf]);
+      },
+      victim: (ok, incoming) => inner.victim(ok, incoming),
+    };
   }
 
   /** Evicts t's pages that no tensor still to be assembled reads (t itself is pooled once this returns). */

@@ -8,7 +8,7 @@
  * publisher (raw pages). Pages are read once per source (each source keeps a page cache, bounded
  * by `maxCachedPages` for whole-store scans), so make one source per operation.
  */
-import { CorruptionError } from '../errors.ts';
+import { CorruptionError, InvalidArgumentError } from '../errors.ts';
 import type { BlockEntry, ModelEntry, TensorEntry } from '../catalog/catalog.ts';
 import { gridOf, placeBlock, type TileShape } from '../blocks/tiling.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
@@ -97,11 +97,16 @@ export class BlockSource {
     return Promise.all(Array.from(ids, (id) => this.block(id)));
   }
 
-  /** A tensor's bytes, assembled from its tiles. */
-  async tensor(t: TensorEntry): Promise<Uint8Array> {
+  /**
+   * A tensor's bytes, assembled from its tiles; into `into` when given (a buffer of exactly the
+   * tensor's size, reused by the caller: every byte is overwritten, as the tiles cover the tensor).
+   */
+  async tensor(t: TensorEntry, into?: Uint8Array): Promise<Uint8Array> {
     const es = DTYPES[t.dtype].bytes;
     const grid = gridOf(t.dims, this.tile);
-    const buf = new Uint8Array(grid.rows * grid.cols * es);
+    const size = grid.rows * grid.cols * es;
+    if (into && into.length !== size) throw new InvalidArgumentError(`a buffer of ${into.length} bytes cannot hold tensor "${t.name}" (${size} bytes)`);
+    const buf = into ?? new Uint8Array(size);
     const blocks = await this.blocksOf(t.blocks);
     for (let b = 0; b < blocks.length; b++) placeBlock(buf, grid, es, this.tile, b, blocks[b]);
     return buf;
