@@ -75,7 +75,7 @@ export async function run(opts: BenchOptions): Promise<object> {
   try {
     const page = await context.newPage();
     await page.goto(server.url + '/data/digits.json');
-    type Page = { warm(a: object): Promise<void>; cacheApi(a: object): Promise<Run>; tessera(a: object): Promise<TesseraRun> };
+    type Page = { warm(a: object): Promise<void>; cacheApi(a: object): Promise<Run>; tessera(a: object): Promise<TesseraRun>; cleanup(a: object): Promise<void> };
     const call = <K extends keyof Page>(fn: K, a: object) =>
       page.evaluate(async ([fn, a]) => ((await import('/bench/browser-page.mjs' as string)) as Record<string, (x: object) => Promise<unknown>>)[fn](a), [fn, a] as const) as ReturnType<Page[K]>;
     let runId = 0;
@@ -101,6 +101,7 @@ export async function run(opts: BenchOptions): Promise<object> {
         for (const side of turn) runs[side].push(await sides[side](names));
         for (const side of turn) firsts[side].push((await sides[side]([names[0]])).readyMs);
       }
+      await call('cleanup', {});
       const reference = runs.cacheApi[0].outputs;
       for (const side of ['tessera', 'tesseraLossless'] as const) {
         for (const name of names) {

@@ -7,6 +7,16 @@ const t = await import('/lib/tessera.browser.mjs');
 const ort = await t.loadOrt();
 
 const now = () => performance.now();
+/**
+ * Storage of earlier runs is deleted only at the end (`cleanup`): Chromium reclaims deleted
+ * storage lazily, and a deletion landing inside a later run made its usage growth negative.
+ */
+const made = { caches: [], dbs: [] };
+
+export async function cleanup() {
+  for (const name of made.caches.splice(0)) await caches.delete(name);
+  for (const name of made.dbs.splice(0)) await t.IdbPageStore.destroy(name);
+}
 const usage = async () => (await navigator.storage.estimate()).usage ?? 0;
 
 /** Compiles onnxruntime's wasm once, on a model neither side stores, so neither side pays it. */
@@ -27,7 +37,7 @@ async function input(dims) {
 /**
  * The baseline: each whole .onnx fetched and kept in the Cache API (as transformers.js and WebLLM
  * do), all at once as `cache.addAll` would; then each read back from the cache into a session and
- * run once. Storage is empty before (a fresh cache name per run).
+ * run once. A fresh cache name per run.
  */
 export async function cacheApi({ cacheName, onnxBase, files, names, inputName, dims }) {
   const x = await input(dims);
@@ -53,14 +63,14 @@ export async function cacheApi({ cacheName, onnxBase, files, names, inputName, d
   }
   const readyMs = now() - t0;
   const usageBytes = (await usage()) - u0;
-  await caches.delete(cacheName);
+  made.caches.push(cacheName);
   return { importMs, readyMs, bytesFetched: fetched, bytesStored: fetched, usageBytes, outputs };
 }
 
 /**
  * tessera: the published family imported into IndexedDB in one batch (only missing pages
- * fetched), then a session opened from the store for each model and run once. Storage is empty
- * before (a fresh database per run).
+ * fetched), then a session opened from the store for each model and run once. A fresh database
+ * per run.
  */
 export async function tessera({ dbName, pub, names, inputName, dims }) {
   const x = await input(dims);
@@ -86,7 +96,7 @@ export async function tessera({ dbName, pub, names, inputName, dims }) {
   const catalogStoredBytes = store.catalog.snapshot().length;
   const codedBlocks = [...store.catalog.blocks.values()].filter((b) => b.base !== undefined || b.codec !== undefined).length;
   await store.close();
-  await t.IdbPageStore.destroy(dbName);
+  made.dbs.push(dbName);
   return {
     importMs,
     readyMs,
