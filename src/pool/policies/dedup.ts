@@ -40,8 +40,8 @@ export interface DedupAwareOptions {
 const DEFAULT_HALF_LIVES = [16, 32, 64, 128, 256, 512, 1024, 2048];
 /** The half-life used until the predictions say otherwise. */
 const START_HALF_LIFE = 64;
-/** The prediction loss forgets with this half-life (requests), so the choice follows the workload. */
-const LOSS_HALF_LIFE = 1024;
+/** The prediction loss forgets with a half-life of 1024 requests, so the choice follows the workload. */
+const LOSS_DECAY = Math.pow(2, -1 / 1024);
 /** Pseudo-requests per model when predicting the next model (so unseen models are not impossible). */
 const SMOOTHING = 0.5;
 const CHECK_EVERY = 16;
@@ -102,11 +102,10 @@ export class DedupAwarePolicy implements EvictionPolicy {
       // How well did each half-life's popularity predict the model that came? (log-loss). A model
       // never seen says nothing about how long to remember, so a scan of new models cannot
       // shorten the memory and flush the hot set.
-      const lossDecay = Math.pow(2, -1 / LOSS_HALF_LIFE);
       const models = this.popularity.size;
       for (let i = 0; i < this.halfLives.length; i++) {
         const p = (counts[i] / this.increment[i] + SMOOTHING) / (this.total[i] / this.increment[i] + SMOOTHING * models);
-        this.loss[i] = this.loss[i] * lossDecay - Math.log(p);
+        this.loss[i] = this.loss[i] * LOSS_DECAY - Math.log(p);
       }
     } else this.popularity.set(model, (counts = new Float64Array(this.halfLives.length)));
     this.advance();
