@@ -402,11 +402,15 @@ export function goalLines(goals: Record<string, Goal>): string[] {
 
 // ---- child: one system at one budget, or the resident check, in its own process ----
 
-/** RSS now, and a reset of the peak (Linux: VmHWM follows from here); elsewhere maxRSS, which may carry the parent's peak. */
+/** How the peak is read: Linux's VmHWM, reset at idle; elsewhere maxRSS, which may carry the parent's peak (an overstatement). */
+let rssMethod = 'maxRSS since the process started';
+
+/** RSS now, and a reset of the peak so VmHWM follows from here. */
 function resetPeakRss(): number {
   globalThis.gc?.();
   try {
     writeFileSync('/proc/self/clear_refs', '5');
+    rssMethod = 'VmHWM reset at idle';
   } catch {}
   return process.memoryUsage().rss;
 }
@@ -416,6 +420,7 @@ function peakRss(): number {
     const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
     if (hwm) return Number(hwm[1]) * 1024;
   } catch {}
+  rssMethod = 'maxRSS since the process started';
   return process.resourceUsage().maxRSS * 1024;
 }
 
@@ -505,6 +510,7 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
     sessionEvictions: m.sessionEvictions,
     peakRssGrowthBytes,
     idleRssBytes,
+    rssMethod,
     peakLedgerBytes: m.peakBytes,
     ...(cfg.system === 'tessera' ? { executors, reasons, ledger: m.ledger, tensorsAssembled: m.tensorsAssembled } : {}),
     ...(error ? { error } : {}),
