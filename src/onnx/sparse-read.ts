@@ -91,7 +91,8 @@ export async function readSkippingWeights(size: number, read: ReadAt, minBytes =
           const from = len.next;
           const to = from + len.value;
           if (to > end) throw new NotScannable();
-          if (!(await into(field, from, to))) await need(to);
+          // A field shorter than minBytes holds no weight to skip: read it without walking it.
+          if (to - from < minBytes || !(await into(field, from, to))) await need(to);
           pos = to;
           break;
         }
