@@ -39,7 +39,7 @@ test('dedup --json reports per model; --undo restores; --settle frees; errors ar
   const dir = await tempDir();
   try {
     const path = join(dir.path, 'store');
-    const { ft } = await storeWithFamily(path);
+    const { base, ft } = await storeWithFamily(path);
     const reports = JSON.parse(await dedup([path, '--max-drop', '0.05', '--json']));
     assert.equal(reports.map((r: any) => r.name), ['base', 'ft']);
     for (const r of reports) for (const k of ['name', 'blocksReplaced', 'bytesSaved', 'accuracyBefore', 'accuracyAfter']) assert.ok(k in r, k);
@@ -81,6 +81,12 @@ test('dedup --json reports per model; --undo restores; --settle frees; errors ar
 
     const lossless = JSON.parse(await dedup([path, '--lossless', '--json']));
     assert.equal(lossless.map((r: any) => r.name), ['base', 'ft']);
+    assert.ok(lossless.some((r: any) => r.blocksCoded > 0), 'blocks left without a base are coded alone');
+    store = await openStore(path);
+    assert.ok([...store.catalog.blocks.values()].some((b) => b.codec === 'zstd-planes'));
+    assert.ok(Buffer.from(await store.exportModel('base')).equals(Buffer.from(base)), 'base exports byte-identical from coded blocks');
+    assert.ok((await store.verify()).ok);
+    await store.close();
 
     await writeFile(join(dir.path, 'bad.json'), JSON.stringify({ input: 'image', dims: [1, 64], data: Array(64).fill(0) }));
     assert.is(await codeOf(dedup([path, '--max-drop', '1.5'])), 'INVALID_ARGUMENT');
