@@ -51,3 +51,15 @@ export function sha256Hex(bytes: Uint8Array): string {
   h.update(bytes);
   return h.digest('hex');
 }
+
+/**
+ * SHA-256 of `bytes`, resolved later: through WebCrypto where the platform has it (browsers in a
+ * secure context, Node), which Chromium computes off the page's main thread, so an import's
+ * checks of every block overlap its downloads and writes; else through hash-wasm (loadSha256).
+ */
+export async function sha256Async(bytes: Uint8Array): Promise<Uint8Array> {
+  const subtle = (globalThis as { crypto?: { subtle?: SubtleCrypto } }).crypto?.subtle;
+  if (subtle) return new Uint8Array(await subtle.digest('SHA-256', bytes as BufferSource));
+  await loadSha256();
+  return sha256(bytes);
+}

@@ -27,7 +27,7 @@
  * the model is assembled and parsed (exportable) before it is committed.
  */
 import { CorruptionError, InvalidArgumentError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
-import { hash64Hex, loadSha256, sha256, sha256Hex } from '../hash.ts';
+import { hash64Hex, loadSha256, sha256, sha256Async, sha256Hex } from '../hash.ts';
 import { Catalog, contentLength as blockContentLength, type BlockEntry, type ModelEntry } from '../catalog/catalog.ts';
 import { gridOf, tileExtent, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { assembleModel, parseModel } from '../onnx/model.ts';
@@ -493,7 +493,7 @@ export class PublishedStore {
       const bytes = await remote.block(id);
       const b = this.catalog.blocks.get(id)!;
       if (!batch.verified.has(id)) {
-        if (!bytesEqual(sha256(bytes), this.sha.get(id)!) || hash64Hex(bytes) !== b.hash) {
+        if (hash64Hex(bytes) !== b.hash || !bytesEqual(await sha256Async(bytes), this.sha.get(id)!)) {
           throw new CorruptionError('PAGE_CORRUPT', `published block ${id} on page ${b.page} of ${this.source.location} does not match its SHA-256: the published store is damaged or hostile. Nothing was stored.`, { pageId: b.page });
         }
         batch.verified.add(id);
