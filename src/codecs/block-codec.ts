@@ -13,7 +13,7 @@
  * is a CorruptionError, never wrong bytes. The catalog records which codec a block uses
  * (BlockEntry.codec), so stores written before it (raw blocks, deflate deltas) read as before.
  */
-import { CorruptionError, InvalidArgumentError } from '../errors.ts';
+import { CorruptionError, InternalError, InvalidArgumentError } from '../errors.ts';
 import { createPlaneKernel, type PlaneKernel } from '../kernels/planes.ts';
 import { zstdCompress, zstdDecompressExactly, zstdReady } from './zstd.ts';
 
@@ -26,9 +26,9 @@ export const DEFAULT_ZSTD_LEVEL = 1;
 
 /**
  * A plane is zstd-coded only when that saves at least this fraction of it; else it stays raw,
- * which costs nothing to decode (a zstd call costs ~10-25 us here, whatever the plane's size).
- * On the zoo's MLP family (64x64 blocks): 1/32 stored 22.65 MiB decoding at ~205 MB/s per CPU
- * second, 1/8 23.20 MiB at ~357 MB/s.
+ * which costs one copy to decode (a zstd call costs a fixed ~10-25 us here on top of its bytes).
+ * Re-coding the zoo MLP family's coded blocks (64x64 tiles) ad hoc: 1/32 stored 22.65 MiB and
+ * decoded at ~205 MB/s per CPU second, 1/8 23.20 MiB at ~357 MB/s.
  */
 export const MIN_PLANE_SAVING = 1 / 8;
 
@@ -56,7 +56,7 @@ export function blockCodecReady(): Promise<void> {
 }
 
 function planeKernel(): PlaneKernel {
-  if (!kernel) throw new Error('the block codec is used before blockCodecReady() resolved (internal ordering bug).');
+  if (!kernel) throw new InternalError('the block codec is used before blockCodecReady() resolved (internal ordering bug).');
   return kernel;
 }
 

@@ -8,7 +8,7 @@
  * frame is read only when its header states exactly the size the caller expects.
  */
 import * as zstd from '@bokuweb/zstd-wasm';
-import { CorruptionError } from '../errors.ts';
+import { CorruptionError, InternalError } from '../errors.ts';
 
 let ready: Promise<void> | undefined;
 let initialised = false;
@@ -28,7 +28,7 @@ export function zstdReady(): Promise<void> {
 }
 
 function mustBeReady(): void {
-  if (!initialised) throw new Error('zstd is used before zstdReady() resolved (internal ordering bug).');
+  if (!initialised) throw new InternalError('zstd is used before zstdReady() resolved (internal ordering bug).');
 }
 
 /** One zstd frame of `data` at `level` (zstd's own framing records the content size). */
