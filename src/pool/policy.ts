@@ -36,3 +36,22 @@ export interface EvictionPolicy {
    */
   victim(evictable: (pageId: number) => boolean, incoming?: number): number | undefined;
 }
+
+/**
+ * `inner`, telling `removed` after each page leaves the pool (evicted or invalidated): the
+ * runtime frees a page's frame, or keeps an evicted tensor's buffer for reuse, there.
+ */
+export function onRemoval(inner: EvictionPolicy, removed: (pageId: number, evicted: boolean) => void): EvictionPolicy {
+  return {
+    name: inner.name,
+    setCapacity: (b) => inner.setCapacity?.(b),
+    onRequest: (m) => inner.onRequest?.(m),
+    onInsert: (p) => inner.onInsert(p),
+    onHit: (p) => inner.onHit(p),
+    onRemove: (id, evicted) => {
+      inner.onRemove(id, evicted);
+      removed(id, evicted);
+    },
+    victim: (ok, incoming) => inner.victim(ok, incoming),
+  };
+}

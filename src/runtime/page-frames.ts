@@ -6,7 +6,6 @@
  * so the memory touched (RSS) stays at the most pages ever resident at once.
  */
 import { CapacityError, InternalError } from '../errors.ts';
-import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
 
 export class PageFrames {
   private readonly free: number[] = [];
@@ -46,20 +45,4 @@ export class PageFrames {
   get used(): number {
     return this.byPage.size;
   }
-}
-
-/** Forwards to the real policy; frees a page's frame when the page leaves the pool. */
-export function framedPolicy(inner: EvictionPolicy, onGone: (id: number) => void): EvictionPolicy {
-  return {
-    name: inner.name,
-    setCapacity: (b) => inner.setCapacity?.(b),
-    onRequest: (m) => inner.onRequest?.(m),
-    onInsert: (p: PageRef) => inner.onInsert(p),
-    onHit: (p: PageRef) => inner.onHit(p),
-    onRemove: (id, evicted) => {
-      inner.onRemove(id, evicted);
-      onGone(id);
-    },
-    victim: (ok, incoming) => inner.victim(ok, incoming),
-  };
 }

@@ -18,7 +18,7 @@ import { CapacityError, InferenceError, InvalidArgumentError, ModelNotFoundError
 import type { TesseraStore } from '../store/store.ts';
 import type { ModelEntry } from '../catalog/catalog.ts';
 import { BufferPool, type PoolStats } from '../pool/buffer-pool.ts';
-import type { EvictionPolicy } from '../pool/policy.ts';
+import { onRemoval, type EvictionPolicy } from '../pool/policy.ts';
 import { createPolicy, type PolicyName } from '../pool/policies.ts';
 import { tensorBytes, weightBytes } from '../store/catalog-view.ts';
 import { assembleModel } from '../onnx/model.ts';
@@ -33,7 +33,7 @@ import { RequestGate } from './request-gate.ts';
 import { SingleFlight } from './single-flight.ts';
 import { MemoryLedger, type LedgerKind } from './ledger.ts';
 import { MemoryAdmission } from './memory-admission.ts';
-import { PageFrames, framedPolicy } from './page-frames.ts';
+import { PageFrames } from './page-frames.ts';
 import { StoreReader } from './store-reader.ts';
 import { TensorPool } from './tensor-pool.ts';
 import type { Executor, ExecutorKind } from './executors/executor.ts';
@@ -189,7 +189,7 @@ export class Server {
     this.pages = new BufferPool({
       budgetBytes,
       account: { ledger: this.ledger, kind: 'pages' },
-      policy: framedPolicy(policy(), (id) => this.frames.release(id)),
+      policy: onRemoval(policy(), (id) => this.frames.release(id)),
       fetch: (id) => this.fetchPage(id),
       sizeOf: () => pageSize,
       pageInfo: (id) => this.pageInfo(id),

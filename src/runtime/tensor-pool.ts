@@ -23,7 +23,7 @@ import type { DType } from '../onnx/dtypes.ts';
 import { tensorBytes } from '../store/catalog-view.ts';
 import type { BlockSource } from '../store/block-source.ts';
 import { BufferPool } from '../pool/buffer-pool.ts';
-import type { EvictionPolicy, PageRef } from '../pool/policy.ts';
+import { onRemoval, type EvictionPolicy } from '../pool/policy.ts';
 import type { MemoryLedger } from './ledger.ts';
 import type { PageFrames } from './page-frames.ts';
 import type { StoreReader } from './store-reader.ts';
@@ -158,25 +158,16 @@ export class TensorPool {
 
   /** The policy, with each evicted tensor's buffer kept for the next assembly of that size. */
   private recycling(inner: EvictionPolicy): EvictionPolicy {
-    return {
-      name: inner.name,
-      setCapacity: (b) => inner.setCapacity?.(b),
-      onRequest: (m) => inner.onRequest?.(m),
-      onInsert: (p: PageRef) => inner.onInsert(p),
-      onHit: (p: PageRef) => inner.onHit(p),
-      onRemove: (id, evicted) => {
-        inner.onRemove(id, evicted);
-        const buf = this.buffers.get(id);
-        this.buffers.delete(id);
-        // Evicted entries are unpinned: nobody reads the buffer any more. An invalidated one may
-        // still be pinned by a reader, so it is never reused.
-        if (!buf || !evicted) return;
-        const list = this.spare.get(buf.length);
-        if (list) list.push(buf);
-        else this.spare.set(buf.length, [buf]);
-      },
-      victim: (ok, incoming) => inner.victim(ok, incoming),
-    };
+    return onRemoval(inner, (id, evicted) => {
+      const buf = this.buffers.get(id);
+      this.buffers.delete(id);
+      // Evicted entries are unpinned: nobody reads the buffer any more. An invalidated one may
+      // still be pinned by a reader, so it is never reused.
+      if (!buf || !evicted) return;
+      const list = this.spare.get(buf.length);
+      if (list) list.push(buf);
+      else this.spare.set(buf.length, [buf]);
+    });
   }
 
   /** Evicts t's pages that no tensor still to be assembled reads (t itself is pooled once this returns). */
