@@ -9,7 +9,7 @@ export * from './errors.ts';
 export { TesseraStore, DEFAULT_TILE, validateModelName } from './store/store.ts';
 export type { AddBatch, AddOptions, AddReport, BlockInput, CompactReport, ModelStats, NewTensor, Progress, StoreStats, VerifyReport } from './store/store.ts';
 export type { CatalogView } from './store/catalog-view.ts';
-export type { BlockSource, BlockSourceOptions } from './store/block-source.ts';
+export type { BlockSource, BlockSourceOptions, DecodedBaseCache } from './store/block-source.ts';
 export type { BlockEntry, ModelEntry, PageEntry, StoreConfig, Substitution, TensorEntry, TensorIOInfo } from './catalog/catalog.ts';
 export type { TileShape } from './blocks/tiling.ts';
 export type { DType } from './onnx/dtypes.ts';

@@ -11,7 +11,7 @@ import { BlockSource } from '../store/block-source.ts';
 export class StoreReader {
   private readonly pageSource: BlockSource;
   constructor(private readonly store: TesseraStore) {
-    this.pageSource = store.blockSource({ maxCachedPages: 0 });
+    this.pageSource = store.blockSource({ maxCachedPages: 0, baseCache: false });
   }
 
   get config(): StoreConfig {
@@ -40,7 +40,10 @@ export class StoreReader {
   readPage(id: number): Promise<Uint8Array> {
     return this.pageSource.page(id);
   }
-  /** A BlockSource over pages already resident elsewhere (the server's frames). */
+  /**
+   * A BlockSource over pages already resident elsewhere (the server's frames). It has no decoded
+   * base cache: the server's memory is on its ledger, and such a cache's bytes would not be.
+   */
   sourceOver(page: (id: number) => Uint8Array): BlockSource {
     return new BlockSource(this.store.catalog, this.store.config.tile, async (id) => page(id), { maxCachedPages: 0 });
   }

@@ -7,6 +7,10 @@
  * server (pages pinned in its frames), the importer (fetched pages, local copies) and the
  * publisher (raw pages). Pages are read once per source (each source keeps a page cache, bounded
  * by `maxCachedPages` for whole-store scans), so make one source per operation.
+ *
+ * Decoded delta bases can outlive a source: a `DecodedBaseCache` (the store keeps one) holds the
+ * content of blocks that deltas were decoded against, so the next delta on the same base (the
+ * next fine-tune's block, read by the next source) does not decode its base again.
  */
 import { CorruptionError, InvalidArgumentError } from '../errors.ts';
 import type { BlockEntry, ModelEntry, TensorEntry } from '../catalog/catalog.ts';
@@ -20,6 +24,80 @@ export interface BlockTable {
   readonly blocks: ReadonlyMap<number, Readonly<BlockEntry>>;
 }
 
+/** The default bound of a store's DecodedBaseCache: 64 MiB of decoded content. */
+export const DEFAULT_BASE_CACHE_BYTES = 64 * 2 ** 20;
+
+/**
+ * Decoded contents of blocks used as delta bases, least recently used dropped first, holding at
+ * most `maxBytes` bytes of content (0 holds nothing). Keyed by the block's content hash, so an
+ * entry stays right when the block is recoded, moved by compact, or its id reused after a remove.
+ * Only bases that cost a decode are kept (coded or delta blocks); a raw base is a view of its
+ * page, which the source's page cache already holds.
+ *
+ * Its bytes are RSS no memory ledger sees: a reader that runs under a budget (the server's
+ * frames and tensor pools) makes its sources without one.
+ */
+export class DecodedBaseCache {
+  private readonly entries = new Map<string, Uint8Array>();
+  private readonly pending = new Map<string, Promise<Uint8Array>>();
+  private held = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly maxBytes: number = DEFAULT_BASE_CACHE_BYTES) {
+    if (!(maxBytes >= 0)) throw new InvalidArgumentError(`a base cache needs a size of 0 or more bytes, not ${maxBytes}.`);
+  }
+
+  /** Bytes of content held now (at most maxBytes). */
+  get bytes(): number {
+    return this.held;
+  }
+
+  /** The content for `hash`, from the cache or from `decode` (one decode for concurrent callers). */
+  get(hash: string, decode: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    const hit = this.entries.get(hash);
+    if (hit) {
+      this.entries.delete(hash);
+      this.entries.set(hash, hit);
+      this.hits++;
+      return Promise.resolve(hit);
+    }
+    const inFlight = this.pending.get(hash);
+    if (inFlight) {
+      this.hits++;
+      return inFlight;
+    }
+    this.misses++;
+    const p = decode();
+    this.pending.set(hash, p);
+    p.then(
+      (content) => {
+        this.pending.delete(hash);
+        this.put(hash, content);
+      },
+      () => this.pending.delete(hash),
+    );
+    return p;
+  }
+
+  private put(hash: string, content: Uint8Array): void {
+    if (content.length > this.maxBytes || this.entries.has(hash)) return;
+    this.entries.set(hash, content);
+    this.held += content.length;
+    for (const [k, v] of this.entries) {
+      if (this.held <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.held -= v.length;
+    }
+  }
+
+  /** Drops everything (the store's data was replaced under it, or memory is wanted back). */
+  clear(): void {
+    this.entries.clear();
+    this.held = 0;
+  }
+}
+
 export interface BlockSourceOptions {
   /** Pages kept after reading (default: all of them); the oldest is dropped first. */
   maxCachedPages?: number;
@@ -28,6 +106,8 @@ export interface BlockSourceOptions {
    * local store), or undefined to read it from its page.
    */
   elsewhere?: (id: number, entry: Readonly<BlockEntry>) => Promise<Uint8Array> | undefined;
+  /** Decoded delta bases shared with other sources (absent: each delta decodes its base). */
+  baseCache?: DecodedBaseCache;
 }
 
 export class BlockSource {
@@ -79,7 +159,7 @@ export class BlockSource {
     if (found) return found;
     const stored = await this.stored(id);
     if (b.base === undefined && b.codec === undefined) return stored;
-    const base = b.base === undefined ? undefined : await this.block(b.base);
+    const base = b.base === undefined ? undefined : await this.base(b.base);
     try {
       if (b.codec === undefined) return decodeDelta(stored, base!);
       await blockCodecReady();
@@ -90,6 +170,14 @@ export class BlockSource {
       if (e instanceof CorruptionError && e.pageId === undefined) throw new CorruptionError('PAGE_CORRUPT', `page ${b.page}: ${e.message}`, { pageId: b.page });
       throw e;
     }
+  }
+
+  /** A delta's base's content, through the shared cache when it costs a decode. */
+  private base(id: number): Promise<Uint8Array> {
+    const b = this.entry(id);
+    const cache = this.opts.baseCache;
+    if (!cache || (b.base === undefined && b.codec === undefined)) return this.block(id);
+    return cache.get(b.hash, () => this.block(id));
   }
 
   /** Several blocks' contents. */

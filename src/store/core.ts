@@ -13,7 +13,7 @@ import { CorruptionError, InvalidArgumentError, ModelNotFoundError, StoreError, 
 import { validateTile, type TileShape } from '../blocks/tiling.ts';
 import { Catalog, encodeRecord, CATALOG_FORMAT, type CatalogRecord, type ModelEntry, type StoreConfig } from '../catalog/catalog.ts';
 import type { PageStore } from './page-store.ts';
-import { BlockSource } from './block-source.ts';
+import { BlockSource, DecodedBaseCache } from './block-source.ts';
 import { catalogView, type CatalogView } from './catalog-view.ts';
 import { PageWriter } from './page-writer.ts';
 
@@ -34,6 +34,11 @@ export class StoreCore {
   private closed = false;
   /** The committed catalog, read-only (follows `refresh`). */
   readonly catalog: CatalogView = catalogView(() => this.live);
+  /**
+   * Decoded delta bases shared by this store's block sources (bounded; keyed by content hash, so
+   * commits, recodes and compaction never make an entry wrong).
+   */
+  readonly baseCache = new DecodedBaseCache();
 
   private constructor(
     readonly backend: PageStore,
@@ -137,10 +142,14 @@ export class StoreCore {
 
   /**
    * A reader of the store's blocks with its own page cache: make one per operation
-   * (`maxCachedPages` bounds the cache for whole-store scans; 0 caches nothing).
+   * (`maxCachedPages` bounds the cache for whole-store scans; 0 caches nothing). Deltas' bases go
+   * through the store's `baseCache` unless `baseCache` is false (a reader under a memory budget).
    */
-  blocks(opts: { maxCachedPages?: number } = {}): BlockSource {
-    return new BlockSource(this.catalog, this.config.tile, (id) => this.backend.readPage(id, this.live.pages.get(id)?.epoch), opts);
+  blocks(opts: { maxCachedPages?: number; baseCache?: boolean } = {}): BlockSource {
+    return new BlockSource(this.catalog, this.config.tile, (id) => this.backend.readPage(id, this.live.pages.get(id)?.epoch), {
+      maxCachedPages: opts.maxCachedPages,
+      baseCache: opts.baseCache === false ? undefined : this.baseCache,
+    });
   }
 
   listModels(): string[] {

@@ -13,7 +13,7 @@ import { assembleModel } from '../onnx/model.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import type { ModelEntry, StoreConfig } from '../catalog/catalog.ts';
 import type { PageStore } from './page-store.ts';
-import type { BlockSource } from './block-source.ts';
+import type { BlockSource, DecodedBaseCache } from './block-source.ts';
 import type { CatalogView } from './catalog-view.ts';
 import { StoreCore, type Progress } from './core.ts';
 import { AddBatch, addBlocks, addModel, type AddOptions, type AddReport, type NewTensor } from './ingest.ts';
@@ -63,11 +63,18 @@ export class TesseraStore {
     return this.core.catalog;
   }
 
+  /** Decoded delta bases kept between reads (bounded: `maxBytes`; `bytes` held now). */
+  get baseCache(): DecodedBaseCache {
+    return this.core.baseCache;
+  }
+
   /**
    * A reader of this store's blocks with its own page cache: make one per operation
-   * (`maxCachedPages` bounds the cache for whole-store scans; 0 caches nothing).
+   * (`maxCachedPages` bounds the cache for whole-store scans; 0 caches nothing). Deltas' bases are
+   * decoded through the store's bounded cache (`baseCache`) unless `baseCache` is false: a reader
+   * under a memory budget passes false, as that cache's bytes are not on its ledger.
    */
-  blockSource(opts: { maxCachedPages?: number } = {}): BlockSource {
+  blockSource(opts: { maxCachedPages?: number; baseCache?: boolean } = {}): BlockSource {
     return this.core.blocks(opts);
   }
 
