@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { TesseraStore } from '../src/store/store.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { cutTensor, tileExtent, gridOf } from '../src/blocks/tiling.ts';
+import { bytesEqual } from '../src/store/ingest.ts';
 import * as B from '../tools/fixtures/onnx-builders.ts';
 
 test('a model whose blocks repeat across many pages stores each distinct block once and reads back exactly', async () => {
@@ -53,6 +54,27 @@ test('tile copies equal a byte-by-byte cut for every offset, element size and wi
           for (let r = 0; r < h; r++) for (let c = 0; c < w * elemBytes; c++) expected.push(data[(r0 + r) * grid.cols * elemBytes + c0 * elemBytes + c]);
           assert.equal(Array.from(b), expected, `elem ${elemBytes} dims ${dims} shift ${shift} block ${i}`);
         });
+      }
+    }
+  }
+});
+
+test('bytesEqual tells blocks apart by any one byte, at any alignment and length (native and word paths)', () => {
+  const r = B.rng(9);
+  const base = new Uint8Array(16384 + 8);
+  for (let i = 0; i < base.length; i++) base[i] = Math.floor(r() * 256);
+  for (const length of [0, 3, 255, 256, 1000, 16384]) {
+    for (const offset of [0, 1, 4]) {
+      const a = base.subarray(offset, offset + length);
+      const copy = new Uint8Array(length + 8);
+      copy.set(a, 3);
+      const b = copy.subarray(3, 3 + length);
+      assert.ok(bytesEqual(a, b), `equal ${length}@${offset}`);
+      assert.ok(!bytesEqual(a, b.subarray(0, Math.max(0, length - 1))) || length === 0, `lengths ${length}@${offset}`);
+      for (const at of length ? [0, length >> 1, length - 1] : []) {
+        b[at] ^= 1;
+        assert.not.ok(bytesEqual(a, b), `byte ${at} of ${length}@${offset}`);
+        b[at] ^= 1;
       }
     }
   }

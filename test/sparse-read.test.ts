@@ -14,8 +14,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseModel } from '../src/onnx/model.ts';
-import { claimDeferred, fillDeferred, readSkippingWeights, type ReadAt } from '../src/onnx/sparse-read.ts';
-import { addModelFile, openStore } from '../src/node/open.ts';
+import { claimDeferred, fillDeferred, readSkippingWeights, type ReadAt, type ReadSpace } from '../src/onnx/sparse-read.ts';
+import { addModelFile, addModelFiles, openStore } from '../src/node/open.ts';
 import { corpusCases, realModels } from '../tools/fixtures/onnx-corpus.ts';
 import * as B from '../tools/fixtures/onnx-builders.ts';
 
@@ -124,6 +124,48 @@ test('a skipped range that is not exactly one weight is read in; a file cut shor
     }
     assert.is(code, 'ONNX_MALFORMED');
     assert.equal(store.listModels(), []);
+    assert.equal((await store.verify()).ok, true);
+    await store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('files read one after another into one reused structure buffer parse and export as read alone', async () => {
+  // Two models whose weights sit at the same offsets with different bytes: the second's skipped
+  // ranges hold the first's weights (not zeros) when it is parsed.
+  const model = (seed: number, cols: number) => B.encode(B.modelProto(B.graph({ name: 'g', nodes: [B.node('Identity', ['W'], ['Y'])], inputs: [], outputs: [B.valueInfo('Y', B.FLOAT)], initializers: [B.floatTensor('W', [64, cols], B.randomFloats(64 * cols, seed))] })));
+  const first = model(60, 300);
+  const second = model(61, 300);
+  const space: ReadSpace = { bytes: new Uint8Array(0) };
+  const a = (await readSkippingWeights(first.length, readerOf(first), undefined, space))!;
+  await fillDeferred(a, readerOf(first));
+  const buffer = space.bytes.buffer;
+  const b = (await readSkippingWeights(second.length, readerOf(second), undefined, space))!;
+  assert.ok(space.bytes.buffer === buffer, 'the buffer was reused');
+  const [[offset, length]] = [...b.deferred];
+  // (The walk reads ahead into the range's start: the rest holds the first file's bytes.)
+  assert.is.not(sha256(b.bytes.subarray(offset, offset + length)), sha256(second.subarray(offset, offset + length)), 'the unread range is not what the second file holds there');
+  assert.is(sha256(b.bytes.subarray(offset + length - 1024, offset + length)), sha256(first.subarray(offset + length - 1024, offset + length)), 'its end holds what the first file holds there');
+  const parsed = await parseModel(b.bytes);
+  const claims = claimDeferred(b, parsed.tensors.map((t) => t.data))!;
+  assert.ok(claims[0], 'the weight is still to be read');
+  assert.equal(parsed.skeleton, (await parseModel(second)).skeleton);
+
+  // A batch (one ReadSpace for its files): larger, smaller and real files in turn export byte-identical.
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-sparse-'));
+  try {
+    const files = [
+      { name: 'wide', file: join(dir, 'wide.onnx'), bytes: model(62, 600) },
+      ...realModels().slice(0, 4).map((m) => ({ name: m.name, file: m.file, bytes: new Uint8Array(readFileSync(m.file)) })),
+      { name: 'narrow', file: join(dir, 'narrow.onnx'), bytes: model(63, 300) },
+      { name: 'first', file: join(dir, 'first.onnx'), bytes: first },
+      { name: 'second', file: join(dir, 'second.onnx'), bytes: second },
+    ];
+    for (const f of files) if (f.file.startsWith(dir)) await writeFile(f.file, f.bytes);
+    const store = await openStore(join(dir, 'store'), { create: true, pageSize: 1 << 16 });
+    await addModelFiles(store, files.map((f) => ({ file: f.file, name: f.name })));
+    for (const f of files) assert.is(sha256(await store.exportModel(f.name)), sha256(f.bytes), f.name);
     assert.equal((await store.verify()).ok, true);
     await store.close();
   } finally {

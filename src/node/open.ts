@@ -2,7 +2,7 @@
 import { open, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { InvalidModelError, TesseraError } from '../errors.ts';
-import { readSkippingWeights, type ReadAt } from '../onnx/sparse-read.ts';
+import { readSkippingWeights, type ReadAt, type ReadSpace } from '../onnx/sparse-read.ts';
 import { TesseraStore, type AddOptions, type AddReport, type Progress } from '../store/store.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { FilePageStore, type FileStoreOptions } from './file-store.ts';
@@ -61,7 +61,12 @@ interface AddTarget {
 }
 
 /** Adds `file` to `target` (a store or an AddBatch), reading it as addModelFile does. */
-export async function addFileTo(target: AddTarget, file: string, opts: { name?: string; onProgress?: (p: Progress) => void } = {}): Promise<AddReport> {
+export async function addFileTo(
+  target: AddTarget,
+  file: string,
+  /** `space`: a buffer for the file's structure, reused across the files of a batch (ReadSpace). */
+  opts: { name?: string; onProgress?: (p: Progress) => void; space?: ReadSpace } = {},
+): Promise<AddReport> {
   const name = opts.name ?? modelNameOf(file);
   const cannotRead = (e: unknown) => new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   let handle;
@@ -90,7 +95,7 @@ export async function addFileTo(target: AddTarget, file: string, opts: { name?: 
     } catch (e) {
       throw cannotRead(e);
     }
-    const sparse = await readSkippingWeights(size, readAt);
+    const sparse = await readSkippingWeights(size, readAt, undefined, opts.space);
     let bytes: Uint8Array;
     if (sparse) bytes = sparse.bytes;
     else {
@@ -116,10 +121,11 @@ export async function addModelFiles(
   const batch = store.addBatch();
   const added: AddReport[] = [];
   const failed: { file: string; error: TesseraError }[] = [];
+  const space: ReadSpace = { bytes: new Uint8Array(0) };
   for (const f of files) {
     const { file, name } = typeof f === 'string' ? { file: f, name: undefined } : f;
     try {
-      added.push(await addFileTo(batch, file, { name, onProgress: opts.onProgress && ((p) => opts.onProgress!(file, p)) }));
+      added.push(await addFileTo(batch, file, { name, space, onProgress: opts.onProgress && ((p) => opts.onProgress!(file, p)) }));
     } catch (e) {
       if (!opts.keepGoing || !(e instanceof TesseraError) || batch.broken) throw e;
       failed.push({ file, error: e });

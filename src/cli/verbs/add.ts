@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { access, constants } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { addFileTo } from '../../node/open.ts';
+import type { ReadSpace } from '../../onnx/sparse-read.ts';
 import { InvalidArgumentError, InvalidModelError, ModelExistsError, TesseraError } from '../../errors.ts';
 import { validateModelName, type AddBatch, type AddReport, type Progress } from '../../store/store.ts';
 import { parseSize, parseTile } from '../args.ts';
@@ -65,9 +66,9 @@ async function planNames(files: string[], name: string | undefined): Promise<Pla
   return planned;
 }
 
-async function addOne(batch: AddBatch, p: Planned, onProgress: (p: Progress) => void): Promise<AddReport> {
+async function addOne(batch: AddBatch, p: Planned, space: ReadSpace, onProgress: (p: Progress) => void): Promise<AddReport> {
   if (p.file === '-') return batch.add(p.name, await readStdin(), { onProgress });
-  return addFileTo(batch, p.file, { name: p.name, onProgress });
+  return addFileTo(batch, p.file, { name: p.name, space, onProgress });
 }
 
 const line = (r: AddReport) =>
@@ -96,10 +97,12 @@ export function register(program: Command): void {
         const failed: { file: string; name: string; error: string; code: string }[] = [];
         let firstFailure: TesseraError | undefined;
         const batch = store.addBatch();
+        // One buffer for every file's structure read (ReadSpace).
+        const space: ReadSpace = { bytes: new Uint8Array(0) };
         for (const p of planned) {
           const bar = progressBar(`add ${p.name}`);
           try {
-            added.push(await addOne(batch, p, (x) => bar.update(x)));
+            added.push(await addOne(batch, p, space, (x) => bar.update(x)));
             bar.stop();
           } catch (e) {
             bar.stop();
