@@ -56,10 +56,20 @@ export interface EvalSet {
   output?: string;
 }
 
+export interface ScoreOptions {
+  /** The least score that passes: below it the exact value is not needed. */
+  floor?: number;
+}
+
 export interface Evaluator {
   readonly kind: 'labelled' | 'agreement';
-  /** Score in [0, 1] of the model with these weights (skeleton order). */
-  score(weights: Uint8Array[]): Promise<number>;
+  /**
+   * Score in [0, 1] of the model with these weights (skeleton order). With `floor`, the pass may
+   * stop as soon as the score cannot reach `floor` any more, and then returns a value below
+   * `floor` (an upper bound on the score): a state that fails the bound is known to fail after
+   * part of the set, while every score at or above `floor` is exact.
+   */
+  score(weights: Uint8Array[], opts?: ScoreOptions): Promise<number>;
   /** Number of `score` calls so far (each one a full pass over the evaluation set). */
   readonly evaluations: number;
 }
@@ -164,8 +174,17 @@ function predictions(out: SessionOutput, samples: number): Int32Array {
   return pred;
 }
 
-/** Rows of the set's outputs, predicted in batches along dim 0. */
-async function predict(session: EvalSession, set: EvalSet, outputName: string, batch: number): Promise<{ pred: Int32Array; classes: number; raw: Float32Array }> {
+/**
+ * Rows of the set's outputs, predicted in batches along dim 0. `goOn`, when given, sees each
+ * batch's predictions and returns false to stop early (what was predicted so far is returned).
+ */
+async function predict(
+  session: EvalSession,
+  set: EvalSet,
+  outputName: string,
+  batch: number,
+  goOn?: (part: { pred: Int32Array; raw: Float32Array; r0: number; rows: number; classes: number }) => boolean,
+): Promise<{ pred: Int32Array; classes: number; raw: Float32Array }> {
   const n = set.dims[0];
   const per = set.data.length / n;
   const preds: Int32Array[] = [];
@@ -177,8 +196,10 @@ async function predict(session: EvalSession, set: EvalSet, outputName: string, b
     const t = out[outputName];
     if (!t) throw new InferenceError('INFERENCE_FAILED', `model "${session.name}" gave no output "${outputName}".`);
     classes = t.dims.length ? t.dims[t.dims.length - 1] : 1;
-    preds.push(predictions(t, rows));
+    const pred = predictions(t, rows);
+    preds.push(pred);
     raws.push(t.data as Float32Array);
+    if (goOn && r0 + rows < n && !goOn({ pred, raw: t.data as Float32Array, r0, rows, classes })) break;
   }
   const concat = <T extends Int32Array | Float32Array>(parts: T[], make: (n: number) => T): T => {
     const all = make(parts.reduce((a, p) => a + p.length, 0));
@@ -190,6 +211,14 @@ async function predict(session: EvalSession, set: EvalSet, outputName: string, b
     return all;
   };
   return { pred: concat(preds, (k) => new Int32Array(k)), classes, raw: concat(raws, (k) => new Float32Array(k)) };
+}
+
+/**
+ * Batches of a pass that may stop early: about a sixth of the set (at least 64 samples), so a
+ * state far below the bound costs a sixth of a pass. A full pass uses `batch`.
+ */
+function earlyExitBatch(samples: number, batch: number): number {
+  return Math.min(batch, Math.max(64, Math.ceil(samples / 6)));
 }
 
 export interface EvaluatorOptions {
@@ -207,11 +236,26 @@ export async function createEvaluator(model: ModelEntry, originalWeights: Uint8A
   if (!outputName) throw new InferenceError('INVALID_FEEDS', `model "${model.name}" has no outputs to score.`);
   const batch = opts.batch ?? 500;
   let evaluations = 0;
-  const run = async (weights: Uint8Array[]) => {
+  const samples = set.dims[0];
+  /** One pass; `matches(part)` counts a batch's samples that score, to stop once `floor` is out of reach. */
+  const run = async (weights: Uint8Array[], floor?: number, matches?: (part: { pred: Int32Array; raw: Float32Array; r0: number; rows: number; classes: number }) => number) => {
     evaluations++;
     const session = await openSession(model, weights);
     try {
-      return await predict(session, set, outputName, batch);
+      if (floor === undefined || !matches) return { ...(await predict(session, set, outputName, batch)), upperBound: undefined as number | undefined };
+      let scored = 0;
+      let seen = 0;
+      let stopped = false;
+      const out = await predict(session, set, outputName, earlyExitBatch(samples, batch), (part) => {
+        // Only where a batch gives one prediction per sample is a count of samples a bound.
+        if (part.pred.length !== part.rows || (part.classes <= 1 && part.raw.length !== part.rows)) return true;
+        scored += matches(part);
+        seen += part.rows;
+        // Even if every remaining sample scored, the pass would end below the floor.
+        stopped = (scored + (samples - seen)) / samples < floor - 1e-12;
+        return !stopped;
+      });
+      return { ...out, upperBound: stopped ? (scored + (samples - seen)) / samples : undefined };
     } finally {
       await session.release();
     }
@@ -221,8 +265,14 @@ export async function createEvaluator(model: ModelEntry, originalWeights: Uint8A
     return {
       kind: 'labelled',
       get evaluations() { return evaluations; },
-      async score(weights) {
-        const { pred, classes } = await run(weights);
+      async score(weights, opts = {}) {
+        const labelled = (part: { pred: Int32Array; r0: number }) => {
+          let ok = 0;
+          for (let i = 0; i < part.pred.length; i++) if (part.pred[i] === labels[part.r0 + i]) ok++;
+          return ok;
+        };
+        const { pred, classes, upperBound } = await run(weights, opts.floor, labelled);
+        if (upperBound !== undefined) return upperBound;
         if (pred.length !== labels.length) throw new InferenceError('INVALID_FEEDS', `evaluation set for model "${model.name}": ${labels.length} labels, the model gives ${pred.length} predictions.`);
         let ok = 0;
         for (let i = 0; i < labels.length; i++) {
@@ -238,18 +288,26 @@ export async function createEvaluator(model: ModelEntry, originalWeights: Uint8A
   return {
     kind: 'agreement',
     get evaluations() { return evaluations; },
-    async score(weights) {
+    async score(weights, opts = {}) {
       const reference = await (pending ??= run(originalWeights));
-      const { pred, classes, raw } = await run(weights);
-      if (classes > 1) {
+      // Samples of a batch (at row r0) whose prediction agrees with the original model's.
+      const agreeing = (part: { pred: Int32Array; raw: Float32Array; r0: number; classes: number }) => {
         let same = 0;
-        for (let i = 0; i < pred.length; i++) if (pred[i] === reference.pred[i]) same++;
-        return same / pred.length;
-      }
-      // A single output per sample (regression): agree when within 1% (plus a small absolute slack).
-      let same = 0;
-      for (let i = 0; i < raw.length; i++) if (Math.abs(raw[i] - reference.raw[i]) <= 1e-3 + 1e-2 * Math.abs(reference.raw[i])) same++;
-      return same / raw.length;
+        if (part.classes > 1) {
+          for (let i = 0; i < part.pred.length; i++) if (part.pred[i] === reference.pred[part.r0 + i]) same++;
+          return same;
+        }
+        // A single output per sample (regression): agree when within 1% (plus a small absolute slack).
+        for (let i = 0; i < part.raw.length; i++) {
+          const want = reference.raw[part.r0 + i];
+          if (Math.abs(part.raw[i] - want) <= 1e-3 + 1e-2 * Math.abs(want)) same++;
+        }
+        return same;
+      };
+      const { pred, classes, raw, upperBound } = await run(weights, opts.floor, agreeing);
+      // A pass stopped early: the samples it saw plus, at best, all the others, still below the floor.
+      if (upperBound !== undefined) return upperBound;
+      return agreeing({ pred, raw, r0: 0, classes }) / (classes > 1 ? pred.length : raw.length);
     },
   };
 }

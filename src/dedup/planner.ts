@@ -129,7 +129,8 @@ export async function dedupModels(store: TesseraStore, opts: DedupOptions): Prom
     let evaluated = 0;
     const score: Score = async (subs) => {
       progress({ model: name, step: 'evaluate', done: ++evaluated, total: Math.max(evaluated, props.length) });
-      return evaluator.score(weightsWith(view, model, weights, subs));
+      // A state below the bound may be cut short (only whether it fails is used).
+      return evaluator.score(weightsWith(view, model, weights, subs), { floor: before - opts.maxDrop });
     };
     let result: LoopResult = { accepted: [], score: before };
     if (props.length) result = await method.accept(props, score, before, opts.maxDrop, opts);
