@@ -223,14 +223,14 @@ export class AddBatch {
     const progress = (this.progress = opts.onProgress ?? (() => {}));
     const { tile } = this.core.config;
     const totalBlocks = tensors.reduce((n, t) => n + gridOf(t.dims, tile).count, 0);
-    // A model joins the page the previous one left open only while that page stays a shared page.
-    if (this.models.length) await this.writer.endPageUnlessShared(tensors.reduce((n, t) => n + gridOf(t.dims, tile).rows * gridOf(t.dims, tile).cols * DTYPES[t.dtype].bytes, 0));
     const freshBefore = this.fresh.length;
     const bytesBefore = this.writer.bytesPlaced;
     const entries: TensorEntry[] = [];
     let done = 0;
     progress({ phase: 'dedup', done: 0, total: totalBlocks });
     try {
+      // A model joins the page the previous one left open only while that page stays a shared page.
+      if (this.models.length) await this.writer.endPageUnlessShared(tensors.reduce((n, t) => n + gridOf(t.dims, tile).rows * gridOf(t.dims, tile).cols * DTYPES[t.dtype].bytes, 0));
       for (const t of tensors) {
         const grid = gridOf(t.dims, tile);
         const blocks = typeof t.blocks === 'function' ? await t.blocks() : t.blocks;
@@ -244,7 +244,8 @@ export class AddBatch {
       }
     } catch (e) {
       // Blocks placed for this model would be committed unreferenced: the batch is done for.
-      if (this.fresh.length > freshBefore || this.writer.bytesPlaced > bytesBefore) this.broken = e;
+      // So would a page write that failed (it may surface in a later model: writes overlap the cutting).
+      if (this.fresh.length > freshBefore || this.writer.bytesPlaced > bytesBefore || this.writer.failed) this.broken = e;
       throw e;
     }
     progress({ phase: 'dedup', done: totalBlocks, total: totalBlocks });
