@@ -7,6 +7,7 @@ import { Server, type ExecutorKind } from '../src/runtime/server.ts';
 import { BaselineServer } from '../bench/lib/baseline-server.ts';
 import { loadOrt } from '../src/runtime/ort.ts';
 import { mlp } from '../tools/fixtures/onnx-builders.ts';
+import { KERNEL_HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS } from '../src/runtime/executors/choose.ts';
 import { codeOf, rng } from './helpers.ts';
 
 ort.env.wasm.numThreads = 1;
@@ -203,6 +204,25 @@ test('onnxruntime-node loads on request, or fails with a typed error saying how 
     return;
   }
   assert.ok(typeof (loaded as { InferenceSession?: unknown }).InferenceSession === 'function');
+});
+
+test('auto tries a model that stays hot on block-native kernels with its own weights, keeps the faster, same outputs', async () => {
+  const store = await makeStore();
+  const server = await Server.create(store, { sessionOverheadBytes: 64 << 10, budgetBytes: 4 << 20, executor: 'auto' });
+  const x = input(2, 5);
+  const want = await reference('a', x);
+  assert.is(server.executorOf('a').kind, 'kernel');
+  for (let i = 0; i < KERNEL_HOT_AFTER_REQUESTS + OWN_TRIAL_RUNS + 4; i++) close((await server.run('a', { X: x })).Y.data as Float32Array, want);
+  const { kind, reason } = server.metrics().executors.a;
+  // The trial ran and was decided on measured run times, whichever way they went.
+  if (kind === 'own-weights') assert.match(reason, /hot, and spare memory holds its own weights: .* ms on kernel/);
+  else {
+    assert.is(kind, 'kernel');
+    assert.match(reason, /own weights measured no faster/);
+  }
+  assert.ok(server.metrics().sessionBuilds >= 1, 'its own-weights session was built');
+  assert.equal(server.checkInvariants(), []);
+  await server.close();
 });
 
 test.run();

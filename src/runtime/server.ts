@@ -40,7 +40,7 @@ import type { Executor, ExecutorKind } from './executors/executor.ts';
 import { KernelExecutor, type KernelScratch } from './executors/kernel.ts';
 import { SharedWeightsExecutor, type FedWeight } from './executors/shared-weights.ts';
 import { OwnWeightsExecutor } from './executors/own-weights.ts';
-import { SESSION_FIXED_BYTES, HOT_AFTER_REQUESTS, OWN_MIN_SPEEDUP, OWN_TRIAL_RUNS, median, ownSessionBytes, sharedSessionBytes, type ExecutorChoice } from './executors/choose.ts';
+import { SESSION_FIXED_BYTES, HOT_AFTER_REQUESTS, KERNEL_HOT_AFTER_REQUESTS, OWN_MIN_SPEEDUP, OWN_TRIAL_RUNS, median, ownSessionBytes, sharedSessionBytes, type ExecutorChoice } from './executors/choose.ts';
 
 export type { ExecutorKind } from './executors/executor.ts';
 export type { ExecutorChoice } from './executors/choose.ts';
@@ -123,6 +123,8 @@ interface ModelState {
   busy: number;
   lastUsed: number;
   requests: number;
+  /** The executor the model starts on and returns to (kernel or shared weights), and its run times. */
+  base: ExecutorChoice;
   sharedMs: number[];
   ownMs: number[];
   /** 'tried' once own weights were measured not faster; never tried again. */
@@ -353,7 +355,7 @@ export class Server {
     if (asked !== 'auto') choice = { kind: asked, reason: 'asked for by the server options' };
     else if (fits) choice = { kind: 'kernel', reason: 'dense MLP chain: block-native kernels read the shared tiles in place' };
     else choice = { kind: 'shared-weights', reason: `weights fed from the shared pool (${'reason' in plan ? `not block-native: ${plan.reason}` : 'not block-native'})` };
-    s = { entry, weightBytes: modelWeightBytes, pages, plan: fits ? (plan as DensePlan) : undefined, choice, tensorIds, busy: 0, lastUsed: 0, requests: 0, sharedMs: [], ownMs: [], own: 'never' };
+    s = { entry, weightBytes: modelWeightBytes, pages, plan: fits ? (plan as DensePlan) : undefined, choice, base: choice, tensorIds, busy: 0, lastUsed: 0, requests: 0, sharedMs: [], ownMs: [], own: 'never' };
     this.checkFits(s);
     this.states.set(model, s);
     if (choice.kind === 'kernel') for (const p of pages) this.kernelPages.add(p);
@@ -438,7 +440,7 @@ export class Server {
   }
 
   private measured(s: ModelState, kind: ExecutorKind, ms: number): void {
-    if (kind === 'shared-weights') {
+    if (kind === s.base.kind) {
       s.sharedMs.push(ms);
       if (s.sharedMs.length > 16) s.sharedMs.shift();
     } else if (kind === 'own-weights' && s.own === 'trial') {
@@ -448,10 +450,10 @@ export class Server {
         const own = median(s.ownMs);
         if (shared >= OWN_MIN_SPEEDUP * own) {
           s.own = 'kept';
-          s.choice = { kind: 'own-weights', reason: `hot, and spare memory holds its own weights: ${own.toFixed(2)} ms a run vs ${shared.toFixed(2)} ms fed shared weights` };
+          s.choice = { kind: 'own-weights', reason: `hot, and spare memory holds its own weights: ${own.toFixed(2)} ms a run vs ${shared.toFixed(2)} ms on ${s.base.kind}` };
         } else {
           s.own = 'rejected';
-          s.choice = { kind: 'shared-weights', reason: `own weights measured no faster (${own.toFixed(2)} vs ${shared.toFixed(2)} ms a run fed shared weights)` };
+          s.choice = { kind: s.base.kind, reason: `own weights measured no faster (${own.toFixed(2)} vs ${shared.toFixed(2)} ms a run on ${s.base.kind})` };
           if (s.busy <= 1 && s.executor?.kind === 'own-weights') void this.drop(s);
         }
       }
@@ -459,15 +461,17 @@ export class Server {
   }
 
   /**
-   * Gives a hot shared-weights model its own weights when the memory left after every
-   * shared-weights model's working set (sessions and distinct tensors) covers the session's cost
-   * and its build copy.
+   * Gives a hot model its own weights when the memory left after every other model's working set
+   * (sessions and distinct tensors of shared-weights models, pages of block-native ones) covers
+   * the session's cost and its build copy. A block-native MLP is tried too: for a resident model
+   * onnxruntime-node's native run can beat the WASM kernel (bench serving, resident check).
    */
   private maybePromote(s: ModelState): void {
-    if (this.opts.executor !== 'auto' || s.choice.kind !== 'shared-weights' || s.own !== 'never') return;
-    if (s.requests < HOT_AFTER_REQUESTS || s.sharedMs.length < 2) return;
+    if (this.opts.executor !== 'auto' || s.choice.kind !== s.base.kind || s.own !== 'never') return;
+    if (s.requests < (s.base.kind === 'kernel' ? KERNEL_HOT_AFTER_REQUESTS : HOT_AFTER_REQUESTS) || s.sharedMs.length < 2) return;
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const committed = new Set<number>();
+    const kernelPages = new Set<number>();
     const graphs = new Map<string, number>();
     let sessions = 0;
     for (const o of this.states.values()) {
@@ -476,17 +480,18 @@ export class Server {
       else if (o.choice.kind === 'shared-weights') {
         if (o.weightless) graphs.set(o.weightless.key, o.weightless.sessionBytes);
         for (const id of o.tensorIds) committed.add(id);
-      }
+      } else if (o.choice.kind === 'kernel') for (const p of o.pages) kernelPages.add(p);
     }
     for (const b of graphs.values()) sessions += b;
     let tensorBytes = 0;
     for (const id of committed) tensorBytes += this.tensors.bytesOf(id);
     const largestPages = Math.max(0, ...s.entry.tensors.map((t) => this.reader.pagesOfTensor(t).length)) * this.reader.config.pageSize;
-    const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - largestPages;
+    const pageSize = this.reader.config.pageSize;
+    const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - kernelPages.size * pageSize - largestPages;
     if (spare < cost + s.weightBytes) return;
     s.own = 'trial';
     s.choice = { kind: 'own-weights', reason: `on trial: hot (${s.requests} requests) and ${spare} spare bytes cover its own-weights session (${cost})` };
-    // The shared-weights session is dropped once idle; the next request builds the own one.
+    // The base executor is dropped once idle; the next request builds the own one.
     if (s.busy === 0 && s.executor) void this.drop(s);
   }
 
@@ -650,7 +655,7 @@ export class Server {
       if (victim.own === 'kept' || victim.own === 'trial') {
         // Back to shared weights; promoted again only when memory allows.
         victim.own = 'never';
-        victim.choice = { kind: 'shared-weights', reason: 'own-weights session evicted for memory; weights fed from the shared pool' };
+        victim.choice = { kind: victim.base.kind, reason: `own-weights session evicted for memory; back on ${victim.base.kind}` };
       }
       void this.drop(victim);
     }

@@ -36,6 +36,12 @@ export const GRAPH_FACTOR = 2;
 export const OWN_WEIGHTS_FACTOR = 1.55;
 /** Requests a model must have seen before it is considered hot. */
 export const HOT_AFTER_REQUESTS = 3;
+/**
+ * The same for a block-native model: its kernel run is already cheap (0.17 ms for the zoo's MLP
+ * against onnxruntime-node's 0.09 ms, resident, bench serving), so a session build of a few ms and
+ * a trial pay off only for a model that stays hot for many requests.
+ */
+export const KERNEL_HOT_AFTER_REQUESTS = 64;
 /** Own weights are kept only when at least this much faster per run (p50) than shared. */
 export const OWN_MIN_SPEEDUP = 1.03;
 /** Runs measured on own weights before that comparison. */
