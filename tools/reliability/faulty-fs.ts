@@ -29,6 +29,17 @@ export interface FaultyIO {
   reset(): void;
 }
 
+/** `h` with the methods named in `replaced` swapped for those functions; every other method bound to `h`. */
+function interceptHandle(h: FileHandle, replaced: Record<string, (...args: any[]) => Promise<unknown>>): FileHandle {
+  return new Proxy(h, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return typeof prop === 'string' && Object.hasOwn(replaced, prop) ? replaced[prop] : v.bind(target);
+    },
+  });
+}
+
 const errno = (code: string, what: string) => Object.assign(new Error(`${code}: injected fault, ${what}`), { code, errno: -1, syscall: what });
 
 export function faultyIO(base: FileIO = nodeFileIO): FaultyIO {
@@ -63,29 +74,24 @@ export function faultyIO(base: FileIO = nodeFileIO): FaultyIO {
   const fail = (kind: FaultKind | 'full', what: string): never => {
     throw errno(kind === 'EIO' ? 'EIO' : 'ENOSPC', what);
   };
-  const wrapHandle = (h: FileHandle): FileHandle =>
-    new Proxy(h, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== 'function') return v;
-        if (prop === 'write') {
-          return async (buf: Uint8Array, offset: number, length: number, position: number) => {
-            const f = count('write');
-            if (f === 'short' && length > 1) return target.write(buf, offset, length >> 1, position);
-            if (f) fail(f, 'write');
-            return target.write(buf, offset, length, position);
-          };
-        }
-        if (prop === 'sync' || prop === 'truncate' || prop === 'writeFile') {
-          return async (...args: unknown[]) => {
-            const f = count(String(prop));
-            if (f && f !== 'full') fail(f, String(prop));
-            return (v as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        }
-        return v.bind(target);
+  const wrapHandle = (h: FileHandle): FileHandle => {
+    const counted = (name: 'sync' | 'truncate' | 'writeFile') => async (...args: unknown[]) => {
+      const f = count(name);
+      if (f && f !== 'full') fail(f, name);
+      return (h[name] as (...a: unknown[]) => Promise<unknown>).apply(h, args);
+    };
+    return interceptHandle(h, {
+      write: async (buf: Uint8Array, offset: number, length: number, position: number) => {
+        const f = count('write');
+        if (f === 'short' && length > 1) return h.write(buf, offset, length >> 1, position);
+        if (f) fail(f, 'write');
+        return h.write(buf, offset, length, position);
       },
+      sync: counted('sync'),
+      truncate: counted('truncate'),
+      writeFile: counted('writeFile'),
     });
+  };
   const mutating = <A extends unknown[], R>(name: string, call: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
     const f = count(name);
     if (f && f !== 'full') fail(f, name);
@@ -116,14 +122,7 @@ export function readOnlyMedia(code: 'EROFS' | 'EACCES' = 'EROFS', base: FileIO =
     return Promise.reject(errno(code, what));
   };
   const handle = (h: FileHandle): FileHandle =>
-    new Proxy(h, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== 'function') return v;
-        if (prop === 'write' || prop === 'truncate' || prop === 'writeFile' || prop === 'sync') return () => refuse(`${String(prop)}`);
-        return v.bind(target);
-      },
-    });
+    interceptHandle(h, Object.fromEntries(['write', 'truncate', 'writeFile', 'sync'].map((name) => [name, () => refuse(name)])));
   return {
     refused,
     io: {
@@ -214,38 +213,31 @@ export function powerCutIO(base: FileIO = nodeFileIO): PowerCutIO {
     if (bytes === null) await f.rm(p, { force: true });
     else await f.writeFile(p, bytes);
   };
-  const wrap = (h: FileHandle, path: string): FileHandle =>
-    new Proxy(h, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== 'function') return v;
-        if (prop === 'write') {
-          return async (buf: Uint8Array, offset: number, length: number, position: number) => {
-            tick('write');
-            const before = await snapshotOf(path);
-            record('file', path, () => restore(path, before));
-            return target.write(buf, offset, length, position);
-          };
-        }
-        if (prop === 'truncate') {
-          return async (len: number) => {
-            tick('truncate');
-            const before = await snapshotOf(path);
-            record('file', path, () => restore(path, before));
-            return target.truncate(len);
-          };
-        }
-        if (prop === 'sync') {
-          return async () => {
-            tick('sync');
-            await target.sync();
-            if (path.endsWith('/') || (await (await fsp).stat(path)).isDirectory()) dirUndo.delete(path.replace(/\/$/, ''));
-            else fileUndo.delete(path);
-          };
-        }
-        return v.bind(target);
+  const wrap = (h: FileHandle, path: string): FileHandle => {
+    // What the file holds now comes back on a cut unless a later fsync makes the change durable.
+    const undoable = async () => {
+      const before = await snapshotOf(path);
+      record('file', path, () => restore(path, before));
+    };
+    return interceptHandle(h, {
+      write: async (buf: Uint8Array, offset: number, length: number, position: number) => {
+        tick('write');
+        await undoable();
+        return h.write(buf, offset, length, position);
+      },
+      truncate: async (len: number) => {
+        tick('truncate');
+        await undoable();
+        return h.truncate(len);
+      },
+      sync: async () => {
+        tick('sync');
+        await h.sync();
+        if (path.endsWith('/') || (await (await fsp).stat(path)).isDirectory()) dirUndo.delete(path.replace(/\/$/, ''));
+        else fileUndo.delete(path);
       },
     });
+  };
   const namespace = <A extends string[]>(what: string, touched: (...a: A) => string[], call: (...a: A) => Promise<void>) => async (...a: A): Promise<void> => {
     tick(what);
     const paths = touched(...a);
