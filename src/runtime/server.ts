@@ -471,7 +471,7 @@ export class Server {
     if (s.requests < (s.base.kind === 'kernel' ? KERNEL_HOT_AFTER_REQUESTS : HOT_AFTER_REQUESTS) || s.sharedMs.length < 2) return;
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const committed = new Set<number>();
-    const kernelPages = new Set<number>();
+    const otherKernelPages = new Set<number>();
     const graphs = new Map<string, number>();
     let sessions = 0;
     for (const o of this.states.values()) {
@@ -480,14 +480,14 @@ export class Server {
       else if (o.choice.kind === 'shared-weights') {
         if (o.weightless) graphs.set(o.weightless.key, o.weightless.sessionBytes);
         for (const id of o.tensorIds) committed.add(id);
-      } else if (o.choice.kind === 'kernel') for (const p of o.pages) kernelPages.add(p);
+      } else if (o.choice.kind === 'kernel') for (const p of o.pages) otherKernelPages.add(p);
     }
     for (const b of graphs.values()) sessions += b;
     let tensorBytes = 0;
     for (const id of committed) tensorBytes += this.tensors.bytesOf(id);
-    const largestPages = Math.max(0, ...s.entry.tensors.map((t) => this.reader.pagesOfTensor(t).length)) * this.reader.config.pageSize;
     const pageSize = this.reader.config.pageSize;
-    const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - kernelPages.size * pageSize - largestPages;
+    const largestPages = Math.max(0, ...s.entry.tensors.map((t) => this.reader.pagesOfTensor(t).length)) * pageSize;
+    const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - otherKernelPages.size * pageSize - largestPages;
     if (spare < cost + s.weightBytes) return;
     s.own = 'trial';
     s.choice = { kind: 'own-weights', reason: `on trial: hot (${s.requests} requests) and ${spare} spare bytes cover its own-weights session (${cost})` };
