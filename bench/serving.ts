@@ -150,7 +150,7 @@ export async function ocrFamily(name: string, count: number, work: string): Prom
  */
 const ZOO_DIR = join(import.meta.dirname, 'zoo', 'models');
 
-async function zooFamilies(work: string, which: FamilyName[]): Promise<Family[]> {
+export async function zooFamilies(work: string, which: FamilyName[]): Promise<Family[]> {
   const built = await buildFamilies({ size: 'standard', dir: ZOO_DIR, families: which, onProgress: (m) => { if (!/: step \d+\/|: reused \(|not kept \(cached/.test(m)) console.error(m); } });
   const out: Family[] = [];
   for (const { family, manifest } of built) out.push(await ingest(zooFamily(family, familyDir(ZOO_DIR, family), manifest), work));

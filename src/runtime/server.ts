@@ -381,15 +381,12 @@ export class Server {
     }
     const w = this.weightlessOf(s);
     const fedBytes = w.fed.reduce((n, f) => n + this.tensors.bytesOf(f.tensor), 0);
-    const assemblyPages = Math.max(0, ...w.fed.map((f) => this.reader.pagesOfTensor(s.entry.tensors[this.slotOf(s, f)]).length)) * pageSize;
+    // A tensor is assembled one page at a time (two for a delta whose base is on another page).
+    const assemblyPages = Math.max(0, ...w.fed.map((f) => this.tensors.assemblyPagesOf(f.tensor))) * pageSize;
     const need = w.sessionBytes + fedBytes + assemblyPages;
     if (need > room) {
-      throw new CapacityError('BUDGET_EXCEEDED', `model "${name}" needs ${need} bytes at once: its weight tensors (${fedBytes}), its weight-less session (${w.sessionBytes}) and the pages of its largest tensor while it is assembled (${assemblyPages}); the budget of ${this.budgetBytes} leaves ${room} after the kernel scratch. Raise the budget.`);
+      throw new CapacityError('BUDGET_EXCEEDED', `model "${name}" needs ${need} bytes at once: its weight tensors (${fedBytes}), its weight-less session (${w.sessionBytes}) and the pages a tensor holds while it is assembled (${assemblyPages}); the budget of ${this.budgetBytes} leaves ${room} after the kernel scratch. Raise the budget.`);
     }
-  }
-
-  private slotOf(s: ModelState, f: FedWeight): number {
-    return s.tensorIds.indexOf(f.tensor);
   }
 
   private weightlessOf(s: ModelState): NonNullable<ModelState['weightless']> {
@@ -486,7 +483,7 @@ export class Server {
     let tensorBytes = 0;
     for (const id of committed) tensorBytes += this.tensors.bytesOf(id);
     const pageSize = this.reader.config.pageSize;
-    const largestPages = Math.max(0, ...s.entry.tensors.map((t) => this.reader.pagesOfTensor(t).length)) * pageSize;
+    const largestPages = Math.max(0, ...s.tensorIds.map((id) => this.tensors.assemblyPagesOf(id))) * pageSize;
     const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - otherKernelPages.size * pageSize - largestPages;
     if (spare < cost + s.weightBytes) return;
     s.own = 'trial';

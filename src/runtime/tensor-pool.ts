@@ -3,13 +3,16 @@
  * is assembled once into one buffer and fed to every session that needs it. The buffers are
  * entries of a BufferPool drawing on the server's ledger, so they are kept and evicted through
  * the eviction policy, which sees every model that shares a tensor (a backbone tensor shared by
- * many models outranks one model's head). Assembly pins the tensor's pages in the page pool,
- * decodes delta blocks, and places each block straight into the tensor's final buffer: one copy
- * from page to tensor, none to the runtime. A page whose tensors are then all pooled is dropped at
- * once (unless a block-native model reads it in place): it would only hold their bytes a second
- * time, and the page frames it touched stay resident for good (wasm memory never shrinks), so
- * pages kept until pressure evicted them grew RSS by the most pages ever held (26 MiB on the
- * PP-OCRv4 rec family at a 100% budget) on top of the ledger.
+ * many models outranks one model's head). Assembly goes one page at a time: it pins a page in the
+ * page pool, places that page's blocks straight into the tensor's final buffer (deltas decoded;
+ * one copy from page to tensor, none to the runtime) and unpins it before the next, so a tensor
+ * needs its own bytes and one page at once (two for a delta whose base lies on another page), not
+ * all its pages: the CNN zoo's largest tensor spans 12 pages (3 MiB), which with the tensor and
+ * a weight-less session did not fit a 25% budget. A page whose tensors are then all pooled is
+ * dropped at once (unless a block-native model reads it in place): it would only hold their
+ * bytes a second time, and the page frames it touched stay resident for good (wasm memory never
+ * shrinks), so pages kept until pressure evicted them grew RSS by the most pages ever held
+ * (26 MiB on the PP-OCRv4 rec family at a 100% budget) on top of the ledger.
  *
  * An evicted tensor's buffer is reused by the tensor assembled next in its place when they are the
  * same size (a fine-tune family's tensors come in the same shapes), rather than left for the
@@ -37,9 +40,19 @@ interface PooledTensor {
   blocks: Uint32Array;
   bytes: number;
   pages: number[];
+  /** The pages pinned together while the tensor is assembled, and the blocks placed from them (computed on first assembly). */
+  steps?: AssemblyStep[];
   models: Set<string>;
   modelList: string[];
   lastUsed: number;
+}
+
+/** One step of a tensor's assembly: pages pinned together, and the tiles (positions in the tensor's block list) placed from them. */
+interface AssemblyStep {
+  pages: number[];
+  blocks: number[];
+  /** Pages no later step of this tensor reads: let go after this one. */
+  last: number[];
 }
 
 export class TensorPool {
@@ -138,17 +151,56 @@ export class TensorPool {
     });
   }
 
+  /** Pages held at once while the tensor is assembled: 1, or more for a delta whose base lies on another page. */
+  assemblyPagesOf(id: number): number {
+    return Math.max(0, ...this.stepsOf(this.byId[id]).map((step) => step.pages.length));
+  }
+
   private async assembleNow(t: PooledTensor): Promise<Uint8Array> {
-    const out = await this.pages.withPages(t.pages, () => {
-      // Taken once the pages are pinned: making room for them is what evicts a tensor, often of this size.
-      const into = this.spare.get(t.bytes)?.pop();
-      if (into) this.reused++;
-      return this.framed.tensor(t.entry, into);
-    });
+    // The tensor's reservation (made before this fetch) is what evicts a tensor, often of this size.
+    const into = this.spare.get(t.bytes)?.pop();
+    if (into) this.reused++;
+    const out = into ?? new Uint8Array(t.bytes);
+    for (const step of this.stepsOf(t)) {
+      await this.pages.withPages(step.pages, () => this.framed.placeBlocks(t.entry, out, step.blocks));
+      for (const page of step.last) this.dropIfSpent(page, t);
+    }
     this.assembled++;
     this.buffers.set(t.id, out);
-    this.dropSpentPages(t);
     return out;
+  }
+
+  /**
+   * The tensor's assembly steps: its tiles grouped by the pages they need (a tile's own page and
+   * those of its delta bases), in page order, so each page is pinned once and on its own.
+   */
+  private stepsOf(t: PooledTensor): AssemblyStep[] {
+    if (t.steps) return t.steps;
+    const blocks = this.reader.catalog.blocks;
+    const byKey = new Map<string, { pages: number[]; blocks: number[]; own: number }>();
+    t.blocks.forEach((id, index) => {
+      // The tile's page, then its delta bases' (a chain; walked with a seen-set against cycles).
+      const pages: number[] = [];
+      const seen = new Set<number>();
+      for (let bid: number | undefined = id; bid !== undefined && !seen.has(bid); ) {
+        seen.add(bid);
+        const b = blocks.get(bid);
+        if (!b) break;
+        if (!pages.includes(b.page)) pages.push(b.page);
+        bid = b.base;
+      }
+      const own = pages[0] ?? 0;
+      pages.sort((a, b) => a - b);
+      const key = pages.join(',');
+      const step = byKey.get(key);
+      if (step) step.blocks.push(index);
+      else byKey.set(key, { pages, blocks: [index], own });
+    });
+    const steps = [...byKey.values()].sort((a, b) => a.own - b.own || a.pages.length - b.pages.length);
+    const lastStep = new Map<number, number>();
+    steps.forEach((step, i) => step.pages.forEach((p) => lastStep.set(p, i)));
+    t.steps = steps.map((step, i) => ({ pages: step.pages, blocks: step.blocks, last: step.pages.filter((p) => lastStep.get(p) === i) }));
+    return t.steps;
   }
 
   /** Lets go of evicted buffers no assembly took (the garbage collector frees them). */
@@ -170,11 +222,9 @@ export class TensorPool {
     });
   }
 
-  /** Evicts t's pages that no tensor still to be assembled reads (t itself is pooled once this returns). */
-  private dropSpentPages(t: PooledTensor): void {
-    for (const page of t.pages) {
-      if (this.keepPage(page)) continue;
-      if (this.tensorsOnPage.get(page)!.every((id) => id === t.id || this.pool.isResident(id))) this.pages.evictEntry(page);
-    }
+  /** Evicts a page t has finished with when no tensor still to be assembled reads it (t is pooled once its assembly returns). */
+  private dropIfSpent(page: number, t: PooledTensor): void {
+    if (this.keepPage(page)) return;
+    if (this.tensorsOnPage.get(page)!.every((id) => id === t.id || this.pool.isResident(id))) this.pages.evictEntry(page);
   }
 }

@@ -200,6 +200,18 @@ export class BlockSource {
     return buf;
   }
 
+  /**
+   * Places the tiles `indices` (positions in `t.blocks`) into `into`, a buffer of the tensor's
+   * size: a tensor assembled part by part, reading only the pages those tiles need (the server
+   * assembles a tensor one page at a time, so it holds the tensor and one page, not all its pages).
+   */
+  async placeBlocks(t: TensorEntry, into: Uint8Array, indices: readonly number[]): Promise<void> {
+    const es = DTYPES[t.dtype].bytes;
+    const grid = gridOf(t.dims, this.tile);
+    if (into.length !== grid.rows * grid.cols * es) throw new InvalidArgumentError(`a buffer of ${into.length} bytes cannot hold tensor "${t.name}" (${grid.rows * grid.cols * es} bytes)`);
+    for (const b of indices) placeBlock(into, grid, es, this.tile, b, await this.block(t.blocks[b]));
+  }
+
   /** A model's weight tensors in skeleton order. */
   async tensors(model: ModelEntry, onTensor?: (done: number, total: number) => void): Promise<Uint8Array[]> {
     const out: Uint8Array[] = [];
