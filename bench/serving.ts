@@ -31,6 +31,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { BenchOptions } from './run.ts';
 import { buildFamilies, familyDir, type FamilyName, type Manifest } from './zoo/build.ts';
@@ -466,6 +467,11 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
     return { error: errorText(e) };
   }
   const latencies: number[] = [];
+  // Garbage collections in the timed part (from V8's gc performance entries): what a page read
+  // that allocates its buffer costs beyond its copy.
+  const gcs: PerformanceEntry[] = [];
+  const gcObserver = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
+  gcObserver.observe({ entryTypes: ['gc'] });
   let next = 0;
   let t0 = 0;
   let readAtStart = 0;
@@ -490,6 +496,8 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   const seconds = (performance.now() - t0) / 1000;
   const peakRssGrowthBytes = peakRss() - idleRssBytes;
+  gcObserver.disconnect();
+  const timedGcs = gcs.filter((g) => g.startTime >= t0);
   const m = server.metrics();
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
@@ -512,6 +520,8 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
     peakRssGrowthBytes,
     idleRssBytes,
     rssMethod,
+    gcCount: timedGcs.length,
+    gcMs: round(timedGcs.reduce((n, g) => n + g.duration, 0)),
     peakLedgerBytes: m.peakBytes,
     ...(cfg.system === 'tessera' ? { executors, reasons, ledger: m.ledger, tensorsAssembled: m.tensorsAssembled } : {}),
     ...(error ? { error } : {}),
