@@ -8,6 +8,8 @@ import { MemoryAdmission } from '../src/runtime/memory-admission.ts';
 import { CapacityError, InvalidArgumentError } from '../src/errors.ts';
 import { SingleFlight } from '../src/runtime/single-flight.ts';
 import { PageFrames } from '../src/runtime/page-frames.ts';
+import { MemoryPageStore } from '../src/store/memory-store.ts';
+import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
 import { weightlessGraph } from '../src/runtime/weightless-graph.ts';
 import { BufferPool } from '../src/pool/buffer-pool.ts';
 import { parseModel, assembleModel } from '../src/onnx/model.ts';
@@ -154,6 +156,26 @@ test('page frames: fixed slots reused last-in first-out, views over the memory, 
   assert.throws(() => frames.place(9, new Uint8Array(1)), /no page frame free/);
   assert.throws(() => frames.place(10, new Uint8Array(2000)), /more than a 1024-byte frame/);
   assert.throws(() => frames.of(5), /not resident/);
+});
+
+test('page frames with header room: a sealed page is read into the slot and the payload lies after the header', async () => {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const store = new MemoryPageStore({ pageSize: 1024 });
+  const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 255);
+  await store.writePages([{ id: 3, epoch: 1, data }]);
+  assert.is(PageFrames.bytesFor(2, 1024, PAGE_HEADER_BYTES), 2 * (1024 + PAGE_HEADER_BYTES));
+  const frames = new PageFrames(memory, 64, 1024, 2, PAGE_HEADER_BYTES);
+  const slot = frames.take(3);
+  assert.is(slot.length, PAGE_HEADER_BYTES + 1024);
+  assert.is(frames.of(3), slot.byteOffset + PAGE_HEADER_BYTES);
+  const payload = await store.readPageInto(3, slot, 1);
+  assert.is(payload.byteOffset, frames.of(3));
+  assert.equal(frames.bytes(3, 0, 1000), data);
+  // The second frame's slot starts after the first's payload: no overlap.
+  const other = frames.take(4);
+  assert.is(other.byteOffset, frames.of(3) + 1024);
+  frames.release(3);
+  assert.is(frames.take(5).byteOffset, slot.byteOffset, 'the freed slot is reused');
 });
 
 test('weight-less graph: PP-OCR rec\'s Constant-node weights become inputs; fed the same bytes it equals the original', async () => {

@@ -11,6 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { PageStore } from '../src/store/page-store.ts';
 import { TesseraError } from '../src/errors.ts';
+import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
 import { rng } from './helpers.ts';
 import { TesseraStore } from '../src/store/store.ts';
 import { mlp } from '../tools/fixtures/onnx-builders.ts';
@@ -51,6 +52,7 @@ function randomBytes(n: number, seed: number): Uint8Array {
 /** Every method of the PageStore contract but close: each must refuse a closed store. */
 const CLOSED_CALLS: Record<string, (s: PageStore) => Promise<unknown>> = {
   readPage: (s) => s.readPage(0),
+  readPageInto: (s) => s.readPageInto(0, new Uint8Array(PAGE_HEADER_BYTES + s.pageSize)),
   writePages: (s) => s.writePages([{ id: 0, epoch: 1, data: new Uint8Array(1) }]),
   appendCatalog: (s) => s.appendCatalog(new Uint8Array([1])),
   readCatalog: (s) => s.readCatalog(),
@@ -167,6 +169,27 @@ export function pageStoreConformance(name: string, make: (pageSize: number) => P
       await h.store.writePages(pages);
       for (const p of pages) assert.equal(await h.store.readPage(p.id, 3), p.data);
       assert.equal(await h.store.listPages(), [0, 1, 5]);
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  test('readPageInto gives readPage\'s bytes as a view of the caller\'s buffer, verified the same way', async () => {
+    const h = await make(PAGE);
+    try {
+      const pages = [0, 1, 5].map((id, i) => ({ id, epoch: 3, data: randomBytes([PAGE, 100, 0][i], id + 7) }));
+      await h.store.writePages(pages);
+      // One buffer reused for every read, filled with junk first: nothing of an earlier read shows through.
+      const target = new Uint8Array(PAGE_HEADER_BYTES + PAGE + 16).fill(0xa5);
+      for (const p of pages) {
+        const got = await h.store.readPageInto(p.id, target, 3);
+        assert.ok(got.buffer === target.buffer && got.byteOffset === target.byteOffset + PAGE_HEADER_BYTES, 'a view of the target at the header');
+        assert.equal(got, await h.store.readPage(p.id, 3));
+        assert.equal(got, p.data);
+      }
+      await rejectsWith(h.store.readPageInto(3, target), 'PAGE_CORRUPT');
+      await rejectsWith(h.store.readPageInto(1, target, 4), 'PAGE_CORRUPT');
+      await rejectsWith(h.store.readPageInto(0, new Uint8Array(PAGE)), 'INVALID_ARGUMENT');
     } finally {
       await h.cleanup();
     }

@@ -226,6 +226,16 @@ class FileBackend implements PageBackend {
     }
   }
 
+  async readSealedInto(id: number, target: Uint8Array): Promise<number> {
+    if (!this.pages) return 0;
+    try {
+      const { bytesRead } = await this.pages.read(target, 0, Math.min(target.length, PAGE_HEADER_BYTES + this.pageSize), this.slotOffset(id));
+      return bytesRead;
+    } catch (e) {
+      throw ioError(`cannot read page ${id}`, e);
+    }
+  }
+
   async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
     this.writable();
     try {

@@ -34,6 +34,7 @@ import { SingleFlight } from './single-flight.ts';
 import { MemoryLedger, type LedgerKind } from './ledger.ts';
 import { MemoryAdmission } from './memory-admission.ts';
 import { PageFrames } from './page-frames.ts';
+import { PAGE_HEADER_BYTES } from '../store/page-format.ts';
 import { StoreReader } from './store-reader.ts';
 import { TensorPool } from './tensor-pool.ts';
 import type { Executor, ExecutorKind } from './executors/executor.ts';
@@ -186,7 +187,8 @@ export class Server {
     this.ledger.reserve('scratch', scratchBytes, 'the kernel scratch');
     const pageSize = this.reader.config.pageSize;
     const frameBase = kernel.base + scratchBytes;
-    this.frames = new PageFrames(kernel.memory, frameBase, pageSize, Math.floor((budgetBytes - scratchBytes) / pageSize));
+    // Frames with room for a sealed page's header: pages are read straight into them (fetchPage).
+    this.frames = new PageFrames(kernel.memory, frameBase, pageSize, frameCount(budgetBytes, scratchBytes, pageSize), PAGE_HEADER_BYTES);
     // Reclaim order = order added: pages (refetched cheaply), then tensors and idle sessions weighed together.
     this.pages = new BufferPool({
       budgetBytes,
@@ -245,7 +247,7 @@ export class Server {
     if (budgetBytes < need) {
       throw new CapacityError('BUDGET_EXCEEDED', `a budget of ${budgetBytes} bytes cannot serve this store: its largest tensor (${largestName}) is ${largestTensor} bytes, a page frame ${pageSize} bytes and the kernel scratch ${scratchBytes} bytes (at least ${need} bytes needed). Raise the budget.`);
     }
-    const kernel = await createDenseKernel(budgetBytes);
+    const kernel = await createDenseKernel(scratchBytes + PageFrames.bytesFor(frameCount(budgetBytes, scratchBytes, pageSize), pageSize, PAGE_HEADER_BYTES));
     const ort = options.ort ?? (await defaultOrt());
     const policy = typeof options.policy === 'function' ? options.policy : () => createPolicy((options.policy as PolicyName) ?? 'dedup');
     const f = maxBatch * width * 4;
@@ -659,10 +661,18 @@ export class Server {
     return freed;
   }
 
+  /** Reads a page straight into a free frame (no buffer per read); the frame is given back if the read fails. */
   private async fetchPage(id: number): Promise<Uint8Array> {
-    const data = await this.reader.readPage(id);
-    this.counters.bytesRead += data.length;
-    return this.frames.place(id, data);
+    const slot = this.frames.take(id);
+    try {
+      const data = await this.reader.readPageInto(id, slot);
+      this.counters.bytesRead += data.length;
+      // The whole frame, as the pool charges a frame per page (a short last page included).
+      return slot.subarray(PAGE_HEADER_BYTES);
+    } catch (e) {
+      this.frames.release(id);
+      throw e;
+    }
   }
 
   private pageInfo(id: number): { sharers: number; models: string[] } {
@@ -670,6 +680,11 @@ export class Server {
     for (const [name, s] of this.states) if (s.pages.includes(id)) models.push(name);
     return { sharers: Math.max(1, models.length), models };
   }
+}
+
+/** Page frames the budget holds after the kernel scratch. */
+function frameCount(budgetBytes: number, scratchBytes: number, pageSize: number): number {
+  return Math.floor((budgetBytes - scratchBytes) / pageSize);
 }
 
 function align64(n: number): number {

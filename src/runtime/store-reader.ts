@@ -1,7 +1,7 @@
 /**
  * Everything the runtime reads from the store, in one place, through the store's read-only
  * CatalogView and BlockSource: model entries, the pages a model (or one tensor) needs, and page
- * bytes (read uncached: the server's pools are the cache).
+ * bytes (read uncached, into the caller's frames: the server's pools are the cache).
  */
 import type { ModelEntry, TensorEntry, StoreConfig } from '../catalog/catalog.ts';
 import type { TesseraStore } from '../store/store.ts';
@@ -39,6 +39,10 @@ export class StoreReader {
   }
   readPage(id: number): Promise<Uint8Array> {
     return this.pageSource.page(id);
+  }
+  /** A page read into `target` (PAGE_HEADER_BYTES + pageSize bytes); the payload is returned as a view of it. */
+  readPageInto(id: number, target: Uint8Array): Promise<Uint8Array> {
+    return this.store.readPageInto(id, target);
   }
   /**
    * A BlockSource over pages already resident elsewhere (the server's frames). It has no decoded

@@ -41,6 +41,21 @@ export class CheckedPageStore implements PageStore {
     return openPage(id, await this.raw.readSealed(id), this.raw.pageSize, epoch);
   }
 
+  async readPageInto(id: number, target: Uint8Array, epoch?: number): Promise<Uint8Array> {
+    this.checkOpen();
+    checkId(id);
+    const room = PAGE_HEADER_BYTES + this.raw.pageSize;
+    if (target.length < room) throw new InvalidArgumentError(`reading page ${id} needs a buffer of ${room} bytes (header + page size), got ${target.length}`);
+    let length: number;
+    if (this.raw.readSealedInto) length = await this.raw.readSealedInto(id, target.subarray(0, room));
+    else {
+      const sealed = await this.raw.readSealed(id);
+      length = Math.min(sealed.length, room);
+      target.set(sealed.subarray(0, length));
+    }
+    return openPage(id, target.subarray(0, length), this.raw.pageSize, epoch);
+  }
+
   async writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void> {
     this.checkWritable();
     for (const p of pages) {

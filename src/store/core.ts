@@ -152,6 +152,11 @@ export class StoreCore {
     });
   }
 
+  /** A page's verified payload read into `target` (header + page size bytes), as a view of it. */
+  readPageInto(id: number, target: Uint8Array): Promise<Uint8Array> {
+    return this.backend.readPageInto(id, target, this.live.pages.get(id)?.epoch);
+  }
+
   listModels(): string[] {
     return [...this.live.models.keys()];
   }

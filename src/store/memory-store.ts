@@ -19,6 +19,13 @@ class MemoryBackend implements PageBackend {
   async readSealed(id: number): Promise<Uint8Array> {
     return this.sealed.get(id)?.slice() ?? new Uint8Array(0);
   }
+  async readSealedInto(id: number, target: Uint8Array): Promise<number> {
+    const sealed = this.sealed.get(id);
+    if (!sealed) return 0;
+    const n = Math.min(sealed.length, target.length);
+    target.set(sealed.subarray(0, n));
+    return n;
+  }
   async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
     // The caller may reuse its buffers (PageBackend contract): keep copies.
     for (const p of pages) this.sealed.set(p.id, p.sealed.slice());

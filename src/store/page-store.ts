@@ -26,7 +26,8 @@
  *
  * Contract changes (for backend authors): 2026-12 — backends implement PageBackend (sealed bytes)
  * instead of PageStore; `readOnly` and `supports` added; `recover` added to PageStore;
- * `commitStamp` added (optional for a backend).
+ * `commitStamp` added (optional for a backend); `readPageInto` added, with `readSealedInto`
+ * optional for a backend.
  */
 
 /** Traits a backend has; the conformance suite tests those it declares and reports the rest as skips. */
@@ -56,6 +57,12 @@ export interface PageBackend {
   readonly supports: PageStoreSupports;
   /** The sealed bytes last written to `id` (may be followed by slack, e.g. a fixed-size slot); empty when none. */
   readSealed(id: number): Promise<Uint8Array>;
+  /**
+   * Optional: reads the sealed bytes of `id` into `target` (PAGE_HEADER_BYTES + pageSize bytes)
+   * instead of a buffer of its own; returns how many bytes it wrote (0 when none). Without it,
+   * CheckedPageStore copies what readSealed returns.
+   */
+  readSealedInto?(id: number, target: Uint8Array): Promise<number>;
   /**
    * Stores sealed pages (each at most header + pageSize bytes). Every byte or a thrown error. The
    * caller may reuse the `sealed` buffers once this resolves: a backend that keeps them copies them.
@@ -94,6 +101,13 @@ export interface PageStore {
    * Throws CorruptionError('PAGE_CORRUPT') on any mismatch.
    */
   readPage(id: number, epoch?: number): Promise<Uint8Array>;
+  /**
+   * readPage into the caller's buffer: `target` (at least PAGE_HEADER_BYTES + pageSize bytes)
+   * receives the sealed page, and the verified payload is returned as a view of it (at
+   * PAGE_HEADER_BYTES). A reader that holds its pages in frames of its own (the server) reads
+   * into them and allocates nothing per page.
+   */
+  readPageInto(id: number, target: Uint8Array, epoch?: number): Promise<Uint8Array>;
   /** Writes pages (payload ≤ pageSize) tagged with the epoch of the commit that will reference them. */
   writePages(pages: ReadonlyArray<{ id: number; epoch: number; data: Uint8Array }>): Promise<void>;
   /**

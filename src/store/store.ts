@@ -78,6 +78,15 @@ export class TesseraStore {
     return this.core.blocks(opts);
   }
 
+  /**
+   * One page's payload, verified, read into `target` (PAGE_HEADER_BYTES + pageSize bytes; the
+   * payload is returned as a view of it at PAGE_HEADER_BYTES): for a reader that keeps pages in
+   * buffers of its own and reuses them (the server's page frames) rather than one per read.
+   */
+  readPageInto(id: number, target: Uint8Array): Promise<Uint8Array> {
+    return this.core.readPageInto(id, target);
+  }
+
   /** Folds the journal into a snapshot (also done automatically every few commits). */
   checkpoint(): Promise<void> {
     return this.core.checkpoint();
