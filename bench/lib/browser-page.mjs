@@ -72,7 +72,7 @@ export async function cacheApi({ cacheName, onnxBase, files, names, inputName, d
  * fetched), then a session opened from the store for each model and run once. A fresh database
  * per run.
  */
-export async function tessera({ dbName, pub, names, inputName, dims }) {
+export async function tessera({ dbName, pub, names, inputName, dims, importOptions = {} }) {
   const x = await input(dims);
   const u0 = await usage();
   const t0 = now();
@@ -80,7 +80,7 @@ export async function tessera({ dbName, pub, names, inputName, dims }) {
   const opening = t.PublishedStore.open(t.httpSource(pub));
   const store = await t.openBrowserStore({ name: dbName, published: opening });
   const remote = await opening;
-  const reports = await remote.importModels(store, names);
+  const reports = await remote.importModels(store, names, importOptions);
   const importMs = now() - t0;
   const outputs = {};
   for (const name of names) {

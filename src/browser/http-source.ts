@@ -6,7 +6,7 @@
  * against Content-Length first); a server that stalls (no bytes for `stallMs`) or drips (a
  * file not done within `timeoutMs`) is aborted.
  */
-import { StoreError } from '../errors.ts';
+import { StoreError, TesseraError } from '../errors.ts';
 import type { PublishedSource } from '../store/published.ts';
 
 export interface HttpSourceOptions {
@@ -34,69 +34,108 @@ export function httpSource(url: string | URL, opts: HttpSourceOptions = {}): Htt
   const retries = opts.retries ?? 2;
   const stallMs = opts.stallMs ?? 30_000;
   const timeoutMs = opts.timeoutMs ?? 300_000;
+
+  /**
+   * Fetches `path` (retrying network errors, 5xx answers and bodies that break off) and hands the
+   * answer to `consume`, which reads its body; `alive` restarts the stall timer as bytes arrive.
+   */
+  const request = async <T>(path: string, maxBytes: number, consume: (res: Response, alive: () => void, target: string) => Promise<T>): Promise<T> => {
+    const target = new URL(path, base).href;
+    if (!target.startsWith(base.href) || new URL(target).origin !== base.origin) {
+      throw new StoreError('IO_ERROR', `refusing to fetch "${path}": it resolves to ${target}, outside the published store ${base.href}.`);
+    }
+    let lastError = '';
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      const abort = new AbortController();
+      let why = '';
+      const stop = (reason: string) => {
+        why ||= reason;
+        abort.abort();
+      };
+      const deadline = setTimeout(() => stop(`the download took longer than ${timeoutMs} ms`), timeoutMs);
+      let stall = setTimeout(() => stop(`the server sent nothing for ${stallMs} ms`), stallMs);
+      const alive = () => {
+        clearTimeout(stall);
+        stall = setTimeout(() => stop(`the server sent nothing for ${stallMs} ms`), stallMs);
+      };
+      try {
+        let res: Response;
+        try {
+          src.requests++;
+          res = await doFetch(target, { signal: abort.signal });
+        } catch (e) {
+          lastError = why || ((e as Error).message ?? String(e));
+          continue; // network failure or timeout: retry
+        }
+        if (!res.ok) {
+          lastError = `HTTP ${res.status} ${res.statusText}`;
+          await res.body?.cancel().catch(() => {});
+          if (res.status < 500) break; // 404 and friends will not change on retry
+          continue;
+        }
+        const declared = Number(res.headers.get('content-length') ?? NaN);
+        if (declared > maxBytes) {
+          await res.body?.cancel().catch(() => {});
+          throw new StoreError('IO_ERROR', `${target} is ${declared} bytes, more than the ${maxBytes} expected: refused (a damaged or hostile published store). Nothing was stored.`);
+        }
+        try {
+          return await consume(res, alive, target);
+        } catch (e) {
+          if (e instanceof TesseraError) throw e;
+          lastError = why || `the download broke off (${(e as Error).message})`;
+          continue;
+        }
+      } finally {
+        clearTimeout(deadline);
+        clearTimeout(stall);
+      }
+    }
+    throw new StoreError('IO_ERROR', `cannot fetch ${target}: ${lastError}. Nothing was stored from it; check the URL or the connection and retry.`);
+  };
+
   const src: HttpSource = {
     baseUrl: base.href,
     location: base.href,
     bytesFetched: 0,
     requests: 0,
-    async get(path: string, limits: { maxBytes?: number } = {}): Promise<Uint8Array> {
-      const target = new URL(path, base).href;
-      if (!target.startsWith(base.href) || new URL(target).origin !== base.origin) {
-        throw new StoreError('IO_ERROR', `refusing to fetch "${path}": it resolves to ${target}, outside the published store ${base.href}.`);
-      }
+    get(path: string, limits: { maxBytes?: number } = {}): Promise<Uint8Array> {
       const maxBytes = limits.maxBytes ?? Infinity;
-      let lastError = '';
-      for (let attempt = 0; attempt <= retries; attempt++) {
-        const abort = new AbortController();
-        let why = '';
-        const stop = (reason: string) => {
-          why ||= reason;
-          abort.abort();
-        };
-        const deadline = setTimeout(() => stop(`the download took longer than ${timeoutMs} ms`), timeoutMs);
-        let stall = setTimeout(() => stop(`the server sent nothing for ${stallMs} ms`), stallMs);
-        const alive = () => {
-          clearTimeout(stall);
-          stall = setTimeout(() => stop(`the server sent nothing for ${stallMs} ms`), stallMs);
-        };
-        try {
-          let res: Response;
-          try {
-            src.requests++;
-            res = await doFetch(target, { signal: abort.signal });
-          } catch (e) {
-            lastError = why || ((e as Error).message ?? String(e));
-            continue; // network failure or timeout: retry
-          }
-          if (!res.ok) {
-            lastError = `HTTP ${res.status} ${res.statusText}`;
-            await res.body?.cancel().catch(() => {});
-            if (res.status < 500) break; // 404 and friends will not change on retry
-            continue;
-          }
-          const declared = Number(res.headers.get('content-length') ?? NaN);
-          if (declared > maxBytes) {
-            await res.body?.cancel().catch(() => {});
-            throw new StoreError('IO_ERROR', `${target} is ${declared} bytes, more than the ${maxBytes} expected: refused (a damaged or hostile published store). Nothing was stored.`);
-          }
-          try {
-            const bytes = await readBody(res, maxBytes, alive);
-            src.bytesFetched += bytes.length;
-            return bytes;
-          } catch (e) {
-            if (e instanceof StoreError) throw e;
-            lastError = why || `the download broke off (${(e as Error).message})`;
-            continue;
-          }
-        } finally {
-          clearTimeout(deadline);
-          clearTimeout(stall);
-        }
-      }
-      throw new StoreError('IO_ERROR', `cannot fetch ${target}: ${lastError}. Nothing was stored from it; check the URL or the connection and retry.`);
+      return request(path, maxBytes, async (res, alive) => {
+        const bytes = await readBody(res, maxBytes, alive);
+        src.bytesFetched += bytes.length;
+        return bytes;
+      });
+    },
+    pipe(path: string, bytes: number, sink: (body: Response) => Promise<void>): Promise<void> {
+      return request(path, bytes, async (res, alive, target) => {
+        // A plain answer of exactly the stated length goes to the sink untouched (a browser streams
+        // it to storage without the page reading it); the stall timer cannot see its bytes then, so
+        // only the deadline applies. Any other answer is counted through a stream that refuses
+        // more or fewer bytes than stated.
+        const exact = Number(res.headers.get('content-length') ?? NaN) === bytes && !res.headers.get('content-encoding');
+        if (exact) alive = () => {};
+        await sink(exact ? res : new Response(res.body ? res.body.pipeThrough(exactly(bytes, target, alive)) : null));
+        src.bytesFetched += bytes;
+      });
     },
   };
   return src;
+}
+
+/** A pass-through stream that fails unless exactly `bytes` bytes go through it. */
+function exactly(bytes: number, target: string, alive: () => void): TransformStream<Uint8Array, Uint8Array> {
+  let n = 0;
+  return new TransformStream({
+    transform(chunk, out) {
+      alive();
+      n += chunk.length;
+      if (n > bytes) throw new StoreError('IO_ERROR', `${target} sends more than the ${bytes} bytes its index states: refused (a damaged or hostile published store). Nothing was stored.`);
+      out.enqueue(chunk);
+    },
+    flush() {
+      if (n !== bytes) throw new StoreError('IO_ERROR', `${target} sent ${n} bytes, its index states ${bytes}: the download broke off or the store is damaged. Nothing was stored from it; retry.`);
+    },
+  });
 }
 
 /** A response body, streamed: refused past `maxBytes`; `alive` is called as bytes arrive. */

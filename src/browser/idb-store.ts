@@ -12,14 +12,29 @@
  * transaction costs a few milliseconds however little it holds (an fsync and IPC in Chromium),
  * so a model's pages and its commit cost one or two instead of one per page (issue 12). Pages
  * held and never committed are dropped at close, as a crash before the commit would leave them.
+ * Pages an import keeps as published (PageAdopter, src/store/published.ts) are not in `pages`:
+ * they live in the Cache API (cache `tessera-pages:<name>`, one entry per page, keyed
+ * ADOPTED_URL/<id>/<epoch>/<sealed id>/<sealed epoch>), where the fetched response is streamed to
+ * disk without the page reading it: IndexedDB's `put` copies and serialises every value in the
+ * page (~130 ms per 26 MB measured), Cache API's `put` of a fetched response does not (bench
+ * browser). Such a page keeps the published seal (its id and epoch there), which is verified on
+ * every read, and is returned as local page <id> written at <epoch>. The catalog (the commit
+ * point) stays in IndexedDB. Stores written before adoption existed (every page in `pages`) read
+ * as before; both kinds coexist, and a page id is in one or the other (a later write of the id
+ * drops its adopted entry). Cache Storage is not flushed to disk before a commit the way a
+ * 'strict' IndexedDB transaction is: a power cut right after an import may lose adopted pages
+ * of a committed model (reads then fail PAGE_CORRUPT; a browser or tab crash does not, the
+ * browser process has the bytes once `put` resolves).
  * The backend moves bytes only; CheckedPageStore seals, verifies and checks (page-store.ts).
  * One writer per store: in browsers a Web Lock held while the store is open refuses a second tab
  * (it would pick the same free page ids and overwrite the first tab's pages).
  */
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
-import { CapacityError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
+import { CapacityError, CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
+import type { PageAdopter } from '../store/published.ts';
 import { CheckedPageStore } from '../store/checked-store.ts';
+import { openPage } from '../store/page-format.ts';
 
 const FORMAT = 'tessera-store';
 const FORMAT_VERSION = 1;
@@ -28,6 +43,36 @@ const DEFAULT_PAGE_SIZE = 1 << 20;
 const STRICT = { durability: 'strict' } as const;
 /** Written pages held before they go to IndexedDB in one transaction (the memory an add may hold beyond its page). */
 const BATCH_BYTES = 8 << 20;
+/** Keys of adopted pages in their cache (any http(s) URL serves as a Cache API key). */
+const ADOPTED_URL = 'https://pages.tessera.invalid/';
+
+/** A page kept in the Cache API as published: local id and epoch, and the seal its bytes carry. */
+interface AdoptedPage {
+  id: number;
+  epoch: number;
+  sealedId: number;
+  sealedEpoch: number;
+  url: string;
+}
+
+const adoptedCacheName = (name: string) => `tessera-pages:${name}`;
+
+function adoptedUrl(p: Omit<AdoptedPage, 'url'>): string {
+  return `${ADOPTED_URL}${p.id}/${p.epoch}/${p.sealedId}/${p.sealedEpoch}`;
+}
+
+function parseAdoptedUrl(url: string): AdoptedPage | undefined {
+  if (!url.startsWith(ADOPTED_URL)) return undefined;
+  const parts = url.slice(ADOPTED_URL.length).split('/').map(Number);
+  if (parts.length !== 4 || !parts.every((x) => Number.isInteger(x) && x >= 0)) return undefined;
+  const [id, epoch, sealedId, sealedEpoch] = parts;
+  return { id, epoch, sealedId, sealedEpoch, url };
+}
+
+/** The Cache API, where the platform has it (not in Node with fake-indexeddb). */
+function cacheStorage(): CacheStorage | undefined {
+  return (globalThis as { caches?: CacheStorage }).caches;
+}
 
 export interface IdbStoreOptions {
   /** Create the store if the database has none (default true: browsers have no other setup step). */
@@ -98,7 +143,30 @@ class IdbBackend implements PageBackend {
     private readonly db: IDBPDatabase,
     readonly readOnly: boolean,
     private readonly releaseLock: Release,
+    /** Where adopted pages live (undefined: this platform cannot adopt). */
+    private readonly cache: Cache | undefined,
   ) {}
+
+  /** Adopted pages by local id (see the file header). */
+  private readonly adopted = new Map<number, AdoptedPage>();
+
+  /** Lists the adopted pages; a writer drops entries a later adoption of the same id superseded. */
+  async loadAdopted(): Promise<void> {
+    if (!this.cache) return;
+    this.adopted.clear();
+    const stale: string[] = [];
+    for (const req of await this.cache.keys()) {
+      const p = parseAdoptedUrl(req.url);
+      if (!p) continue;
+      const held = this.adopted.get(p.id);
+      if (held && held.epoch > p.epoch) stale.push(p.url);
+      else {
+        if (held) stale.push(held.url);
+        this.adopted.set(p.id, p);
+      }
+    }
+    if (!this.readOnly) await Promise.all(stale.map((url) => this.cache!.delete(url)));
+  }
 
   /** Opens (by default creating) the store kept in IndexedDB database `name`. */
   static async open(name: string, opts: IdbStoreOptions = {}): Promise<IdbBackend> {
@@ -135,7 +203,10 @@ class IdbBackend implements PageBackend {
       }
       if (config.format !== FORMAT || typeof config.pageSize !== 'number') throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" does not hold a tessera store.`);
       if (config.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `store "${name}" uses store format ${config.version}; this tessera reads format ${FORMAT_VERSION}.`);
-      return new IdbBackend(name, config.pageSize, db, readOnly, release);
+      const caches = cacheStorage();
+      const backend = new IdbBackend(name, config.pageSize, db, readOnly, release, caches ? await caches.open(adoptedCacheName(name)) : undefined);
+      await backend.loadAdopted();
+      return backend;
     } catch (e) {
       db?.close();
       release();
@@ -157,7 +228,56 @@ class IdbBackend implements PageBackend {
     }
   }
 
+  get canAdopt(): boolean {
+    return !!this.cache && !this.readOnly;
+  }
+
+  /** Streams a fetched published page into the Cache API as page `id` of the commit `epoch`. */
+  async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void> {
+    if (!this.cache) throw new StoreError('IO_ERROR', 'this platform has no Cache API: pages cannot be adopted here; import with repack: true.');
+    await this.dropAdopted([id]);
+    const page = { id, epoch, sealedId: sealedAs.id, sealedEpoch: sealedAs.epoch };
+    const url = adoptedUrl(page);
+    try {
+      await this.cache.put(url, body);
+    } catch (e) {
+      // A failed put stores nothing; a quota error reads like IndexedDB's.
+      throw idbError(`cannot store page ${id}`, e);
+    }
+    this.adopted.set(id, { ...page, url });
+  }
+
+  /** The adopted page `id` (written at `epoch`, when given), if there is one. */
+  adoptedPage(id: number, epoch?: number): AdoptedPage | undefined {
+    const p = this.adopted.get(id);
+    return p && (epoch === undefined || p.epoch === epoch) ? p : undefined;
+  }
+
+  /** The sealed bytes of an adopted page as published; empty when its entry is gone. */
+  async readAdopted(p: AdoptedPage): Promise<Uint8Array> {
+    try {
+      const res = await this.cache!.match(p.url);
+      return res ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
+    } catch (e) {
+      throw idbError(`cannot read page ${p.id}`, e);
+    }
+  }
+
+  /** Forgets adopted entries of `ids` (their slots are being rewritten or released). */
+  private async dropAdopted(ids: readonly number[]): Promise<void> {
+    const gone = ids.map((id) => this.adopted.get(id)).filter((p): p is AdoptedPage => !!p);
+    if (!gone.length) return;
+    for (const p of gone) this.adopted.delete(p.id);
+    try {
+      await Promise.all(gone.map((p) => this.cache!.delete(p.url)));
+    } catch (e) {
+      throw idbError(`cannot release ${gone.length} page(s)`, e);
+    }
+  }
+
   async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
+    // A slot being written is unreferenced (copy-on-write): an adopted page it held is dead.
+    await this.dropAdopted(pages.map((p) => p.id));
     // The caller may reuse its buffers once this resolves (PageBackend contract): hold copies.
     for (const p of pages) {
       this.heldBytes += p.sealed.length - (this.held.get(p.id)?.length ?? 0);
@@ -209,6 +329,7 @@ class IdbBackend implements PageBackend {
       this.heldBytes -= this.held.get(id)?.length ?? 0;
       this.held.delete(id);
     }
+    await this.dropAdopted(ids);
     await this.write('cannot release pages', ['pages'], (tx) => ids.map((id) => tx.objectStore('pages').delete(id)));
   }
 
@@ -216,6 +337,7 @@ class IdbBackend implements PageBackend {
     try {
       const keys = new Set((await this.db.getAllKeys('pages')) as number[]);
       for (const id of this.held.keys()) keys.add(id);
+      for (const id of this.adopted.keys()) keys.add(id);
       return [...keys].sort((a, b) => a - b);
     } catch (e) {
       throw idbError('cannot list pages', e);
@@ -249,9 +371,48 @@ class IdbBackend implements PageBackend {
   }
 }
 
-export class IdbPageStore extends CheckedPageStore {
+export class IdbPageStore extends CheckedPageStore implements PageAdopter {
   private constructor(raw: IdbBackend) {
     super(raw);
+  }
+
+  private get backend(): IdbBackend {
+    return this.raw as IdbBackend;
+  }
+
+  /** Whether imports can keep published pages as fetched here (a writer, with the Cache API). */
+  get canAdopt(): boolean {
+    return this.backend.canAdopt;
+  }
+
+  /** Keeps a fetched published page, unread, as page `id` of commit `epoch` (PageAdopter). */
+  async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void> {
+    this.checkWritable();
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new InvalidArgumentError(`page id ${id} is not an integer in [0, 2^32)`);
+    await this.backend.adoptPage(id, epoch, sealedAs, body);
+  }
+
+  /**
+   * An adopted page is verified against the seal it was published with (checksum, published id
+   * and epoch) and its entry's local epoch; any other page as CheckedPageStore does.
+   */
+  override async readPage(id: number, epoch?: number): Promise<Uint8Array> {
+    this.checkOpen();
+    let p = this.backend.adoptedPage(id, epoch);
+    // A reader in another tab may not have seen pages adopted after it opened.
+    if (!p && this.readOnly && epoch !== undefined && this.backend.adoptedPage(id) === undefined) {
+      await this.backend.loadAdopted();
+      p = this.backend.adoptedPage(id, epoch);
+    }
+    if (!p) return super.readPage(id, epoch);
+    const sealed = await this.backend.readAdopted(p);
+    try {
+      return openPage(p.sealedId, sealed, this.pageSize, p.sealedEpoch);
+    } catch (e) {
+      if (!(e instanceof CorruptionError)) throw e;
+      const why = e.message.replace(/^page \d+ is corrupt: /, '').replace(/\. Run `tessera verify`.*$/, '');
+      throw new CorruptionError('PAGE_CORRUPT', `page ${id} (kept as published page ${p.sealedId}) is corrupt: ${why}. Remove the models that read it and import them again.`, { pageId: id });
+    }
   }
 
   /** The IndexedDB database the store lives in. */
@@ -274,6 +435,7 @@ export class IdbPageStore extends CheckedPageStore {
   static async destroy(name: string): Promise<void> {
     try {
       await deleteDB(name);
+      await cacheStorage()?.delete(adoptedCacheName(name));
     } catch (e) {
       throw idbError(`cannot delete store "${name}"`, e);
     }

@@ -28,7 +28,7 @@
  */
 import { CorruptionError, InvalidArgumentError, ModelNotFoundError, StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex, loadSha256, sha256, sha256Async, sha256Hex } from '../hash.ts';
-import { Catalog, contentLength as blockContentLength, type BlockEntry, type ModelEntry } from '../catalog/catalog.ts';
+import { Catalog, contentLength as blockContentLength, type BlockEntry, type ModelEntry, type NewBlock } from '../catalog/catalog.ts';
 import { gridOf, tileExtent, validateTile, type TileShape } from '../blocks/tiling.ts';
 import { assembleModel, parseModel } from '../onnx/model.ts';
 import { BlockSource } from './block-source.ts';
@@ -36,7 +36,7 @@ import { catalogView, weightBytes, type CatalogView } from './catalog-view.ts';
 import { DTYPES } from '../onnx/dtypes.ts';
 import { PAGE_HEADER_BYTES, openPage } from './page-format.ts';
 import type { AddBatch, BlockInput, NewTensor, TesseraStore } from './store.ts';
-import { bytesEqual } from './ingest.ts';
+import { bytesEqual, validateModelName } from './ingest.ts';
 
 export const PUBLISHED_FORMAT = 'tessera-published';
 export const PUBLISHED_VERSION = 3;
@@ -102,6 +102,32 @@ export interface PublishedSource {
    * StoreError on failure.
    */
   get(path: string, opts?: { maxBytes?: number }): Promise<Uint8Array>;
+  /**
+   * Optional: hands the file at `path`, stated to be exactly `bytes` long, to `sink` as a Response
+   * whose body is unread, so that a browser can stream it into storage without the page touching
+   * its bytes (PageAdopter). The source checks the status and length first and retries when the
+   * transfer breaks off; `sink` consumes the body. Throws StoreError on failure.
+   */
+  pipe?(path: string, bytes: number, sink: (body: Response) => Promise<void>): Promise<void>;
+}
+
+/**
+ * A page store that can keep a published page as it was fetched (the IndexedDB store in a browser,
+ * src/browser/idb-store.ts, keeps such pages in the Cache API): the body is streamed to storage
+ * unread, and its seal (checksum, published id and epoch) is verified whenever the page is read,
+ * so a damaged page is PAGE_CORRUPT on first read instead of at import. The page is stored as page
+ * `id` of the commit with sequence number `epoch`, and referenced only once that commit's record
+ * lists it; until then it is an unreferenced slot like any page written ahead of a commit.
+ */
+export interface PageAdopter {
+  /** Whether this store can adopt pages here (false where the platform lacks the storage). */
+  readonly canAdopt: boolean;
+  adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void>;
+}
+
+function adopterOf(store: TesseraStore): PageAdopter | undefined {
+  const backend = store.backend as Partial<PageAdopter>;
+  return backend.canAdopt && typeof backend.adoptPage === 'function' ? (backend as PageAdopter) : undefined;
 }
 
 /** The block-hash table: u32 id (little-endian) + SHA-256 of the block's content, ascending ids. */
@@ -275,6 +301,12 @@ export interface ImportOptions {
    */
   commitBytes?: number;
   onProgress?: (p: ImportProgress) => void;
+  /**
+   * Re-pack fetched blocks onto the store's own pages, checking every block's SHA-256 and that
+   * each model exports before it is committed, instead of keeping published pages as fetched
+   * (the default where the store can adopt pages and the source can stream them: PageAdopter).
+   */
+  repack?: boolean;
 }
 
 export interface ImportReport {
@@ -417,6 +449,11 @@ export class PublishedStore {
     const unique = todo.filter(({ m }, k) => todo.findIndex((x) => x.m.name === m.name) === k);
 
     const plan = await this.verifiedPlan(store, unique.map(({ m }) => m));
+    const adopter = opts.repack ? undefined : adopterOf(store);
+    if (adopter && this.source.pipe && this.index.pageSize <= store.config.pageSize) {
+      await this.importAdopting(store, adopter, unique.map(({ m }) => m), plan, opts, (k, report) => (reports[unique[k].i] = report));
+      return models.map((m, i) => reports[i] ?? reports[names.indexOf(m.name)]!);
+    }
     const fetcher = new PageFetcher(this, plan.pages, opts);
     const batch: Batch = { local: plan.local, stored: new Map(), verified: new Set() };
     // Model k+1 is verified and checked (hashing, decoding, assembling: CPU) while model k is
@@ -462,6 +499,137 @@ export class PublishedStore {
     }
     // A name listed twice reports like its first listing.
     return models.map((m, i) => reports[i] ?? reports[names.indexOf(m.name)]!);
+  }
+
+  /**
+   * Imports models `ms` keeping the published pages they need as fetched (PageAdopter): each page
+   * is streamed to `adopter` unread, `concurrency` at a time in the order the models need them,
+   * and the models are committed in chunks of about `commitBytes` of pages, each chunk once its
+   * pages are stored. Its blocks keep their published places (offsets on the page, deltas and
+   * codings as they are); blocks the store held before (`plan.local`) are used from there. Nothing
+   * is decoded, hashed or copied by the page here: each page's seal is verified when it is read,
+   * so a damaged page is PAGE_CORRUPT then. On failure the chunks before it stay committed and
+   * every page adopted for a later chunk is released (a crash leaves them for recovery to reclaim).
+   */
+  private async importAdopting(
+    store: TesseraStore,
+    adopter: PageAdopter,
+    ms: ModelEntry[],
+    plan: { pages: number[][]; local: Map<number, { id: number; content: Uint8Array }> },
+    opts: ImportOptions,
+    done: (k: number, report: ImportReport) => void,
+  ): Promise<void> {
+    const t0 = performance.now();
+    for (const m of ms) validateModelName(m.name);
+    // Which model first needs each page, and the chunks of models committed together.
+    const firstBy = new Map<number, number>();
+    plan.pages.forEach((ids, k) => ids.forEach((id) => firstBy.has(id) || firstBy.set(id, k)));
+    const chunkOf: number[] = [];
+    const chunkBytes = opts.commitBytes ?? 64 << 20;
+    let chunk = 0;
+    let bytes = 0;
+    ms.forEach((_, k) => {
+      chunkOf.push(chunk);
+      for (const id of plan.pages[k]) if (firstBy.get(id) === k) bytes += this.pageBytes(id);
+      if (bytes >= chunkBytes) ((chunk += 1), (bytes = 0));
+    });
+    // Local ids the catalog does not use, in the order the pages are first needed.
+    const order = [...firstBy.keys()];
+    const localPage = new Map<number, number>();
+    for (let id = 0, i = 0; i < order.length; id++) if (!store.catalog.pages.has(id)) localPage.set(order[i++], id);
+    const seq0 = store.nextSeq;
+    const epochOf = (pubPage: number) => seq0 + chunkOf[firstBy.get(pubPage)!];
+
+    // The downloads: every page once, in order, `concurrency` at a time.
+    const stored = new Map<number, Promise<void>>();
+    let next = 0;
+    let stopped = false;
+    const pageDone: ((pubPage: number) => void) = (pubPage) => {
+      const k = firstBy.get(pubPage)!;
+      opts.onProgress?.({ model: ms[k].name, phase: 'fetch', done: ++fetched[k], total: plan.pages[k].filter((id) => firstBy.get(id) === k).length });
+    };
+    const fetched = ms.map(() => 0);
+    const slots = order.map(() => {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((ok, fail) => ((resolve = ok), (reject = fail)));
+      promise.catch(() => {}); // awaited by its chunk; a failure stops the rest first
+      return { promise, resolve, reject };
+    });
+    order.forEach((id, i) => stored.set(id, slots[i].promise));
+    const pipe = this.source.pipe!.bind(this.source);
+    const worker = async () => {
+      while (!stopped && next < order.length) {
+        const i = next++;
+        const id = order[i];
+        const [epoch, size] = this.pageEntries.get(id)!;
+        try {
+          await pipe(pageFile(id, epoch), size, (body) => adopter.adoptPage(localPage.get(id)!, epochOf(id), { id, epoch }, body));
+          this.bytesFetched += size;
+          pageDone(id);
+          slots[i].resolve();
+        } catch (e) {
+          const err = e instanceof TesseraError ? e : new StoreError('IO_ERROR', `fetching page ${id} from ${this.source.location} failed: ${(e as Error)?.message ?? String(e)}. Nothing was stored from it; retry.`, { cause: e });
+          stopped = true;
+          slots[i].reject(err);
+          for (let j = next; j < order.length; j++) slots[j].reject(err);
+          next = order.length;
+        }
+      }
+    };
+    const workers = Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 6, order.length)) }, worker);
+
+    // Published block id -> local id: blocks held before, then those each chunk places.
+    const localOf = new Map<number, number>();
+    for (const [id, l] of plan.local) localOf.set(id, l.id);
+    let nextBlock = store.nextBlockId;
+    let committedChunks = 0;
+    try {
+      for (let c = 0, k = 0; k < ms.length; c++) {
+        const members: number[] = [];
+        while (k < ms.length && chunkOf[k] === c) members.push(k++);
+        if (store.nextSeq !== seq0 + c) throw new StoreError('IO_ERROR', `the store was changed during the import (commit ${store.nextSeq}, the import expected ${seq0 + c}): nothing of this chunk was stored; retry.`);
+        const pubPages = members.flatMap((k) => plan.pages[k].filter((id) => firstBy.get(id) === k));
+        await Promise.all(pubPages.map((id) => stored.get(id)!));
+        const blocks: NewBlock[] = [];
+        const place = (id: number, chain = 0): number => {
+          const mine = localOf.get(id);
+          if (mine !== undefined) return mine;
+          const b = this.catalog.blocks.get(id)!;
+          const page = localPage.get(b.page);
+          if (page === undefined || chain > IMPORT_LIMITS.deltaChain) throw new CorruptionError('CATALOG_CORRUPT', `published block ${id} is on page ${b.page}, which the import did not fetch: the published catalog is inconsistent. Nothing of this chunk was stored.`);
+          const base = b.base === undefined ? undefined : place(b.base, chain + 1);
+          const local = nextBlock++;
+          blocks.push({ id: local, page, offset: b.offset, length: b.length, hash: b.hash, ...(base !== undefined ? { base } : {}), ...(b.codec !== undefined ? { codec: b.codec, size: b.size } : {}) });
+          localOf.set(id, local);
+          return local;
+        };
+        const entries: ModelEntry[] = [];
+        const counts: { blocks: number; newBlocks: number }[] = [];
+        for (const k of members) {
+          const m = ms[k];
+          const before = blocks.length;
+          const tensors = m.tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, location: t.location, blocks: Uint32Array.from(t.blocks, (id) => place(id)), ...(t.encoding ? { encoding: t.encoding } : {}) }));
+          entries.push({ name: m.name, addedAt: new Date().toISOString(), skeleton: m.skeleton, tensors, inputs: m.inputs, outputs: m.outputs, sourceBytes: m.sourceBytes });
+          counts.push({ blocks: tensors.reduce((n, t) => n + t.blocks.length, 0), newBlocks: blocks.length - before });
+        }
+        await store.addPlaced(entries, blocks, pubPages.map((id) => ({ id: localPage.get(id)!, used: this.pageBytes(id) - PAGE_HEADER_BYTES })));
+        committedChunks = c + 1;
+        members.forEach((k, j) => {
+          const mine = plan.pages[k].filter((id) => firstBy.get(id) === k);
+          const sealed = mine.reduce((n, id) => n + this.pageBytes(id), 0);
+          done(k, { ...this.emptyReport(ms[k]), status: 'imported', pagesRead: this.catalog.pagesRead(ms[k]).length, pagesFetched: mine.length, bytesFetched: sealed, bytesStored: sealed, ...counts[j], ms: performance.now() - t0 });
+        });
+      }
+    } catch (e) {
+      stopped = true;
+      next = order.length;
+      await Promise.allSettled(workers);
+      // Pages adopted for chunks that did not commit: released now (recovery would, at next open).
+      const orphans = order.filter((id) => chunkOf[firstBy.get(id)!] >= committedChunks).map((id) => localPage.get(id)!).filter((id) => !store.catalog.pages.has(id));
+      await store.backend.releasePages(orphans).catch(() => {});
+      throw e;
+    }
   }
 
   private emptyReport(m: ModelEntry): Omit<ImportReport, 'status' | 'ms'> {

@@ -8,15 +8,15 @@
  * read:   model → tensors → blocks → pages (checksummed) → tensor bytes → ONNX (or a session:
  *         openSession in src/runtime/store-session.ts).
  */
-import { CorruptionError } from '../errors.ts';
+import { CorruptionError, InvalidArgumentError } from '../errors.ts';
 import { assembleModel } from '../onnx/model.ts';
 import type { TileShape } from '../blocks/tiling.ts';
-import type { ModelEntry, StoreConfig } from '../catalog/catalog.ts';
+import type { ModelEntry, NewBlock, StoreConfig } from '../catalog/catalog.ts';
 import type { PageStore } from './page-store.ts';
 import type { BlockSource, DecodedBaseCache } from './block-source.ts';
 import type { CatalogView } from './catalog-view.ts';
 import { StoreCore, type Progress } from './core.ts';
-import { AddBatch, addBlocks, addModel, type AddOptions, type AddReport, type NewTensor } from './ingest.ts';
+import { AddBatch, addBlocks, addModel, validateModelName, type AddOptions, type AddReport, type NewTensor } from './ingest.ts';
 import { compactStore, type CompactReport } from './compact.ts';
 import { collectGarbage, verifyStore, type VerifyReport } from './verify.ts';
 import { storeStats, type StoreStats } from './stats.ts';
@@ -131,6 +131,54 @@ export class TesseraStore {
    */
   addBatch(): AddBatch {
     return new AddBatch(this.core);
+  }
+
+  /** The sequence number the next commit takes: the epoch pages written for it carry. */
+  get nextSeq(): number {
+    return this.core.nextSeq;
+  }
+
+  /** The first block id the next commit may give a new block. */
+  get nextBlockId(): number {
+    return this.core.nextBlockId;
+  }
+
+  /**
+   * Commits models whose new blocks already lie on `pages`, written to the backend for this commit
+   * (epoch `nextSeq`) into ids the catalog does not use: an import that kept published pages as
+   * fetched (PageAdopter in published.ts). One record; checked before it is appended, so a wrong
+   * argument leaves the store as it was.
+   */
+  async addPlaced(models: ModelEntry[], blocks: NewBlock[], pages: { id: number; used: number }[]): Promise<void> {
+    this.core.check();
+    const cat = this.core.catalog;
+    const bad = (why: string): never => {
+      throw new InvalidArgumentError(`cannot add placed blocks: ${why}; nothing was stored.`);
+    };
+    const newPages = new Set<number>();
+    for (const p of pages) {
+      if (cat.pages.has(p.id) || newPages.has(p.id)) bad(`page ${p.id} is already in use`);
+      if (!Number.isInteger(p.used) || p.used < 0 || p.used > this.core.config.pageSize) bad(`page ${p.id} claims ${p.used} bytes`);
+      newPages.add(p.id);
+    }
+    const ids = new Set<number>();
+    const onPages = new Set<number>();
+    for (const b of blocks) {
+      if (!Number.isInteger(b.id) || b.id < this.core.nextBlockId || ids.has(b.id)) bad(`block id ${b.id} is not a fresh id`);
+      if (!newPages.has(b.page) && !cat.pages.has(b.page)) bad(`block ${b.id} is on page ${b.page}, which is neither new nor stored`);
+      if (b.base !== undefined && !ids.has(b.base) && !cat.blocks.has(b.base)) bad(`delta block ${b.id} names base ${b.base}, which is not stored before it`);
+      ids.add(b.id);
+      onPages.add(b.page);
+    }
+    for (const id of newPages) if (!onPages.has(id)) bad(`page ${id} would hold no block`);
+    const names = new Set<string>();
+    for (const m of models) {
+      validateModelName(m.name);
+      if (cat.models.has(m.name) || names.has(m.name)) bad(`model "${m.name}" is already stored`);
+      names.add(m.name);
+      for (const t of m.tensors) for (const id of t.blocks) if (!ids.has(id) && !cat.blocks.has(id)) bad(`model "${m.name}" names block ${id}, which is not stored`);
+    }
+    await this.core.commit({ t: 'add-many', seq: this.core.nextSeq, models, blocks, pages });
   }
 
   /** Adds a model given as blocks cut with this store's tile (imports); see ingest.ts. */
