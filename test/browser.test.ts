@@ -174,6 +174,7 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     const cut = await page.evaluate(async () => {
       const t = await import('/lib/tessera.browser.mjs' as string);
       const store = await t.openBrowserStore({ name: 'e2e' });
+      const before = store.catalog.pages.size;
       let error = null;
       try {
         await t.importFromUrl(store, '/pub/', ['d']);
@@ -182,8 +183,11 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
       }
       const models = store.listModels();
       const verify = await store.verify();
+      const pages = store.catalog.pages.size;
       await store.close();
-      return { error, models, ok: verify.ok, leaked: verify.leakedPages };
+      // Pages adopted for the import that did not commit are gone from the Cache API too.
+      const cached = (await (await caches.open('tessera-pages:e2e')).keys()).length;
+      return { error, models, ok: verify.ok, leaked: verify.leakedPages, before, pages, cached };
     });
     await context.unrouteAll();
     assert.is(cut.error?.code, 'IO_ERROR', JSON.stringify(cut.error));
@@ -191,6 +195,8 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     assert.equal(cut.models, ['a', 'b']);
     assert.ok(cut.ok);
     assert.equal(cut.leaked, []);
+    assert.is(cut.pages, cut.before, 'the catalog is as before the import');
+    assert.is(cut.cached, cut.pages, 'no page of the failed import is left in the Cache API');
 
     // 3. Storage full (the quota set above): Chromium's own QuotaExceededError.
     const full = await page.evaluate(async ({ xs, batch, inputDim }) => {
@@ -229,7 +235,81 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     assert.ok(retry.ok);
     assert.equal(retry.leaked, []);
 
-    // 5. The shared PageStore conformance suite against Chromium's IndexedDB.
+    // 5. The layout: every page the models read was kept as published, in the Cache API (none in
+    // IndexedDB's page store); the older layout (pages re-packed into IndexedDB, `repack: true`)
+    // still imports and reads; an adopted page damaged in storage is PAGE_CORRUPT when read.
+    // A string, not a function: tsx would wrap the named helpers in one the page lacks.
+    const layout = (await page.evaluate(`(async ({ xs, batch, inputDim }) => {
+      const t = await import('/lib/tessera.browser.mjs');
+      const idbPages = async (name) => {
+        const db = await new Promise((ok, fail) => { const r = indexedDB.open(name); r.onsuccess = () => ok(r.result); r.onerror = () => fail(r.error); });
+        const n = await new Promise((ok) => { const q = db.transaction('pages').objectStore('pages').count(); q.onsuccess = () => ok(q.result); });
+        db.close();
+        return n;
+      };
+      const cached = async (name) => (await caches.open('tessera-pages:' + name)).keys();
+      const run = async (store, name) => {
+        const session = await t.openSession(store, name);
+        const out = await session.run({ X: { data: new Float32Array(xs), dims: [batch, inputDim], dtype: 'float32' } });
+        await session.release();
+        return Array.from(out.Y.data);
+      };
+      const store = await t.openBrowserStore({ name: 'e2e' });
+      const adopted = { referenced: store.catalog.pages.size, cached: (await cached('e2e')).length, idb: await idbPages('e2e') };
+      await store.close();
+
+      const remote = await t.PublishedStore.open(t.httpSource('/pub/'));
+      const old = await t.openBrowserStore({ name: 'e2e-repacked', published: remote });
+      await remote.importModels(old, ['a'], { repack: true });
+      await old.close();
+      const reopened = await t.openBrowserStore({ name: 'e2e-repacked' });
+      const repacked = { referenced: reopened.catalog.pages.size, cached: (await cached('e2e-repacked')).length, idb: await idbPages('e2e-repacked'), a: await run(reopened, 'a') };
+      await reopened.close();
+      await t.IdbPageStore.destroy('e2e-repacked');
+
+      const dmg = await t.openBrowserStore({ name: 'e2e-damaged', published: remote });
+      await remote.importModels(dmg, ['a']);
+      const victim = dmg.catalog.blocks.get(dmg.model('a').tensors[0].blocks[0]).page;
+      await dmg.close();
+      const cache = await caches.open('tessera-pages:e2e-damaged');
+      const key = (await cache.keys()).find((k) => k.url.split('/')[3] === String(victim));
+      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+      bytes[40] ^= 1; // a payload byte of the first block
+      await cache.put(key, new Response(bytes));
+      const damaged = await t.openBrowserStore({ name: 'e2e-damaged' });
+      let error = null;
+      try {
+        await damaged.tensorData('a');
+      } catch (e) {
+        error = { code: e.code, pageId: e.pageId, models: e.models, message: e.message };
+      }
+      const verify = await damaged.verify();
+      await damaged.close();
+      await t.IdbPageStore.destroy('e2e-damaged');
+      const gone = (await caches.keys()).filter((n) => n === 'tessera-pages:e2e-damaged' || n === 'tessera-pages:e2e-repacked');
+      return { adopted, repacked, victim, error, damagedPages: verify.damagedPages, gone };
+    })(${JSON.stringify({ xs: Array.from(x), batch: BATCH, inputDim: DIMS.inputDim })})`)) as {
+      adopted: { referenced: number; cached: number; idb: number };
+      repacked: { referenced: number; cached: number; idb: number; a: number[] };
+      victim: number;
+      error: { code?: string; pageId?: number; models?: string[]; message: string } | null;
+      damagedPages: { page: number }[];
+      gone: string[];
+    };
+    assert.ok(layout.adopted.referenced > 0);
+    assert.is(layout.adopted.cached, layout.adopted.referenced, 'every page is kept as published in the Cache API');
+    assert.is(layout.adopted.idb, 0, 'no page went through IndexedDB');
+    assert.is(layout.repacked.cached, 0, 'repack: true writes IndexedDB pages only');
+    assert.is(layout.repacked.idb, layout.repacked.referenced);
+    assert.equal(layout.repacked.a, expected.a, 'the IndexedDB-pages layout reads as before');
+    assert.is(layout.error?.code, 'PAGE_CORRUPT', JSON.stringify(layout.error));
+    assert.is(layout.error?.pageId, layout.victim);
+    assert.equal(layout.error?.models, ['a']);
+    assert.match(layout.error!.message, /checksum mismatch/);
+    assert.equal(layout.damagedPages.map((d) => d.page), [layout.victim]);
+    assert.equal(layout.gone, [], 'destroy deletes the Cache API pages too');
+
+    // 6. The shared PageStore conformance suite against Chromium's IndexedDB.
     const log = await page.evaluate(async () => {
       const lines: string[] = [];
       const g = globalThis as Record<string, unknown>;
