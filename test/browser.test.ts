@@ -128,11 +128,12 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     );
     const page = await context.newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
-    await page.goto(server.url + '/');
-    // Chromium applies a quota override to IndexedDB only if set before the origin opens it: room
-    // for a and b (~420 kB with IndexedDB's overhead), not for d as well (~410 kB more).
+    // Chromium applies a quota override only if set before the origin opens its storage (so before
+    // the page loads): room for a and b (~420 kB with the storage's overhead), not for d as well
+    // (~410 kB more).
     const cdp = await context.newCDPSession(page);
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 640_000 });
+    await page.goto(server.url + '/');
 
     // 1. Two related models; then inference on both.
     const first = await page.evaluate(async ({ xs, batch, inputDim }) => {
