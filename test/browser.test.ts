@@ -141,7 +141,10 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
       const remote = await t.PublishedStore.open(t.httpSource('/pub/'));
       const store = await t.openBrowserStore({ name: 'e2e', published: remote });
       const reports = [];
-      for (const name of ['a', 'b']) reports.push({ ...(await remote.importModel(store, name)), plan: remote.plan(store, name) });
+      // Into IndexedDB pages (the older layout, `repack`), so that step 3's quota check counts their
+      // bytes: Chromium's IndexedDB keeps its own view of the space left, which bytes written
+      // through the Cache API (pages kept as published) do not update. d comes in as published.
+      for (const name of ['a', 'b']) reports.push({ ...(await remote.importModel(store, name, { repack: true })), plan: remote.plan(store, name) });
       const outputs: Record<string, number[]> = {};
       for (const name of ['a', 'b']) {
         const session = await t.openSession(store, name);
@@ -197,15 +200,18 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     assert.ok(cut.ok);
     assert.equal(cut.leaked, []);
     assert.is(cut.pages, cut.before, 'the catalog is as before the import');
-    assert.is(cut.cached, cut.pages, 'no page of the failed import is left in the Cache API');
+    assert.is(cut.cached, 0, 'no page of the failed import is left in the Cache API (a and b are in IndexedDB pages)');
 
-    // 3. Storage full (the quota set above): Chromium's own QuotaExceededError.
+    // 3. Storage full (the quota set above): Chromium's own QuotaExceededError. Through IndexedDB
+    // (repack): Chromium's Cache API does not always refuse a streamed put past the quota (its
+    // size is not known when the put starts; seen here in about half the runs), so only this
+    // path fails deterministically. A refused adopted page cleans up as the cut-off import did.
     const full = await page.evaluate(async ({ xs, batch, inputDim }) => {
       const t = await import('/lib/tessera.browser.mjs' as string);
       const store = await t.openBrowserStore({ name: 'e2e' });
       let error = null;
       try {
-        await t.importFromUrl(store, '/pub/', ['d']);
+        await t.importFromUrl(store, '/pub/', ['d'], { repack: true });
       } catch (e) {
         error = { code: (e as { code?: string }).code, message: (e as Error).message };
       }
@@ -236,9 +242,9 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     assert.ok(retry.ok);
     assert.equal(retry.leaked, []);
 
-    // 5. The layout: every page the models read was kept as published, in the Cache API (none in
-    // IndexedDB's page store); the older layout (pages re-packed into IndexedDB, `repack: true`)
-    // still imports and reads; an adopted page damaged in storage is PAGE_CORRUPT when read.
+    // 5. The layouts: a and b were imported into IndexedDB pages (repack), d kept as published in
+    // the Cache API; both read back after reopening, readPageInto as readPage. A store of adopted
+    // pages only has none in IndexedDB; an adopted page damaged in storage is PAGE_CORRUPT when read.
     // A string, not a function: tsx would wrap the named helpers in one the page lacks.
     const layout = (await page.evaluate(`(async ({ xs, batch, inputDim }) => {
       const t = await import('/lib/tessera.browser.mjs');
@@ -256,21 +262,19 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
         return Array.from(out.Y.data);
       };
       const store = await t.openBrowserStore({ name: 'e2e' });
-      const adopted = { referenced: store.catalog.pages.size, cached: (await cached('e2e')).length, idb: await idbPages('e2e') };
+      const keys = await cached('e2e');
+      const pid = Number(keys[0].url.split('/')[3]);
+      const epoch = store.catalog.pages.get(pid).epoch;
+      const whole = await store.backend.readPage(pid, epoch);
+      const into = await store.backend.readPageInto(pid, new Uint8Array(32 + store.config.pageSize), epoch);
+      const mixed = { referenced: store.catalog.pages.size, cached: keys.length, idb: await idbPages('e2e'), sameInto: whole.length > 0 && whole.length === into.length && whole.every((v, i) => v === into[i]), a: await run(store, 'a'), d: await run(store, 'd') };
       await store.close();
 
       const remote = await t.PublishedStore.open(t.httpSource('/pub/'));
-      const old = await t.openBrowserStore({ name: 'e2e-repacked', published: remote });
-      await remote.importModels(old, ['a'], { repack: true });
-      await old.close();
-      const reopened = await t.openBrowserStore({ name: 'e2e-repacked' });
-      const repacked = { referenced: reopened.catalog.pages.size, cached: (await cached('e2e-repacked')).length, idb: await idbPages('e2e-repacked'), a: await run(reopened, 'a') };
-      await reopened.close();
-      await t.IdbPageStore.destroy('e2e-repacked');
-
       const dmg = await t.openBrowserStore({ name: 'e2e-damaged', published: remote });
       await remote.importModels(dmg, ['a']);
       const victim = dmg.catalog.blocks.get(dmg.model('a').tensors[0].blocks[0]).page;
+      const adopted = { referenced: dmg.catalog.pages.size, cached: (await cached('e2e-damaged')).length, idb: await idbPages('e2e-damaged') };
       await dmg.close();
       const cache = await caches.open('tessera-pages:e2e-damaged');
       const key = (await cache.keys()).find((k) => k.url.split('/')[3] === String(victim));
@@ -284,25 +288,35 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
       } catch (e) {
         error = { code: e.code, pageId: e.pageId, models: e.models, message: e.message };
       }
+      let intoError = null;
+      try {
+        await damaged.backend.readPageInto(victim, new Uint8Array(32 + damaged.config.pageSize));
+      } catch (e) {
+        intoError = e.code;
+      }
       const verify = await damaged.verify();
       await damaged.close();
       await t.IdbPageStore.destroy('e2e-damaged');
-      const gone = (await caches.keys()).filter((n) => n === 'tessera-pages:e2e-damaged' || n === 'tessera-pages:e2e-repacked');
-      return { adopted, repacked, victim, error, damagedPages: verify.damagedPages, gone };
+      const gone = (await caches.keys()).filter((n) => n === 'tessera-pages:e2e-damaged');
+      return { mixed, adopted, victim, error, intoError, damagedPages: verify.damagedPages, gone };
     })(${JSON.stringify({ xs: Array.from(x), batch: BATCH, inputDim: DIMS.inputDim })})`)) as {
+      mixed: { referenced: number; cached: number; idb: number; sameInto: boolean; a: number[]; d: number[] };
       adopted: { referenced: number; cached: number; idb: number };
-      repacked: { referenced: number; cached: number; idb: number; a: number[] };
       victim: number;
+      intoError: string | null;
       error: { code?: string; pageId?: number; models?: string[]; message: string } | null;
       damagedPages: { page: number }[];
       gone: string[];
     };
+    assert.ok(layout.mixed.cached > 0 && layout.mixed.idb > 0, `both layouts in one store: ${JSON.stringify(layout.mixed)}`);
+    assert.is(layout.mixed.cached + layout.mixed.idb, layout.mixed.referenced, 'each page is in one of them');
+    assert.equal(layout.mixed.a, expected.a, 'a, in IndexedDB pages, reads after reopening');
+    assert.equal(layout.mixed.d, expected.d, 'd, kept as published, reads after reopening');
+    assert.ok(layout.mixed.sameInto, 'readPageInto gives an adopted page as readPage does');
     assert.ok(layout.adopted.referenced > 0);
-    assert.is(layout.adopted.cached, layout.adopted.referenced, 'every page is kept as published in the Cache API');
+    assert.is(layout.adopted.cached, layout.adopted.referenced, 'an import keeps every page as published in the Cache API');
     assert.is(layout.adopted.idb, 0, 'no page went through IndexedDB');
-    assert.is(layout.repacked.cached, 0, 'repack: true writes IndexedDB pages only');
-    assert.is(layout.repacked.idb, layout.repacked.referenced);
-    assert.equal(layout.repacked.a, expected.a, 'the IndexedDB-pages layout reads as before');
+    assert.is(layout.intoError, 'PAGE_CORRUPT', 'readPageInto verifies an adopted page too');
     assert.is(layout.error?.code, 'PAGE_CORRUPT', JSON.stringify(layout.error));
     assert.is(layout.error?.pageId, layout.victim);
     assert.equal(layout.error?.models, ['a']);

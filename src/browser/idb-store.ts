@@ -371,6 +371,25 @@ class IdbBackend implements PageBackend {
   }
 }
 
+/** The adopted page `id` at `epoch`, if any; a reader re-lists them once (another tab may have adopted it since). */
+async function adoptedPage(backend: IdbBackend, id: number, epoch?: number): Promise<AdoptedPage | undefined> {
+  const p = backend.adoptedPage(id, epoch);
+  if (p || !backend.readOnly || epoch === undefined || backend.adoptedPage(id)) return p;
+  await backend.loadAdopted();
+  return backend.adoptedPage(id, epoch);
+}
+
+/** An adopted page's payload, its published seal verified; damage is PAGE_CORRUPT naming the local page. */
+function openAdopted(p: AdoptedPage, sealed: Uint8Array, pageSize: number): Uint8Array {
+  try {
+    return openPage(p.sealedId, sealed, pageSize, p.sealedEpoch);
+  } catch (e) {
+    if (!(e instanceof CorruptionError)) throw e;
+    const why = e.message.replace(/^page \d+ is corrupt: /, '').replace(/\. Run `tessera verify`.*$/, '');
+    throw new CorruptionError('PAGE_CORRUPT', `page ${p.id} (kept as published page ${p.sealedId}) is corrupt: ${why}. Remove the models that read it and import them again.`, { pageId: p.id });
+  }
+}
+
 export class IdbPageStore extends CheckedPageStore implements PageAdopter {
   private constructor(raw: IdbBackend) {
     super(raw);
@@ -398,21 +417,18 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
    */
   override async readPage(id: number, epoch?: number): Promise<Uint8Array> {
     this.checkOpen();
-    let p = this.backend.adoptedPage(id, epoch);
-    // A reader in another tab may not have seen pages adopted after it opened.
-    if (!p && this.readOnly && epoch !== undefined && this.backend.adoptedPage(id) === undefined) {
-      await this.backend.loadAdopted();
-      p = this.backend.adoptedPage(id, epoch);
-    }
-    if (!p) return super.readPage(id, epoch);
+    const p = await adoptedPage(this.backend, id, epoch);
+    return p ? openAdopted(p, await this.backend.readAdopted(p), this.pageSize) : super.readPage(id, epoch);
+  }
+
+  override async readPageInto(id: number, target: Uint8Array, epoch?: number): Promise<Uint8Array> {
+    this.checkOpen();
+    const p = await adoptedPage(this.backend, id, epoch);
+    if (!p) return super.readPageInto(id, target, epoch);
     const sealed = await this.backend.readAdopted(p);
-    try {
-      return openPage(p.sealedId, sealed, this.pageSize, p.sealedEpoch);
-    } catch (e) {
-      if (!(e instanceof CorruptionError)) throw e;
-      const why = e.message.replace(/^page \d+ is corrupt: /, '').replace(/\. Run `tessera verify`.*$/, '');
-      throw new CorruptionError('PAGE_CORRUPT', `page ${id} (kept as published page ${p.sealedId}) is corrupt: ${why}. Remove the models that read it and import them again.`, { pageId: id });
-    }
+    const length = Math.min(sealed.length, target.length);
+    target.set(sealed.subarray(0, length));
+    return openAdopted(p, target.subarray(0, length), this.pageSize);
   }
 
   /** The IndexedDB database the store lives in. */
