@@ -80,6 +80,42 @@ test('zstd-planes round-trips blocks exactly and shrinks weights and close delta
   assert.is(encodeBlock(noise, undefined, 4).length, 4096 + 8 + 20);
 });
 
+test('a delta whose planes all compress is one joint zstd frame (format 2), exact, and checked', async () => {
+  await blockCodecReady();
+  const w = weights(4096, 21);
+  // A third of the elements moved a little: every XOR plane is mostly zeros and compresses.
+  const near = Float32Array.from(w, (x, i) => (i % 3 === 0 ? x * (1 + 1e-3 * ((i % 13) - 6)) : x));
+  const coded = encodeBlock(bytes(near), bytes(w), 4);
+  assert.is(coded[0], 2, 'format 2: a joint frame');
+  const modes = [0, 1, 2, 3].map((k) => coded[8 + 5 * k]);
+  assert.ok(modes.filter((m) => m === 3).length >= 2, `joint planes: modes ${modes}`);
+  assert.equal(Array.from(decodeBlock(coded, bytes(w))), Array.from(bytes(near)));
+  const separate = encodeBlock(bytes(near), bytes(w), 4, 1, 1 / 8, -1);
+  assert.is(separate[0], 1, 'no joint frame when none is allowed');
+  assert.ok(coded.length <= separate.length * (1 + 1 / 32));
+  assert.equal(Array.from(decodeBlock(separate, bytes(w))), Array.from(bytes(near)));
+  const codeOf = (f: () => unknown) => {
+    try {
+      f();
+      return 'no error';
+    } catch (e) {
+      return e instanceof CorruptionError ? e.code : String(e);
+    }
+  };
+  // A joint block relabelled format 1, a joint plane turned into an ordinary zstd one, a format-2
+  // header over separate frames: each is refused.
+  const relabelled = coded.slice();
+  relabelled[0] = 1;
+  assert.is(codeOf(() => decodeBlock(relabelled, bytes(w))), 'PAGE_CORRUPT');
+  const first = modes.indexOf(3);
+  const demoted = coded.slice();
+  demoted[8 + 5 * first] = 1;
+  assert.is(codeOf(() => decodeBlock(demoted, bytes(w))), 'PAGE_CORRUPT');
+  const promoted = separate.slice();
+  promoted[0] = 2;
+  assert.is(codeOf(() => decodeBlock(promoted, bytes(w))), 'PAGE_CORRUPT');
+});
+
 test('damaged or hostile coded blocks are PAGE_CORRUPT, never wrong bytes', async () => {
   await blockCodecReady();
   const w = bytes(weights(1024, 2));
