@@ -1,7 +1,8 @@
 // Byte planes of a block for the lossless block codec (src/codecs/block-codec.ts): `split` XORs a
 // block with its base (optional), rotates each 32-bit word left by one (float32: sign to bit 0, so
 // byte 3 is the whole exponent, as ZipNN groups it) and writes byte k of every element to plane k;
-// `merge` is its exact inverse. Twin: src/kernels/planes.ts (same bytes out).
+// `merge` is its exact inverse. Or, for 4-byte elements, the integer difference from the base,
+// zigzag-coded, in place of the XOR. Twin: src/kernels/planes.ts (same bytes out).
 // Raw-pointer interface (runtime stub); every region is laid out by the caller. Planes are one
 // region of n * elemBytes bytes, plane k at k * n.
 
@@ -11,13 +12,24 @@
 }
 
 @inline function rotl1(v: v128): v128 { return v128.or(i32x4.shl(v, 1), i32x4.shr_u(v, 31)); }
+// The difference of two words as a zigzag integer (sign to bit 0: small differences of either sign
+// have zero high bytes), and its inverse.
+@inline function zigzagSub(a: v128, b: v128): v128 {
+  const d = i32x4.sub(a, b);
+  return v128.xor(i32x4.shl(d, 1), i32x4.shr_s(d, 31));
+}
+@inline function unzigzagAdd(z: v128, b: v128): v128 {
+  return i32x4.add(v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, i32x4.splat(1)))), b);
+}
 @inline function rotr1(v: v128): v128 { return v128.or(i32x4.shr_u(v, 1), i32x4.shl(v, 31)); }
 
 /**
  * block (n * elemBytes bytes), base (same size, or 0 for none) -> planes (n * elemBytes bytes).
  * rotate: 1 to rotate 4-byte elements left by one bit first (elemBytes must be 4).
+ * subtract: 1 to take each 4-byte element's integer difference from its base, zigzag-coded,
+ * instead of the XOR (elemBytes 4, a base, no rotate).
  */
-export function split(block: usize, base: usize, n: i32, elemBytes: i32, rotate: i32, planes: usize): void {
+export function split(block: usize, base: usize, n: i32, elemBytes: i32, rotate: i32, planes: usize, subtract: i32): void {
   const nn = <usize>n;
   let i: usize = 0;
   if (elemBytes == 4) {
@@ -26,7 +38,10 @@ export function split(block: usize, base: usize, n: i32, elemBytes: i32, rotate:
       const at = block + (i << 2);
       const bt = base + (i << 2);
       let a = v128.load(at), b = v128.load(at, 16), c = v128.load(at, 32), d = v128.load(at, 48);
-      if (base) {
+      if (subtract) {
+        a = zigzagSub(a, v128.load(bt)); b = zigzagSub(b, v128.load(bt, 16));
+        c = zigzagSub(c, v128.load(bt, 32)); d = zigzagSub(d, v128.load(bt, 48));
+      } else if (base) {
         a = v128.xor(a, v128.load(bt)); b = v128.xor(b, v128.load(bt, 16));
         c = v128.xor(c, v128.load(bt, 32)); d = v128.xor(d, v128.load(bt, 48));
       }
@@ -42,7 +57,10 @@ export function split(block: usize, base: usize, n: i32, elemBytes: i32, rotate:
     }
     for (; i < nn; i++) {
       let x = load<u32>(block + (i << 2));
-      if (base) x ^= load<u32>(base + (i << 2));
+      if (subtract) {
+        const d = x - load<u32>(base + (i << 2));
+        x = (d << 1) ^ <u32>(<i32>d >> 31);
+      } else if (base) x ^= load<u32>(base + (i << 2));
       if (rotate) x = rotl<u32>(x, 1);
       store<u8>(planes + i, <u8>x);
       store<u8>(planes + nn + i, <u8>(x >>> 8));
@@ -62,7 +80,7 @@ export function split(block: usize, base: usize, n: i32, elemBytes: i32, rotate:
 }
 
 /** The inverse of `split`: planes, base (or 0) -> block. */
-export function merge(planes: usize, base: usize, n: i32, elemBytes: i32, rotate: i32, block: usize): void {
+export function merge(planes: usize, base: usize, n: i32, elemBytes: i32, rotate: i32, block: usize, subtract: i32): void {
   const nn = <usize>n;
   let i: usize = 0;
   if (elemBytes == 4) {
@@ -78,7 +96,10 @@ export function merge(planes: usize, base: usize, n: i32, elemBytes: i32, rotate
       if (rotate) { a = rotr1(a); b = rotr1(b); c = rotr1(c); d = rotr1(d); }
       const at = block + (i << 2);
       const bt = base + (i << 2);
-      if (base) {
+      if (subtract) {
+        a = unzigzagAdd(a, v128.load(bt)); b = unzigzagAdd(b, v128.load(bt, 16));
+        c = unzigzagAdd(c, v128.load(bt, 32)); d = unzigzagAdd(d, v128.load(bt, 48));
+      } else if (base) {
         a = v128.xor(a, v128.load(bt)); b = v128.xor(b, v128.load(bt, 16));
         c = v128.xor(c, v128.load(bt, 32)); d = v128.xor(d, v128.load(bt, 48));
       }
@@ -88,7 +109,8 @@ export function merge(planes: usize, base: usize, n: i32, elemBytes: i32, rotate
       let x = <u32>load<u8>(planes + i) | (<u32>load<u8>(planes + nn + i) << 8) |
         (<u32>load<u8>(planes + 2 * nn + i) << 16) | (<u32>load<u8>(planes + 3 * nn + i) << 24);
       if (rotate) x = rotr<u32>(x, 1);
-      if (base) x ^= load<u32>(base + (i << 2));
+      if (subtract) x = ((x >>> 1) ^ (0 - (x & 1))) + load<u32>(base + (i << 2));
+      else if (base) x ^= load<u32>(base + (i << 2));
       store<u32>(block + (i << 2), x);
     }
     return;

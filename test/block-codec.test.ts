@@ -25,6 +25,12 @@ test('WASM plane kernel equals its TS twin (split and merge, every element size,
       const base = Uint8Array.from({ length: n * elemBytes }, () => Math.floor(rand() * 256));
       for (const b of [undefined, base]) {
         for (const rotate of elemBytes === 4 ? [false, true] : [false]) {
+          if (b && elemBytes === 4 && !rotate) {
+            // The subtracted delta: same bytes from both kernels, and exact round trips.
+            const s1 = wasm.split(block, b, 4, false, true);
+            assert.equal(Array.from(s1), Array.from(ref.split(block, b, 4, false, true)), `subtract split x${n}`);
+            for (const kernel of [wasm, ref]) assert.equal(Array.from(kernel.merge(s1, b, 4, false, new Uint8Array(block.length), true)), Array.from(block), `${kernel.kind} subtract x${n}`);
+          }
           const p1 = wasm.split(block, b, elemBytes, rotate);
           const p2 = ref.split(block, b, elemBytes, rotate);
           assert.equal(Array.from(p1), Array.from(p2), `split ${elemBytes}x${n} base=${!!b} rotate=${rotate}`);
@@ -64,6 +70,18 @@ test('zstd-planes round-trips blocks exactly and shrinks weights and close delta
   assert.is(codedContentLength(alone), w.byteLength);
   const delta = encodeBlock(bytes(near), bytes(w), 4);
   assert.ok(delta.length < w.byteLength * 0.3, `close delta coded to ${delta.length}`);
+  assert.is(delta[2], 2 | 4, 'a float32 delta is the integer difference');
+  // A fine-tune at a small step: every weight nudged by a few ulps either way; the integer
+  // difference keeps the high planes zero where the XOR of a carry flips a run of bits.
+  const nudged = new Float32Array(w.length);
+  new Int32Array(nudged.buffer).set(Int32Array.from(new Int32Array(w.buffer), (x, i) => x + ((i * 7919) % 9) - 4));
+  const sub = encodeBlock(bytes(nudged), bytes(w), 4);
+  assert.equal(Array.from(decodeBlock(sub, bytes(w))), Array.from(bytes(nudged)));
+  assert.ok(sub.length < w.byteLength * 0.2, `nudged delta coded to ${sub.length}`);
+  // Sign flips, infinities and NaNs across the base: exact (the difference wraps mod 2^32).
+  const odd32 = Float32Array.from([1, -1, Infinity, -Infinity, NaN, 0, -0, 3.4e38, -3.4e38, 1e-45, -1e-45, 0.5]);
+  const odd32Base = Float32Array.from([-1, 1, -Infinity, NaN, 0, -0, Infinity, -3.4e38, 3.4e38, -1e-45, 1e-45, 0.5]);
+  assert.equal(Array.from(decodeBlock(encodeBlock(bytes(odd32), bytes(odd32Base), 4), bytes(odd32Base))), Array.from(bytes(odd32)));
   assert.equal(Array.from(decodeBlock(delta, bytes(w))), Array.from(bytes(near)));
   // Constant planes (a zero block), odd element sizes, an empty block, NaN payloads kept as bits.
   const zeros = new Uint8Array(4096);
@@ -134,6 +152,9 @@ test('damaged or hostile coded blocks are PAGE_CORRUPT, never wrong bytes', asyn
   const delta = encodeBlock(w, w, 4);
   assert.is(codeOf(() => decodeBlock(delta, undefined)), 'PAGE_CORRUPT');
   assert.is(codeOf(() => decodeBlock(delta, w.subarray(4))), 'PAGE_CORRUPT');
+  const badFlags = good.slice();
+  badFlags[2] = 4 | 1; // a subtracted delta that is no delta, rotated
+  assert.is(codeOf(() => decodeBlock(badFlags, undefined)), 'PAGE_CORRUPT');
   const badMode = good.slice();
   badMode[8] = 9;
   assert.is(codeOf(() => decodeBlock(badMode, undefined)), 'PAGE_CORRUPT');
