@@ -6,7 +6,7 @@
  * implementations with one interface: `createPlaneKernelRef` (plain TS, the reference twin) and
  * the WASM SIMD kernel from assembly/planes.ts (`createPlaneKernel`); both give the same bytes.
  */
-import { InvalidArgumentError } from '../errors.ts';
+import { InternalError, InvalidArgumentError } from '../errors.ts';
 import { Arena, instantiateKernel, layout } from './wasm-runtime.ts';
 import { wasmBase64 } from './wasm/planes.ts';
 
@@ -115,6 +115,9 @@ interface PlanesExports {
 /** The WASM SIMD kernel. One instance owns its memory: not re-entrant, fine for the single-threaded callers. */
 export async function createPlaneKernel(): Promise<PlaneKernel> {
   const { exports, memory } = await instantiateKernel<PlanesExports>('planes', wasmBase64);
+  // A kernel built before `subtract` existed would ignore it (JS drops extra arguments) and
+  // write XOR planes under a subtract flag: refuse a stale build outright.
+  if (exports.split.length !== 7 || exports.merge.length !== 7) throw new InternalError('src/kernels/wasm/planes.ts is older than src/kernels/planes.ts: run `npm run build`.');
   const arena = new Arena(memory, exports.heapBase());
   const run = (fn: 'split' | 'merge', src: Planes, base: Uint8Array | undefined, elemBytes: number, rotate: boolean, out: Uint8Array, subtract: boolean) => {
     const length = out.length;
