@@ -140,4 +140,37 @@ test('indexeddb: a quota failure on the catalog append leaves the old catalog', 
   }
 });
 
+test('indexeddb: large catalog values are kept deflated and read back exactly; plain values (older stores) still read', async () => {
+  const name = freshName();
+  const s = await IdbPageStore.open(name, { pageSize: 4096 });
+  try {
+    // A record like an import's: structured bytes that deflate well, and a tiny one kept plain.
+    const big = new Uint8Array(64 << 10).map((_, i) => (i % 97) ^ (i >> 9));
+    await s.appendCatalog(big);
+    await s.appendCatalog(new Uint8Array([7, 8, 9]));
+    const db = await openDB(name);
+    const stored = (await db.getAll('log')) as unknown[];
+    const packed = stored[0] as { deflated: Uint8Array; size: number };
+    assert.ok(packed.deflated instanceof Uint8Array && packed.size === big.length && packed.deflated.length * 4 < big.length, 'the large record is stored deflated');
+    assert.ok(stored[1] instanceof Uint8Array, 'a small record is stored plain');
+    assert.ok((await s.catalogBytes()) < big.length / 4);
+    // A record as a store written before deflating wrote it: plain bytes.
+    await db.add('log', big.slice(0, 5000));
+    db.close();
+    const { records } = await s.readCatalog();
+    assert.equal(records, [big, new Uint8Array([7, 8, 9]), big.slice(0, 5000)]);
+    // The snapshot likewise; a damaged deflated value is CATALOG_CORRUPT, not a wrong catalog.
+    await s.checkpointCatalog(big);
+    assert.equal((await s.readCatalog()).snapshot, big);
+    const db2 = await openDB(name);
+    const snap = (await db2.get('meta', 'snapshot')) as { deflated: Uint8Array; size: number };
+    await db2.put('meta', { ...snap, size: snap.size - 1 }, 'snapshot');
+    db2.close();
+    assert.is(await codeOf(s.readCatalog()), 'CATALOG_CORRUPT');
+  } finally {
+    await s.close();
+    await IdbPageStore.destroy(name);
+  }
+});
+
 test.run();

@@ -3,6 +3,9 @@
  *   meta   'config' → { format, version, pageSize } (written once, at creation); 'snapshot' → bytes
  *   pages  page id → sealed page (header + payload, see page-format.ts)
  *   log    auto-increment key → catalog record, in append order
+ * A snapshot or record of CATALOG_DEFLATE_BYTES or more is kept raw-deflated, as
+ * { deflated, size } (skeletons and block tables shrink several times; a model's import record
+ * is most of a catalog); smaller ones, and everything stores wrote before, are plain bytes.
  * Atomicity comes from IndexedDB transactions: a page batch, a record append and a checkpoint
  * (snapshot put + log clear) each commit whole or not at all. Writes use `durability: 'strict'`
  * (flushed before the transaction completes), and transactions with overlapping scopes run in
@@ -32,7 +35,7 @@
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { CapacityError, CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
-import type { PageAdopter } from '../store/published.ts';
+import { deflateRaw, inflateRaw, type PageAdopter } from '../store/published.ts';
 import { CheckedPageStore } from '../store/checked-store.ts';
 import { openPage } from '../store/page-format.ts';
 
@@ -43,6 +46,31 @@ const DEFAULT_PAGE_SIZE = 1 << 20;
 const STRICT = { durability: 'strict' } as const;
 /** Written pages held before they go to IndexedDB in one transaction (the memory an add may hold beyond its page). */
 const BATCH_BYTES = 8 << 20;
+/** Catalog values this large are stored deflated (see the file header). */
+const CATALOG_DEFLATE_BYTES = 4096;
+
+type CatalogValue = Uint8Array | { deflated: Uint8Array; size: number };
+
+async function packCatalog(bytes: Uint8Array): Promise<CatalogValue> {
+  if (bytes.length < CATALOG_DEFLATE_BYTES) return bytes.slice();
+  const deflated = await deflateRaw(bytes);
+  return deflated.length < bytes.length ? { deflated, size: bytes.length } : bytes.slice();
+}
+
+async function unpackCatalog(v: unknown, what: string): Promise<Uint8Array> {
+  const packed = v as { deflated?: unknown; size?: unknown } | null;
+  if (packed && typeof packed === 'object' && packed.deflated instanceof Uint8Array && typeof packed.size === 'number') {
+    return inflateRaw(packed.deflated, packed.size, what, 'The store cannot be opened; its models must be imported again.');
+  }
+  return asBytes(v);
+}
+
+/** Bytes a stored catalog value takes (deflated where it is). */
+function catalogValueBytes(v: unknown): number {
+  const packed = v as { deflated?: Uint8Array } | null;
+  return packed && typeof packed === 'object' && packed.deflated instanceof Uint8Array ? packed.deflated.length : asBytes(v).length;
+}
+
 /** Keys of adopted pages in their cache (any http(s) URL serves as a Cache API key). */
 const ADOPTED_URL = 'https://pages.tessera.invalid/';
 
@@ -301,7 +329,7 @@ class IdbBackend implements PageBackend {
   }
 
   async appendCatalog(record: Uint8Array): Promise<void> {
-    const copy = record.slice();
+    const copy = await packCatalog(record);
     const pages = this.takeHeld();
     // The pages and the record that references them: one transaction, durable together.
     await this.write('cannot commit to the catalog', pages.length ? ['pages', 'log'] : ['log'], (tx) => [...pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)), tx.objectStore('log').add(copy)]);
@@ -312,14 +340,28 @@ class IdbBackend implements PageBackend {
       // One transaction: a checkpoint in another connection cannot land between the two reads.
       const tx = this.db.transaction(['meta', 'log'], 'readonly');
       const [snap, records] = await Promise.all([tx.objectStore('meta').get('snapshot'), tx.objectStore('log').getAll(), tx.done]);
-      return { snapshot: snap === undefined ? null : asBytes(snap), records: records.map(asBytes) };
+      return {
+        snapshot: snap === undefined ? null : await unpackCatalog(snap, `the catalog snapshot of store "${this.name}"`),
+        records: await Promise.all(records.map((r, i) => unpackCatalog(r, `catalog record ${i} of store "${this.name}"`))),
+      };
+    } catch (e) {
+      throw idbError('cannot read the catalog', e);
+    }
+  }
+
+  /** Bytes the catalog takes in IndexedDB: the snapshot and the records, as stored. */
+  async catalogBytes(): Promise<number> {
+    try {
+      const tx = this.db.transaction(['meta', 'log'], 'readonly');
+      const [snap, records] = await Promise.all([tx.objectStore('meta').get('snapshot'), tx.objectStore('log').getAll(), tx.done]);
+      return (snap === undefined ? 0 : catalogValueBytes(snap)) + records.reduce((n: number, r) => n + catalogValueBytes(r), 0);
     } catch (e) {
       throw idbError('cannot read the catalog', e);
     }
   }
 
   async checkpointCatalog(snapshot: Uint8Array): Promise<void> {
-    const copy = snapshot.slice();
+    const copy = await packCatalog(snapshot);
     await this.flush();
     await this.write('cannot checkpoint the catalog', ['meta', 'log'], (tx) => [tx.objectStore('meta').put(copy, 'snapshot'), tx.objectStore('log').clear()]);
   }
@@ -434,6 +476,12 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
   /** The IndexedDB database the store lives in. */
   get name(): string {
     return (this.raw as IdbBackend).name;
+  }
+
+  /** Bytes the catalog takes in IndexedDB (snapshot and records, deflated where stored so). */
+  catalogBytes(): Promise<number> {
+    this.checkOpen();
+    return this.backend.catalogBytes();
   }
 
   /** Writes pages held for the next commit to IndexedDB now (tests that damage stored bytes need them there). */
