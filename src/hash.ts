@@ -7,14 +7,30 @@ import type { IHasher } from 'hash-wasm';
 
 const api = await xxhash();
 
+/** xxHash64 of `length` bytes at `offset` of a linear memory, computed where they lie. */
+export type InPlaceHash64 = (offset: number, length: number, seed: bigint) => bigint;
+
+/**
+ * Memories whose bytes are hashed where they lie (ingest's wasm memory, src/store/ingest-kernel.ts):
+ * xxhash-wasm copies its input into its own memory first, a second pass over every block and page
+ * written. Same algorithm, same values.
+ */
+const inPlace = new WeakMap<ArrayBufferLike, InPlaceHash64>();
+
+/** Hashes views of `buffer` with `hash` (the same xxHash64) from now on; a grown memory registers its new buffer. */
+export function hashInPlace(buffer: ArrayBufferLike, hash: InPlaceHash64): void {
+  inPlace.set(buffer, hash);
+}
+
 /** 64-bit xxHash of `bytes`, as a bigint. */
 export function hash64(bytes: Uint8Array, seed = 0n): bigint {
-  return api.h64Raw(bytes, seed);
+  const own = inPlace.get(bytes.buffer);
+  return own ? own(bytes.byteOffset, bytes.length, seed) : api.h64Raw(bytes, seed);
 }
 
 /** 64-bit xxHash as 16 lowercase hex digits (a stable map key). */
 export function hash64Hex(bytes: Uint8Array): string {
-  return api.h64Raw(bytes, 0n).toString(16).padStart(16, '0');
+  return hash64(bytes).toString(16).padStart(16, '0');
 }
 
 /**

@@ -11,7 +11,8 @@ export interface KernelInstance<E> {
   memory: WebAssembly.Memory;
 }
 
-function decodeBase64(b64: string): Uint8Array {
+/** A generated module's embedded bytes (src/kernels/wasm/<name>.ts). */
+export function decodeBase64(b64: string): Uint8Array {
   if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(b64, 'base64'));
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);

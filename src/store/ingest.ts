@@ -99,7 +99,7 @@ interface PreparedModel {
  * wrong with the file (malformed, unsupported, external data missing) fails here, before any
  * block is placed.
  */
-async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions, weightSpace: (size: number) => Uint8Array): Promise<PreparedModel> {
+async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opts: AddOptions, writer: PageWriter): Promise<PreparedModel> {
   opts.onProgress?.({ phase: 'parse', done: 0, total: 1 });
   const parsed = await parseModel(onnx, { readExternal: opts.readExternal });
   const { tile } = core.config;
@@ -122,19 +122,27 @@ async function prepareModel(core: StoreCore, name: string, onnx: Uint8Array, opt
       const range = ranges[k];
       if (range) {
         // Weights left unread are read into room the page writer lends (PageWriter.beside).
-        data = weightSpace(range.length);
+        data = await writer.beside(range.length);
         await sparse!.read(data, range.offset);
       }
       const es = DTYPES[t.dtype].bytes;
       const grid = gridOf(t.dims, tile);
       const blocks: BlockInput[] = new Array(grid.count);
+      const memory = writer.memory;
+      const rowBytes = grid.cols * es;
       // Whole-row blocks are views of the tensor; other tiles are copied when placed (onto the page
-      // itself when they fit).
+      // itself when they fit): by the kernel when the tensor and the page lie in its memory.
       for (let i = 0; i < grid.count; i++) {
-        const { h, w } = tileExtent(grid, tile, i);
+        const { r0, c0, h, w } = tileExtent(grid, tile, i);
         blocks[i] = w === grid.cols
           ? { data: cutBlock(data, grid, es, tile, i) }
-          : { length: h * w * es, cutInto: (out) => void cutBlock(data, grid, es, tile, i, out) };
+          : {
+              length: h * w * es,
+              cutInto: (out) => {
+                if (memory.holds(data) && memory.holds(out)) memory.cut(data, r0 * rowBytes + c0 * es, rowBytes, w * es, h, out);
+                else cutBlock(data, grid, es, tile, i, out);
+              },
+            };
       }
       return blocks;
     },
@@ -212,7 +220,7 @@ export class AddBatch {
   async add(name: string, onnx: Uint8Array, opts: AddOptions = {}): Promise<AddReport> {
     this.core.check();
     this.checkName(name);
-    const { meta, tensors } = await prepareModel(this.core, name, onnx, opts, (size) => this.writer.beside(size));
+    const { meta, tensors } = await prepareModel(this.core, name, onnx, opts, this.writer);
     return this.addBlocks(meta, tensors, opts);
   }
 

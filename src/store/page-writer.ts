@@ -11,12 +11,13 @@
  * many bytes of its neighbours' blocks (what an import fetches, or the server pins, beyond its
  * own), and a larger model keeps pages of its own, as models sharing blocks expect.
  */
-import { InvalidArgumentError } from '../errors.ts';
+import { CapacityError, InvalidArgumentError } from '../errors.ts';
 import type { BlockMove } from '../catalog/catalog.ts';
 import type { PageStore } from './page-store.ts';
 import { PAGE_HEADER_BYTES } from './page-format.ts';
 import type { BlockSource } from './block-source.ts';
 import type { CatalogView } from './catalog-view.ts';
+import { IngestMemory } from './ingest-kernel.ts';
 
 /** A shared page holds at most this fraction of a page. */
 const SHARE_LIMIT = 1 / 8;
@@ -35,15 +36,20 @@ export class PageWriter {
   private nextId = 0;
   private cur: OpenPage | null = null;
   /**
-   * One buffer for every page this writer writes (the backend is done with a frame once
+   * One memory for every page this writer writes (the backend is done with a frame once
    * `writeFrame` resolves; a fresh 1 MiB buffer per page, and a sealed copy of each, left ~100 MB
-   * of garbage for the collector on a 100 MB add), followed by the room `beside` lends.
+   * of garbage for the collector on a 100 MB add): two page frames, followed by the room `beside`
+   * lends. It is ingest's wasm memory (IngestMemory), so weights read there are cut onto the page
+   * by the kernel and blocks and pages are hashed where they lie.
    */
-  private arena: ArrayBuffer | null = null;
+  readonly memory = new IngestMemory();
+  private framesReserved = false;
+  /** The room `beside` lends when the wasm memory cannot hold it (ordinary memory, cut and hashed the slower way). */
+  private spill = new Uint8Array(0);
   /**
-   * The arena holds two page frames: a full page is written from one while the next page fills the
-   * other, so cutting and hashing overlap the write instead of waiting for it (one write in flight
-   * at a time; its frame is reused only once it has resolved).
+   * The two page frames: a full page is written from one while the next page fills the other, so
+   * cutting and hashing overlap the write instead of waiting for it (one write in flight at a
+   * time; its frame is reused only once it has resolved).
    */
   private slot = 0;
   private inflight: { id: number; frame: Uint8Array; done: Promise<void> } | null = null;
@@ -72,31 +78,40 @@ export class PageWriter {
     return this.backend.pageSize;
   }
 
+  private get frameBytes(): number {
+    return PAGE_HEADER_BYTES + this.pageSize;
+  }
+
   private frame(): Uint8Array {
-    const frameBytes = PAGE_HEADER_BYTES + this.pageSize;
-    this.arena ??= new ArrayBuffer(2 * frameBytes);
-    return new Uint8Array(this.arena, this.slot * frameBytes, frameBytes);
+    const frameBytes = this.frameBytes;
+    if (!this.framesReserved) {
+      if (!this.memory.reserve(2 * frameBytes)) throw new CapacityError('BUDGET_EXCEEDED', `two ${this.pageSize}-byte page frames could not be allocated in a wasm memory: use a store with a smaller page size, or free memory.`);
+      this.framesReserved = true;
+    }
+    return new Uint8Array(this.memory.buffer, this.memory.base + this.slot * frameBytes, frameBytes);
   }
 
   /**
-   * `size` bytes in the same buffer as the page frame, valid until the next call (views of the
-   * open page taken before it are stale after it). A tensor read there is cut onto the page with
-   * `copyWithin`, one native move per tile row: 13 ms per 100 MB of 64-wide float32 tiles where a
-   * copy loop between two buffers took 39 (cutBlock).
+   * `size` bytes in the same memory as the page frames, valid until the next call (views of the
+   * open page taken before it are stale after it). A tensor read there is cut onto the page by
+   * the kernel (IngestMemory.cut), and its whole-row blocks are hashed where they lie.
    */
-  beside(size: number): Uint8Array {
-    const frameBytes = PAGE_HEADER_BYTES + this.pageSize;
-    if (!this.arena || this.arena.byteLength < 2 * frameBytes + size) {
-      // A frame in flight keeps the old buffer alive until its write resolves.
-      const grown = new ArrayBuffer(2 * frameBytes + size);
-      if (this.cur) {
-        const frame = new Uint8Array(grown, this.cur.frame.byteOffset, frameBytes);
-        frame.set(this.cur.frame.subarray(0, PAGE_HEADER_BYTES + this.cur.used));
-        this.cur.frame = frame;
+  async beside(size: number): Promise<Uint8Array> {
+    const frameBytes = this.frameBytes;
+    const mem = this.memory;
+    if (mem.buffer.byteLength < mem.base + 2 * frameBytes + size) {
+      // Growing detaches the memory's buffer (a detached view's byteOffset reads 0: take it
+      // first), and no write may be reading a frame meanwhile.
+      await this.settle();
+      const open = this.cur?.frame.byteOffset;
+      if (!mem.reserve(2 * frameBytes + size)) {
+        if (this.spill.length < size) this.spill = new Uint8Array(size);
+        return this.spill.subarray(0, size);
       }
-      this.arena = grown;
+      this.framesReserved = true;
+      if (this.cur) this.cur.frame = new Uint8Array(mem.buffer, open, frameBytes);
     }
-    return new Uint8Array(this.arena, 2 * frameBytes, size);
+    return new Uint8Array(mem.buffer, mem.base + 2 * frameBytes, size);
   }
 
   /** The lowest page id neither the committed catalog nor this writer uses. */
@@ -116,13 +131,15 @@ export class PageWriter {
   }
 
   /**
-   * Room for a `length`-byte block on the open page, or null when no page is open or the block
-   * does not fit it: a caller that can produce the block straight into this view (a cut tile)
-   * saves a copy, then keeps it with `take(length)`, or leaves it to be overwritten (a duplicate).
+   * Room for a `length`-byte block on the open page (opened now if none is), or null when the
+   * block does not fit it: a caller that can produce the block straight into this view (a cut
+   * tile) saves a copy, then keeps it with `take(length)`, or leaves it to be overwritten (a
+   * duplicate). A page opened for duplicates only is never written (flush).
    */
   room(length: number): Uint8Array | null {
-    const cur = this.cur;
-    if (!cur || cur.used + length > this.pageSize) return null;
+    if (length > this.pageSize) return null;
+    const cur = (this.cur ??= { id: this.allocate(), frame: this.frame(), used: 0 });
+    if (cur.used + length > this.pageSize) return null;
     const at = PAGE_HEADER_BYTES + cur.used;
     return cur.frame.subarray(at, at + length);
   }
@@ -179,6 +196,12 @@ export class PageWriter {
     const page = this.cur;
     if (!page) return;
     this.cur = null;
+    if (page.used === 0) {
+      // Opened by `room` for blocks that all were duplicates: nothing to write, the id is free again.
+      this.taken.delete(page.id);
+      this.nextId = Math.min(this.nextId, page.id);
+      return;
+    }
     await this.settle();
     const done = this.backend.writeFrame({ id: page.id, epoch: this.epoch, frame: page.frame, length: page.used }).then(
       () => {
@@ -210,7 +233,7 @@ export class PageWriter {
   async finish(opts: { share?: boolean } = {}): Promise<{ pages: { id: number; used: number }[]; moved: BlockMove[] }> {
     const moved: BlockMove[] = [];
     const cur = this.cur;
-    if (cur && opts.share) {
+    if (cur && cur.used > 0 && opts.share) {
       const partner = this.bestPartner(Math.floor(this.pageSize * SHARE_LIMIT) - cur.used);
       if (partner) {
         const source = this.blocks();

@@ -1,0 +1,83 @@
+/**
+ * Ingest's linear memory (assembly/ingest.ts): the page writer's two page frames and the room it
+ * lends for a weight (PageWriter.beside) live in one WebAssembly memory, so a weight is read from
+ * the file straight into it, its tiles are cut onto the page by the kernel (one `memory.copy` per
+ * tile row), and blocks and pages are hashed where they lie (src/hash.ts `hashInPlace`: the same
+ * xxHash64 values, no copy into the hasher's own memory). On the zoo (12 files, 51 MB) cutting
+ * through `copyWithin` and hashing through xxhash-wasm took ~40 ms of a ~105 ms batch
+ * (bench store --part=ingest).
+ *
+ * Views into the memory are valid until it grows (`reserve`): growing detaches the old buffer.
+ */
+import { decodeBase64 } from '../kernels/wasm-runtime.ts';
+import { wasmBase64 } from '../kernels/wasm/ingest.ts';
+import { hashInPlace } from '../hash.ts';
+import { InternalError } from '../errors.ts';
+
+interface IngestExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  xxh64(ptr: number, len: number, seed: bigint): bigint;
+  cut(src: number, stride: number, rowLen: number, rows: number, dst: number): void;
+}
+
+const module = await WebAssembly.compile(decodeBase64(wasmBase64) as BufferSource);
+const imports = {
+  env: {
+    abort(_msg: number, _file: number, line: number, col: number) {
+      throw new InternalError(`kernel ingest aborted at ${line}:${col}`);
+    },
+  },
+};
+
+/** wasm32: at most 65536 pages of 64 KiB. */
+const MAX_BYTES = 2 ** 32 - 2 ** 16;
+
+export class IngestMemory {
+  private readonly kernel: IngestExports;
+  /** Where the caller's bytes start (above the module's own data), 64-byte aligned. */
+  readonly base: number;
+  private readonly hash = (offset: number, length: number, seed: bigint) => BigInt.asUintN(64, this.kernel.xxh64(offset, length, seed));
+
+  constructor() {
+    this.kernel = new WebAssembly.Instance(module, imports).exports as unknown as IngestExports;
+    this.base = (this.kernel.heapBase() + 63) & ~63;
+    hashInPlace(this.kernel.memory.buffer, this.hash);
+  }
+
+  get buffer(): ArrayBuffer {
+    return this.kernel.memory.buffer;
+  }
+
+  /**
+   * Makes `bytes` bytes from `base` available; false when a wasm32 memory cannot hold them (the
+   * caller then uses ordinary memory for what does not fit). Growing detaches earlier views.
+   */
+  reserve(bytes: number): boolean {
+    const need = this.base + bytes;
+    const have = this.kernel.memory.buffer.byteLength;
+    if (need <= have) return true;
+    if (need > MAX_BYTES) return false;
+    try {
+      this.kernel.memory.grow(Math.ceil((need - have) / 65536));
+    } catch {
+      return false;
+    }
+    hashInPlace(this.kernel.memory.buffer, this.hash);
+    return true;
+  }
+
+  /** Whether `view` lies in this memory (as it is now). */
+  holds(view: Uint8Array): boolean {
+    return view.buffer === this.kernel.memory.buffer;
+  }
+
+  /**
+   * `rows` rows of `rowLen` bytes, `stride` apart from `src[from]`, packed into `out`: both views
+   * of this memory (see holds).
+   */
+  cut(src: Uint8Array, from: number, stride: number, rowLen: number, rows: number, out: Uint8Array): void {
+    if (!this.holds(src) || !this.holds(out) || out.length !== rows * rowLen || from + (rows - 1) * stride + rowLen > src.length) throw new InternalError('IngestMemory.cut outside its memory');
+    this.kernel.cut(src.byteOffset + from, stride, rowLen, rows, out.byteOffset);
+  }
+}
