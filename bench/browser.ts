@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- browser [--quick] [--json] [--standard] [--families=mlp,cnn,vit] [--reps=N]
  * [--page-size=BYTES, default 1 MiB]`: each zoo family (MLP, CNN, ViT; tiny zoo unless --standard) loaded into
- * real Chromium two ways, in the same page and run: tessera (the published family imported into
- * IndexedDB in one batch, only missing pages fetched) vs the baseline (each whole .onnx fetched
+ * real Chromium two ways, in the same page and run: tessera (the published family imported in
+ * one batch, only missing pages fetched: the pages kept as fetched in the Cache API, streamed there
+ * unread, the catalog in IndexedDB; src/browser/idb-store.ts) vs the baseline (each whole .onnx fetched
  * and kept in the Cache API, all at once as `cache.addAll` does, the way transformers.js and
  * WebLLM keep models). Per side and family, from empty storage:
  * - import: until every model is stored;
@@ -32,7 +33,7 @@ interface Run {
 }
 interface TesseraRun extends Run {
   catalogBytes: number;
-  /** The local catalog's snapshot size (included in bytesStored). */
+  /** The local catalog's size as IndexedDB holds it, deflated (included in bytesStored). */
   catalogStoredBytes: number;
   /** Blocks kept as deltas or coded (zstd) in IndexedDB, decoded on read. */
   codedBlocks: number;
@@ -163,6 +164,6 @@ export async function run(opts: BenchOptions): Promise<object> {
     pageSize,
     reps,
     families: results,
-    notes: 'Timings are medians of `reps` runs from empty storage; import: until every model is stored; ready: import plus a session and one run per model; firstInferenceMs: the first model alone. tessera.bytesFetched includes the index, catalog and block table (catalogBytes); tessera.bytesStored includes the local catalog (catalogStoredBytes). tesseraLossless: the same store published after lossless delta dedup (bit-exact, not compacted, so every model keeps its deltas on its own pages); its deltas and coded blocks are stored so (codedBlocks) and decoded on read. fineTuneFamily: the family without its negative controls (models trained from scratch that nothing derives from), as a fraction of their whole files.',
+    notes: 'Timings are medians of `reps` runs from empty storage; import: until every model is stored; ready: import plus a session and one run per model; firstInferenceMs: the first model alone. tessera.bytesFetched includes the index and catalog (and the block table when the import needed it) (catalogBytes); tessera.bytesStored includes the local catalog as IndexedDB holds it, deflated (catalogStoredBytes). tesseraLossless: the same store published after lossless delta dedup (bit-exact, not compacted, so every model keeps its deltas on its own pages); its deltas and coded blocks are stored so (codedBlocks) and decoded on read. fineTuneFamily: the family without its negative controls (models trained from scratch that nothing derives from), as a fraction of their whole files.',
   };
 }

@@ -92,8 +92,9 @@ export async function tessera({ dbName, pub, names, inputName, dims, importOptio
   const readyMs = now() - t0;
   const usageBytes = (await usage()) - u0;
   const catalogBytes = remote.bytesFetched - reports.reduce((n, r) => n + r.bytesFetched, 0);
-  // The catalog is stored too (skeletons, block tables): counted like the pages.
-  const catalogStoredBytes = store.catalog.snapshot().length;
+  // The catalog is stored too (skeletons, block tables): counted like the pages, as IndexedDB
+  // holds it (deflated).
+  const catalogStoredBytes = await store.backend.catalogBytes();
   const codedBlocks = [...store.catalog.blocks.values()].filter((b) => b.base !== undefined || b.codec !== undefined).length;
   await store.close();
   made.dbs.push(dbName);
