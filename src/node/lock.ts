@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CapacityError, StoreError, TesseraError } from '../errors.ts';
 import { hash64Hex } from '../hash.ts';
-import { syncDir, writeAll, type FileIO } from './file-io.ts';
+import { writeAll, type FileIO } from './file-io.ts';
 
 export const LOCK_FILE = 'LOCK';
 
@@ -157,7 +157,8 @@ export async function acquireLock(io: FileIO, dir: string, opts: LockOptions = {
         await io.link(tmp, path);
         taken = true;
         await delay('linked');
-        await syncDir(io, dir).catch(() => {}); // the lock need not survive a power loss
+        // No folder fsync: the lock need not survive a power loss (its writer does not either;
+        // a LOCK that does survive is judged stale by its boot id). It cost every writer open one.
         return async () => {
           held.delete(owner.token);
           // Only our own lock: after a --break-lock the file may be someone else's.
