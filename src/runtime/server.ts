@@ -122,8 +122,10 @@ interface ModelState {
   tensorIds: number[];
   executor?: Executor;
   busy: number;
-  lastUsed: number;
   requests: number;
+  /** Requests decayed by age (half-life VALUE_HALF_LIFE requests), as of `heatAt` on the request clock: what its memory is worth. */
+  heat: number;
+  heatAt: number;
   /** The executor the model starts on and returns to (kernel or shared weights), and its run times. */
   base: ExecutorChoice;
   sharedMs: number[];
@@ -135,7 +137,9 @@ interface ModelState {
 /**
  * One weight-less session per distinct weight-less graph: models that differ only in their fed
  * weights (fine-tunes of one architecture) have byte-identical graphs and share it, so its memory
- * is held, and entered in the ledger, once.
+ * is held, and entered in the ledger, once. It stays built while no model runs on it (its last
+ * user promoted to own weights, say) until memory is wanted: the next model of its architecture
+ * then finds it (the scale run's 96 variants rebuilt it when the first one was promoted).
  */
 interface GraphSession {
   key: string;
@@ -144,6 +148,9 @@ interface GraphSession {
   bytes: number;
   users: Set<ModelState>;
 }
+
+/** Half-life, in requests, of the request counts that value sessions and tensors for eviction. */
+const VALUE_HALF_LIFE = 128;
 
 const LEGACY_MODES: Record<string, ExecutorKind> = { kernel: 'kernel', session: 'own-weights', feeds: 'shared-weights' };
 
@@ -357,7 +364,7 @@ export class Server {
     if (asked !== 'auto') choice = { kind: asked, reason: 'asked for by the server options' };
     else if (fits) choice = { kind: 'kernel', reason: 'dense MLP chain: block-native kernels read the shared tiles in place' };
     else choice = { kind: 'shared-weights', reason: `weights fed from the shared pool (${'reason' in plan ? `not block-native: ${plan.reason}` : 'not block-native'})` };
-    s = { entry, weightBytes: modelWeightBytes, pages, plan: fits ? (plan as DensePlan) : undefined, choice, base: choice, tensorIds, busy: 0, lastUsed: 0, requests: 0, sharedMs: [], ownMs: [], own: 'never' };
+    s = { entry, weightBytes: modelWeightBytes, pages, plan: fits ? (plan as DensePlan) : undefined, choice, base: choice, tensorIds, busy: 0, requests: 0, heat: 0, heatAt: 0, sharedMs: [], ownMs: [], own: 'never' };
     this.checkFits(s);
     this.states.set(model, s);
     if (choice.kind === 'kernel') for (const p of pages) this.kernelPages.add(p);
@@ -409,6 +416,8 @@ export class Server {
     const s = this.state(model);
     if (feeds === null || typeof feeds !== 'object') throw new InferenceError('INVALID_FEEDS', `feeds for model "${model}" must be an object of named inputs`);
     s.requests++;
+    s.heat = this.heatOf(s) + 1;
+    s.heatAt = this.clock;
     this.maybePromote(s);
     const built = s.executor !== undefined;
     const resident = s.choice.kind === 'kernel' ? s.pages.every((p) => this.pages.isResident(p)) : s.tensorIds.every((id) => this.tensors.pool.isResident(id));
@@ -419,7 +428,7 @@ export class Server {
       while (s.executor !== ex) ex = await this.load(s);
       // Busy: its session is not reclaimable while the request pins its weights and runs.
       s.busy++;
-      s.lastUsed = ++this.clock;
+      this.clock++;
       try {
         // Checked before any memory is pinned: a bad request costs nothing and changes nothing.
         const checked = ex.check(feeds);
@@ -519,8 +528,8 @@ export class Server {
       if (!g || !bytesEqual(g.skeleton, w.skeleton)) {
         g = await this.graphBuilds.run(w.key, async () => {
           const session = await this.buildSession(name, w.sessionBytes, w.inlineIds, (inline) => assembleModel(w.skeleton, inline), w.skeleton.length + w.inlineBytes);
-          const built: GraphSession = { key: w.key, skeleton: w.skeleton, session, bytes: w.sessionBytes, users: new Set() };
-          // A graph without users is never reclaimed: the caller becomes its first user below.
+          // The builder is its first user at once: a graph is reclaimable only while all its users are idle.
+          const built: GraphSession = { key: w.key, skeleton: w.skeleton, session, bytes: w.sessionBytes, users: new Set([s]) };
           this.graphs.set(w.key, built);
           return built;
         });
@@ -581,9 +590,9 @@ export class Server {
     s.executor = undefined;
     const g = s.graph;
     if (g) {
+      // The graph stays built (reclaimable once idle) for the other models of its architecture.
       s.graph = undefined;
       g.users.delete(s);
-      if (g.users.size === 0) await this.releaseGraph(g);
       return;
     }
     if (ex.keptBytes) this.ledger.release('sessions', ex.keptBytes);
@@ -599,17 +608,36 @@ export class Server {
     await this.ortCalls.run(() => g.session.release()).catch(() => undefined);
   }
 
-  /** A graph session can go when every model on it is idle (and it has a user: one just built is about to be used). */
+  /** A graph session can go when every model on it is idle. */
   private graphIdle(g: GraphSession): boolean {
-    if (g.users.size === 0) return false;
     for (const u of g.users) if (u.busy > 0) return false;
     return true;
   }
 
-  private graphLastUsed(g: GraphSession): number {
-    let t = 0;
-    for (const u of g.users) t = Math.max(t, u.lastUsed);
-    return t;
+  /** A model's decayed request count now. */
+  private heatOf(s: ModelState): number {
+    return s.heat * Math.pow(0.5, (this.clock - s.heatAt) / VALUE_HALF_LIFE);
+  }
+
+  /**
+   * What a weight-less session is worth: the requests of every model whose shared-weights executor
+   * runs on it (on it now or when it next runs shared), so a graph that many models share outranks
+   * one model's session or tensors.
+   */
+  private graphValue(g: GraphSession): number {
+    let v = 0;
+    for (const s of this.states.values()) if (s.weightless?.key === g.key && (s.graph === g || s.choice.kind === 'shared-weights')) v += this.heatOf(s);
+    return v;
+  }
+
+  /** What a pooled tensor is worth: the requests of the models holding it. */
+  private tensorValue(id: number): number {
+    let v = 0;
+    for (const m of this.tensors.modelsOf(id)) {
+      const s = this.states.get(m);
+      if (s) v += this.heatOf(s);
+    }
+    return v;
   }
 
   private idleSessionBytes(): number {
@@ -620,29 +648,40 @@ export class Server {
   }
 
   /**
-   * Frees `bytes` from pooled tensors and idle sessions. The tensor pool's policy names its
-   * candidate (a tensor many models share outranks one model's); it goes unless the least
-   * recently used idle session was used longer ago, so a cold model's session and its own tensors
-   * leave before the hot models' weights, and the shared backbone, used by every request, stays.
+   * Frees `bytes` from pooled tensors and idle sessions, the least valuable first. Value is the
+   * decayed requests of the models that use a thing: the tensor pool's policy names its candidate
+   * tensor (worth the requests of every model sharing it), an own-weights session is worth its
+   * model's requests and a weight-less session the requests of every model running on it. So a
+   * cold model's session and its own tensors leave before the hot models' weights, and the shared
+   * backbone and the graph session all variants share, used by every request, stay (ties: the
+   * tensor goes first, it is the cheapest to refill).
    */
   private reclaimTensorsAndSessions(bytes: number): number {
     let freed = 0;
     while (freed < bytes) {
       const tensor = this.tensors.pool.nextVictim();
       let session: ModelState | undefined;
-      for (const s of this.states.values()) if (s.executor && s.executor.keptBytes > 0 && s.busy === 0 && (!session || s.lastUsed < session.lastUsed)) session = s;
+      let sessionValue = Infinity;
+      for (const s of this.states.values()) {
+        if (!s.executor || s.executor.keptBytes === 0 || s.busy > 0) continue;
+        const v = this.heatOf(s);
+        if (v < sessionValue) (session = s), (sessionValue = v);
+      }
       let graph: GraphSession | undefined;
-      for (const g of this.graphs.values()) if (this.graphIdle(g) && (!graph || this.graphLastUsed(g) < this.graphLastUsed(graph))) graph = g;
-      const sessionAge = session?.lastUsed ?? Infinity;
-      const graphAge = graph ? this.graphLastUsed(graph) : Infinity;
+      let graphValue = Infinity;
+      for (const g of this.graphs.values()) {
+        if (!this.graphIdle(g)) continue;
+        const v = this.graphValue(g);
+        if (v < graphValue) (graph = g), (graphValue = v);
+      }
       if (tensor === undefined && !session && !graph) break;
-      if (tensor !== undefined && this.tensors.lastUsed(tensor) <= Math.min(sessionAge, graphAge)) {
+      if (tensor !== undefined && this.tensorValue(tensor) <= Math.min(sessionValue, graphValue)) {
         const got = this.tensors.pool.evictEntry(tensor);
         if (got === 0) break;
         freed += got;
         continue;
       }
-      if (graph && graphAge < sessionAge) {
+      if (graph && graphValue < sessionValue) {
         freed += graph.bytes;
         for (const u of graph.users) (u.executor = undefined), (u.graph = undefined);
         graph.users.clear();
