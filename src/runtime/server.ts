@@ -151,6 +151,9 @@ interface GraphSession {
 
 /** Half-life, in requests, of the request counts that value sessions and tensors for eviction. */
 const VALUE_HALF_LIFE = 128;
+/** Before anything is measured: a session build (PP-OCRv4 rec's weight-less graph: ~100 ms here) and an assembly (~200 MB/s). */
+const SESSION_BUILD_MS = 100;
+const ASSEMBLY_MS_PER_BYTE = 1 / 200_000;
 
 const LEGACY_MODES: Record<string, ExecutorKind> = { kernel: 'kernel', session: 'own-weights', feeds: 'shared-weights' };
 
@@ -173,6 +176,8 @@ export class Server {
   private counters = { requests: 0, hits: 0, misses: 0, errors: 0, sessionBuilds: 0, sessionEvictions: 0, bytesRead: 0 };
   private readonly admission: MemoryAdmission;
   private clock = 0;
+  /** The last session builds' times (ms): what a session evicted costs to have again. */
+  private readonly buildMs: number[] = [];
   private closed = false;
 
   private constructor(
@@ -571,7 +576,13 @@ export class Server {
       try {
         const session = await this.tensors.withTensors(ids, name, this.clock, (data) => {
           const bytes = assemble(data);
-          return this.ortCalls.run(() => ModelSession.create(name, bytes, [], entry, { ort: this.ort, mode: 'inline', sessionOptions: this.opts.sessionOptions }));
+          return this.ortCalls.run(async () => {
+            const t0 = performance.now();
+            const built = await ModelSession.create(name, bytes, [], entry, { ort: this.ort, mode: 'inline', sessionOptions: this.opts.sessionOptions });
+            this.buildMs.push(performance.now() - t0);
+            if (this.buildMs.length > 16) this.buildMs.shift();
+            return built;
+          });
         });
         kept = true;
         this.counters.sessionBuilds++;
@@ -640,6 +651,23 @@ export class Server {
     return v;
   }
 
+  /**
+   * What evicting a thing costs per byte it frees: its value (the requests that will want it
+   * back) times what having it back costs, per byte. A tensor is assembled again at the measured
+   * assembly rate (so per byte it costs the same whatever its size); a session is built again in
+   * the measured build time, whatever its size, so a small session many models run on is the
+   * dearest to lose, and a large own-weights session of one model goes before the tensors the
+   * other models share.
+   */
+  private tensorCost(id: number): number {
+    const msPerByte = this.tensors.assembledBytes > 0 ? this.tensors.assemblyMs / this.tensors.assembledBytes : ASSEMBLY_MS_PER_BYTE;
+    return this.tensorValue(id) * msPerByte;
+  }
+
+  private sessionCost(value: number, bytes: number): number {
+    return (value * (this.buildMs.length ? median(this.buildMs) : SESSION_BUILD_MS)) / Math.max(1, bytes);
+  }
+
   private idleSessionBytes(): number {
     let n = 0;
     for (const s of this.states.values()) if (s.executor && s.busy === 0) n += s.executor.keptBytes;
@@ -648,40 +676,40 @@ export class Server {
   }
 
   /**
-   * Frees `bytes` from pooled tensors and idle sessions, the least valuable first. Value is the
-   * decayed requests of the models that use a thing: the tensor pool's policy names its candidate
-   * tensor (worth the requests of every model sharing it), an own-weights session is worth its
-   * model's requests and a weight-less session the requests of every model running on it. So a
-   * cold model's session and its own tensors leave before the hot models' weights, and the shared
-   * backbone and the graph session all variants share, used by every request, stay (ties: the
-   * tensor goes first, it is the cheapest to refill).
+   * Frees `bytes` from pooled tensors and idle sessions, the cheapest to lose per byte first
+   * (tensorCost, sessionCost). Value is the decayed requests of the models that use a thing: the
+   * tensor pool's policy names its candidate tensor (worth the requests of every model sharing
+   * it), an own-weights session is worth its model's requests and a weight-less session the
+   * requests of every model running on it. So a cold model's session and its own tensors leave
+   * before the hot models' weights, and the shared backbone and the graph session all variants
+   * share, used by every request, stay (ties: the tensor goes first).
    */
   private reclaimTensorsAndSessions(bytes: number): number {
     let freed = 0;
     while (freed < bytes) {
       const tensor = this.tensors.pool.nextVictim();
       let session: ModelState | undefined;
-      let sessionValue = Infinity;
+      let sessionLoss = Infinity;
       for (const s of this.states.values()) {
         if (!s.executor || s.executor.keptBytes === 0 || s.busy > 0) continue;
-        const v = this.heatOf(s);
-        if (v < sessionValue) (session = s), (sessionValue = v);
+        const v = this.sessionCost(this.heatOf(s), s.executor.keptBytes);
+        if (v < sessionLoss) (session = s), (sessionLoss = v);
       }
       let graph: GraphSession | undefined;
-      let graphValue = Infinity;
+      let graphLoss = Infinity;
       for (const g of this.graphs.values()) {
         if (!this.graphIdle(g)) continue;
-        const v = this.graphValue(g);
-        if (v < graphValue) (graph = g), (graphValue = v);
+        const v = this.sessionCost(this.graphValue(g), g.bytes);
+        if (v < graphLoss) (graph = g), (graphLoss = v);
       }
       if (tensor === undefined && !session && !graph) break;
-      if (tensor !== undefined && this.tensorValue(tensor) <= Math.min(sessionValue, graphValue)) {
+      if (tensor !== undefined && this.tensorCost(tensor) <= Math.min(sessionLoss, graphLoss)) {
         const got = this.tensors.pool.evictEntry(tensor);
         if (got === 0) break;
         freed += got;
         continue;
       }
-      if (graph && graphValue < sessionValue) {
+      if (graph && graphLoss < sessionLoss) {
         freed += graph.bytes;
         for (const u of graph.users) (u.executor = undefined), (u.graph = undefined);
         graph.users.clear();

@@ -70,6 +70,9 @@ export class TensorPool {
   reused = 0;
   /** Tensors assembled (misses that read pages). */
   assembled = 0;
+  /** Bytes assembled, and the time their assemblies took: what refilling an evicted tensor costs per byte. */
+  assembledBytes = 0;
+  assemblyMs = 0;
   /** One assembly at a time, so the pages pinned for assembly are one tensor's at most. */
   private readonly assembly = new SerialQueue();
   /** Blocks read from the pinned frames (deltas decoded). */
@@ -161,11 +164,14 @@ export class TensorPool {
     const into = this.spare.get(t.bytes)?.pop();
     if (into) this.reused++;
     const out = into ?? new Uint8Array(t.bytes);
+    const t0 = performance.now();
     for (const step of this.stepsOf(t)) {
       await this.pages.withPages(step.pages, () => this.framed.placeBlocks(t.entry, out, step.blocks));
       for (const page of step.last) this.dropIfSpent(page, t);
     }
     this.assembled++;
+    this.assembledBytes += t.bytes;
+    this.assemblyMs += performance.now() - t0;
     this.buffers.set(t.id, out);
     return out;
   }
