@@ -36,7 +36,7 @@ import { MemoryAdmission } from './memory-admission.ts';
 import { PageFrames } from './page-frames.ts';
 import { PAGE_HEADER_BYTES } from '../store/page-format.ts';
 import { StoreReader } from './store-reader.ts';
-import { TensorPool } from './tensor-pool.ts';
+import { TensorPool, tensorKey } from './tensor-pool.ts';
 import type { Executor, ExecutorKind } from './executors/executor.ts';
 import { KernelExecutor, type KernelScratch } from './executors/kernel.ts';
 import { SharedWeightsExecutor, type FedWeight } from './executors/shared-weights.ts';
@@ -475,9 +475,13 @@ export class Server {
 
   /**
    * Gives a hot model its own weights when the memory left after every other model's working set
-   * (sessions and distinct tensors of shared-weights models, pages of block-native ones) covers
-   * the session's cost and its build copy. A block-native MLP is tried too: for a resident model
-   * onnxruntime-node's native run can beat the WASM kernel (bench serving, resident check).
+   * (sessions and distinct tensors of shared-weights models, pages of block-native ones, and the
+   * distinct tensors of the store's models not requested yet) covers the session's cost and its
+   * build copy. A block-native MLP is tried too: for a resident model onnxruntime-node's native
+   * run can beat the WASM kernel (bench serving, resident check). Models not requested yet count
+   * because their first requests will want their weights: with only those seen counted, the scale
+   * run (96 variants at 5%) promoted the first variant at its third request, one model seen, and
+   * evicted its session 12 requests later, its build copies left as garbage.
    */
   private maybePromote(s: ModelState): void {
     if (this.opts.executor !== 'auto' || s.choice.kind !== s.base.kind || s.own !== 'never') return;
@@ -496,11 +500,21 @@ export class Server {
       } else if (o.choice.kind === 'kernel') for (const p of o.pages) otherKernelPages.add(p);
     }
     for (const b of graphs.values()) sessions += b;
-    let tensorBytes = 0;
-    for (const id of committed) tensorBytes += this.tensors.bytesOf(id);
+    const unseen = new Map<string, number>();
+    for (const name of this.reader.models()) {
+      if (this.states.has(name)) continue;
+      for (const t of this.reader.model(name).tensors) {
+        const id = this.tensors.idOf(t);
+        if (id !== undefined) committed.add(id);
+        else unseen.set(tensorKey(t), tensorBytes(t));
+      }
+    }
+    let committedBytes = 0;
+    for (const id of committed) committedBytes += this.tensors.bytesOf(id);
+    for (const b of unseen.values()) committedBytes += b;
     const pageSize = this.reader.config.pageSize;
     const largestPages = Math.max(0, ...s.tensorIds.map((id) => this.tensors.assemblyPagesOf(id))) * pageSize;
-    const spare = this.budgetBytes - this.scratchBytes - sessions - tensorBytes - otherKernelPages.size * pageSize - largestPages;
+    const spare = this.budgetBytes - this.scratchBytes - sessions - committedBytes - otherKernelPages.size * pageSize - largestPages;
     if (spare < cost + s.weightBytes) return;
     s.own = 'trial';
     s.choice = { kind: 'own-weights', reason: `on trial: hot (${s.requests} requests) and ${spare} spare bytes cover its own-weights session (${cost})` };

@@ -101,7 +101,7 @@ export class TensorPool {
 
   /** The pooled id of a model's tensor; models holding the same block list share one id. */
   register(model: string, t: TensorEntry): number {
-    const key = `${t.dtype}|${t.dims.join('x')}|${t.blocks.join(',')}`;
+    const key = tensorKey(t);
     let p = this.byKey.get(key);
     if (!p) {
       const bytes = tensorBytes(t);
@@ -119,6 +119,11 @@ export class TensorPool {
       p.modelList = [...p.models];
     }
     return p.id;
+  }
+
+  /** The pooled id of a tensor already registered (by any model), without registering it. */
+  idOf(t: TensorEntry): number | undefined {
+    return this.byKey.get(tensorKey(t))?.id;
   }
 
   bytesOf(id: number): number {
@@ -233,4 +238,9 @@ export class TensorPool {
     if (this.keepPage(page)) return;
     if (this.tensorsOnPage.get(page)!.every((id) => id === t.id || this.pool.isResident(id))) this.pages.evictEntry(page);
   }
+}
+
+/** A tensor's identity in the pool: models holding the same dtype, dims and block list share it. */
+export function tensorKey(t: TensorEntry): string {
+  return `${t.dtype}|${t.dims.join('x')}|${t.blocks.join(',')}`;
 }
