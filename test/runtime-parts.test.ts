@@ -8,6 +8,7 @@ import { MemoryAdmission } from '../src/runtime/memory-admission.ts';
 import { CapacityError, InvalidArgumentError } from '../src/errors.ts';
 import { SingleFlight } from '../src/runtime/single-flight.ts';
 import { PageFrames } from '../src/runtime/page-frames.ts';
+import { TensorArena } from '../src/runtime/tensor-arena.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
 import { weightlessGraph } from '../src/runtime/weightless-graph.ts';
@@ -156,6 +157,33 @@ test('page frames: fixed slots reused last-in first-out, views over the memory, 
   assert.throws(() => frames.place(9, new Uint8Array(1)), /no page frame free/);
   assert.throws(() => frames.place(10, new Uint8Array(2000)), /more than a 1024-byte frame/);
   assert.throws(() => frames.of(5), /not resident/);
+});
+
+test('tensor arena: first fit, aligned views, freed neighbours merge, bytes reused, a request that fits nowhere gets its own buffer', () => {
+  const arena = new TensorArena(1024);
+  const a = arena.alloc(100);
+  const b = arena.alloc(200);
+  const c = arena.alloc(64);
+  assert.equal([a.byteOffset, b.byteOffset, c.byteOffset], [0, 128, 384]);
+  assert.is(a.length, 100);
+  assert.ok(a.buffer === b.buffer, 'one ArrayBuffer');
+  assert.is(arena.highWater, 448);
+  a.fill(1);
+  arena.release(b);
+  // First fit: 150 bytes go where b was, below the high water: reused.
+  const d = arena.alloc(150);
+  assert.is(d.byteOffset, 128);
+  assert.is(arena.reused, 1);
+  arena.release(a);
+  arena.release(d);
+  arena.release(c);
+  assert.is(arena.freeBytes(), 1024, 'every range merged back');
+  assert.is(arena.alloc(1024).byteOffset, 0, 'one range again: the whole arena fits');
+  const own = arena.alloc(10);
+  assert.is(arena.fallbacks, 1);
+  assert.ok(own.buffer !== a.buffer && own.length === 10);
+  arena.release(own); // not the arena's: ignored
+  assert.throws(() => { const e = new TensorArena(256); const x = e.alloc(64); e.release(x); e.release(x); }, /given back twice/);
 });
 
 test('page frames with header room: a sealed page is read into the slot and the payload lies after the header', async () => {

@@ -90,8 +90,10 @@ export interface ServerMetrics {
   bytesRead: number;
   /** Weight tensors assembled from pages (pooled once, fed to every model that holds them). */
   tensorsAssembled: number;
-  /** Assemblies written into the buffer of a tensor just evicted (same size) instead of a new one. */
+  /** Assemblies written into arena bytes an evicted tensor had used, instead of a new buffer. */
   tensorBuffersReused: number;
+  /** The pooled tensors' arena: its size, the bytes of it ever used (resident), allocations it could not fit (fragmentation). */
+  tensorArena: { bytes: number; highWaterBytes: number; fallbacks: number };
   latency: LatencySummary;
   /** Ledger bytes of kept sessions. */
   sessionBytes: number;
@@ -303,6 +305,7 @@ export class Server {
       memoryWaits: this.admission.waits,
       tensorsAssembled: this.tensors.assembled,
       tensorBuffersReused: this.tensors.reused,
+      tensorArena: { bytes: this.tensors.arena.bytes, highWaterBytes: this.tensors.arena.highWater, fallbacks: this.tensors.arena.fallbacks },
       latency: this.latency.summary(),
       sessionBytes: ledger.sessions,
       scratchBytes: this.scratchBytes,
@@ -560,7 +563,6 @@ export class Server {
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
     this.dropCoveredTensors(s);
-    this.tensors.dropSpares();
     return new OwnWeightsExecutor(session, cost, this.ortCalls);
   }
 

@@ -14,12 +14,10 @@
  * shrinks), so pages kept until pressure evicted them grew RSS by the most pages ever held
  * (26 MiB on the PP-OCRv4 rec family at a 100% budget) on top of the ledger.
  *
- * An evicted tensor's buffer is reused by the tensor assembled next in its place when they are the
- * same size (a fine-tune family's tensors come in the same shapes), rather than left for the
- * garbage collector: V8 frees dead ArrayBuffers only after tens of MiB of them pile up, and that
- * pile is RSS the ledger does not see. The eviction frees the bytes that very assembly reserved,
- * so a reused buffer is counted as soon as it is dropped; the ones no assembly took are let go
- * once the assembly queue is idle.
+ * Tensor buffers come from a TensorArena (tensor-arena.ts) the size of the budget: an evicted
+ * tensor's bytes go back to it and later tensors are assembled there, rather than left for the
+ * garbage collector (V8 frees dead ArrayBuffers only after tens of MiB of them pile up, and that
+ * pile is RSS the ledger does not see).
  */
 import type { TensorEntry } from '../catalog/catalog.ts';
 import type { DType } from '../onnx/dtypes.ts';
@@ -31,6 +29,7 @@ import type { MemoryLedger } from './ledger.ts';
 import type { PageFrames } from './page-frames.ts';
 import type { StoreReader } from './store-reader.ts';
 import { SerialQueue } from './serial-queue.ts';
+import { TensorArena } from './tensor-arena.ts';
 
 interface PooledTensor {
   id: number;
@@ -61,13 +60,9 @@ export class TensorPool {
   private readonly byId: PooledTensor[] = [];
   /** The pooled tensors that read each page. */
   private readonly tensorsOnPage = new Map<number, number[]>();
-  /** Each pooled tensor's buffer, and the buffers of evicted ones waiting for reuse (by byte length). */
+  /** Each pooled tensor's buffer (from the arena). */
   private readonly buffers = new Map<number, Uint8Array>();
-  private readonly spare = new Map<number, Uint8Array[]>();
-  /** Assemblies queued or running. */
-  private pending = 0;
-  /** Assemblies that reused an evicted tensor's buffer. */
-  reused = 0;
+  readonly arena: TensorArena;
   /** Tensors assembled (misses that read pages). */
   assembled = 0;
   /** Bytes assembled, and the time their assemblies took: what refilling an evicted tensor costs per byte. */
@@ -88,6 +83,7 @@ export class TensorPool {
     private readonly keepPage: (page: number) => boolean = () => false,
   ) {
     this.framed = reader.sourceOver((page) => frames.bytes(page, 0, frames.frameBytes));
+    this.arena = new TensorArena(ledger.budgetBytes);
     this.pool = new BufferPool({
       budgetBytes: ledger.budgetBytes,
       // Not a reclaimer of its own: the server weighs its entries against idle sessions.
@@ -148,15 +144,13 @@ export class TensorPool {
     return this.byId[id].lastUsed;
   }
 
+  /** Assemblies that wrote into arena bytes an evicted tensor had used. */
+  get reused(): number {
+    return this.arena.reused;
+  }
+
   private assemble(t: PooledTensor): Promise<Uint8Array> {
-    this.pending++;
-    return this.assembly.run(async () => {
-      try {
-        return await this.assembleNow(t);
-      } finally {
-        if (--this.pending === 0) this.dropSpares();
-      }
-    });
+    return this.assembly.run(() => this.assembleNow(t));
   }
 
   /** Pages held at once while the tensor is assembled: 1, or more for a delta whose base lies on another page. */
@@ -165,14 +159,16 @@ export class TensorPool {
   }
 
   private async assembleNow(t: PooledTensor): Promise<Uint8Array> {
-    // The tensor's reservation (made before this fetch) is what evicts a tensor, often of this size.
-    const into = this.spare.get(t.bytes)?.pop();
-    if (into) this.reused++;
-    const out = into ?? new Uint8Array(t.bytes);
+    const out = this.arena.alloc(t.bytes);
     const t0 = performance.now();
-    for (const step of this.stepsOf(t)) {
-      await this.pages.withPages(step.pages, () => this.framed.placeBlocks(t.entry, out, step.blocks));
-      for (const page of step.last) this.dropIfSpent(page, t);
+    try {
+      for (const step of this.stepsOf(t)) {
+        await this.pages.withPages(step.pages, () => this.framed.placeBlocks(t.entry, out, step.blocks));
+        for (const page of step.last) this.dropIfSpent(page, t);
+      }
+    } catch (e) {
+      this.arena.release(out);
+      throw e;
     }
     this.assembled++;
     this.assembledBytes += t.bytes;
@@ -214,22 +210,14 @@ export class TensorPool {
     return t.steps;
   }
 
-  /** Lets go of evicted buffers no assembly took (the garbage collector frees them). */
-  dropSpares(): void {
-    this.spare.clear();
-  }
-
-  /** The policy, with each evicted tensor's buffer kept for the next assembly of that size. */
+  /** The policy, with each evicted tensor's bytes given back to the arena. */
   private recycling(inner: EvictionPolicy): EvictionPolicy {
     return onRemoval(inner, (id, evicted) => {
       const buf = this.buffers.get(id);
       this.buffers.delete(id);
       // Evicted entries are unpinned: nobody reads the buffer any more. An invalidated one may
-      // still be pinned by a reader, so it is never reused.
-      if (!buf || !evicted) return;
-      const list = this.spare.get(buf.length);
-      if (list) list.push(buf);
-      else this.spare.set(buf.length, [buf]);
+      // still be pinned by a reader, so its bytes are never handed out again.
+      if (buf && evicted) this.arena.release(buf);
     });
   }
 
