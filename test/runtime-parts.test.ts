@@ -12,6 +12,8 @@ import { TensorArena } from '../src/runtime/tensor-arena.ts';
 import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { PAGE_HEADER_BYTES } from '../src/store/page-format.ts';
 import { weightlessGraph } from '../src/runtime/weightless-graph.ts';
+import { SESSION_ACTIVATION_FACTOR, SESSION_BASE_BYTES, SESSION_BYTES_PER_NODE, SESSION_FIXED_BYTES, sharedSessionBytes } from '../src/runtime/executors/choose.ts';
+import { mlp } from '../tools/fixtures/onnx-builders.ts';
 import { BufferPool } from '../src/pool/buffer-pool.ts';
 import { parseModel, assembleModel } from '../src/onnx/model.ts';
 import { loadOrt } from '../src/runtime/ort.ts';
@@ -230,6 +232,23 @@ test('weight-less graph: PP-OCR rec\'s Constant-node weights become inputs; fed 
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `element ${i}: ${a[i]} vs ${b[i]}`);
   // Tensors below the threshold are kept; a threshold of 0 feeds every Constant and initializer.
   assert.ok(weightlessGraph(p.skeleton, slots, { minBytes: 0, minFloatElements: 0 }).fed.length > g.fed.length);
+  // Its input's width is symbolic: the run's size is unknown, so the session is charged at least the fixed estimate.
+  assert.ok(g.dynamicInputs);
+  const size = { graphBytes: g.skeleton.length, inlineBytes: 0, nodes: g.nodes, inputElements: g.inputElements, dynamicInputs: g.dynamicInputs };
+  assert.ok(sharedSessionBytes(size) >= SESSION_FIXED_BYTES);
+  assert.is(sharedSessionBytes(size, 1000), 1000 + 2 * g.skeleton.length, 'a given fixed size is used as is');
+});
+
+test('weight-less session estimate: from the graph\'s nodes and batch-1 input when its input size is fixed', async () => {
+  const p = await parseModel(mlp({ inputDim: 784, hidden: 64, outputDim: 10, seed: 1 }));
+  const g = weightlessGraph(p.skeleton, p.tensors.map((t) => ({ name: t.name, location: t.location, dtype: t.dtype, bytes: t.data.length })));
+  // MatMul, Add, Relu, MatMul, Add; input [N, 784] (the batch may be symbolic).
+  assert.is(g.nodes, 5);
+  assert.is(g.inputElements, 784);
+  assert.not.ok(g.dynamicInputs);
+  const bytes = sharedSessionBytes({ graphBytes: g.skeleton.length, inlineBytes: 0, nodes: g.nodes, inputElements: g.inputElements, dynamicInputs: false });
+  assert.is(bytes, SESSION_BASE_BYTES + 5 * SESSION_BYTES_PER_NODE + SESSION_ACTIVATION_FACTOR * 4 * 784 + 2 * g.skeleton.length);
+  assert.ok(bytes < SESSION_FIXED_BYTES / 8, `${bytes} bytes: a small graph is charged far less than PP-OCR's fixed 2 MiB`);
 });
 
 test.run();

@@ -61,8 +61,9 @@ export interface ServerOptions {
   /** Session options for every onnxruntime session the server makes. */
   sessionOptions?: OrtCommon.InferenceSession.SessionOptions;
   /**
-   * Fixed ledger bytes per onnxruntime session (default 2 MiB, measured with onnxruntime-node on
-   * PP-OCR; executors/choose.ts). Lower it only for a runtime measured to need less.
+   * Fixed ledger bytes per onnxruntime session. Default: 2 MiB for a session holding its own
+   * weights (measured with onnxruntime-node on PP-OCR), and for a weight-less session an estimate
+   * from its graph's nodes and input size (executors/choose.ts). Given, it is used for both.
    */
   sessionOverheadBytes?: number;
   /** Rows per kernel call; larger batches are cut into chunks (default 64). */
@@ -186,7 +187,7 @@ export class Server {
     store: TesseraStore,
     private readonly kernel: DenseKernel,
     private readonly ort: OrtModule,
-    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions; sessionFixed: number; memoryWaitMs: number },
+    private readonly opts: { maxBatch: number; executor: ExecutorKind | 'auto'; sessionOptions?: OrtCommon.InferenceSession.SessionOptions; sessionFixed: number; sessionOverride?: number; memoryWaitMs: number },
     concurrency: number,
     budgetBytes: number,
     private readonly scratchBytes: number,
@@ -267,7 +268,7 @@ export class Server {
     const f = maxBatch * width * 4;
     const base = kernel.base;
     const scratch: KernelScratch = { x: base, a: base + f, b: base + 2 * f, table: base + 3 * f, rows: maxBatch, width, tableLen };
-    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions, sessionFixed: options.sessionOverheadBytes ?? SESSION_FIXED_BYTES, memoryWaitMs }, concurrency, budgetBytes, scratchBytes, policy, scratch);
+    return new Server(store, kernel, ort, { maxBatch, executor, sessionOptions: options.sessionOptions, sessionFixed: options.sessionOverheadBytes ?? SESSION_FIXED_BYTES, sessionOverride: options.sessionOverheadBytes, memoryWaitMs }, concurrency, budgetBytes, scratchBytes, policy, scratch);
   }
 
   /** Runs `model` on `feeds`. Requests queue beyond `concurrency`; a failure touches nothing else. */
@@ -414,7 +415,7 @@ export class Server {
     const inlineIds = g.inline.map((i) => s.tensorIds[i]);
     const inlineBytes = g.inline.reduce((n, i) => n + slots[i].bytes, 0);
     const key = `${fnv1a(g.skeleton)}:${g.skeleton.length}:${inlineIds.join(',')}`;
-    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes(g.skeleton.length, inlineBytes, this.opts.sessionFixed), key };
+    s.weightless = { skeleton: g.skeleton, fed, inlineIds, inlineBytes, sessionBytes: sharedSessionBytes({ graphBytes: g.skeleton.length, inlineBytes, nodes: g.nodes, inputElements: g.inputElements, dynamicInputs: g.dynamicInputs }, this.opts.sessionOverride), key };
     return s.weightless;
   }
 

@@ -50,6 +50,12 @@ export interface WeightlessGraph {
   fed: { slot: number; input: string }[];
   /** Slot indexes still in the graph (their bytes are part of the session's own memory). */
   inline: number[];
+  /** Nodes left to compute (every graph's, subgraphs included; fed Constant nodes removed). */
+  nodes: number;
+  /** Elements of the model's own inputs at batch 1 (symbolic dimensions counted as 1). */
+  inputElements: number;
+  /** Whether an input has a symbolic dimension past the first (batch): its run's size is unknown. */
+  dynamicInputs: boolean;
 }
 
 /** Integer tensors smaller than this stay in the graph (onnx's own external-data threshold). */
@@ -86,7 +92,9 @@ export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot
   const visits: Visit[] = [];
   const definitions = new Map<string, number>();
   const define = (name: string) => definitions.set(name, (definitions.get(name) ?? 0) + 1);
+  let nodes = 0;
   const walk = (graph: GraphProto, isMain: boolean): void => {
+    nodes += graph.node.length;
     for (const i of graph.input) define(i.name);
     for (const t of graph.initializer) {
       define(t.name);
@@ -111,6 +119,15 @@ export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot
     throw new InvalidModelError('ONNX_MALFORMED', `the skeleton's main graph has ${visits.length} weight slots but the catalog lists ${slots.length}`);
   }
   const declared = new Set(main.input.map((i) => i.name));
+  const initializers = new Set(main.initializer.map((t) => t.name));
+  let inputElements = 0;
+  let dynamicInputs = false;
+  for (const i of main.input) {
+    if (initializers.has(i.name) || i.type?.value.case !== 'tensorType') continue;
+    const dims = i.type.value.value.shape?.dim ?? [];
+    if (dims.some((d, k) => k > 0 && d.value.case !== 'dimValue')) dynamicInputs = true;
+    inputElements += dims.reduce((n, d) => n * (d.value.case === 'dimValue' ? Math.max(1, Number(d.value.value)) : 1), 1);
+  }
   const fed: { slot: number; input: string }[] = [];
   const inline: number[] = [];
   const removedInit = new Map<GraphProto, Set<TensorProto>>();
@@ -143,7 +160,7 @@ export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot
   });
   for (let i = visits.length; i < slots.length; i++) inline.push(i);
   for (const [g, set] of removedInit) g.initializer = g.initializer.filter((t) => !set.has(t));
-  for (const [g, set] of removedNodes) g.node = g.node.filter((n) => !set.has(n));
+  for (const [g, set] of removedNodes) (g.node = g.node.filter((n) => !set.has(n))), (nodes -= set.size);
   // Names and descriptions do not change what a graph computes, and exporters stamp each model's
   // own (the zoo writes its name and how it was made): dropped, so fine-tunes of one architecture
   // keep byte-identical weight-less graphs and share one session.
@@ -151,5 +168,5 @@ export function weightlessGraph(skeleton: Uint8Array, slots: readonly WeightSlot
   model.metadataProps = [];
   main.name = 'weightless';
   main.docString = '';
-  return { skeleton: toBinary(ModelProtoSchema, model), fed, inline };
+  return { skeleton: toBinary(ModelProtoSchema, model), fed, inline, nodes, inputElements, dynamicInputs };
 }

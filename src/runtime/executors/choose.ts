@@ -18,9 +18,10 @@ export interface ExecutorChoice {
 }
 
 /**
- * Fixed memory of an onnxruntime-node session (kernels, allocator and graph state): measured
- * 1.6-1.9 MiB of RSS per weight-less session of PP-OCR cls and rec once built (16 sessions;
- * 2-3.5 MiB after a first run, part of which is the run's working memory).
+ * Fixed memory of an onnxruntime-node session holding its own weights (kernels, allocator and
+ * graph state), measured with PP-OCR (1.6-1.9 MiB of RSS per session once built, 16 sessions;
+ * 2-3.5 MiB after a first run). Weight-less sessions are estimated from their graph instead
+ * (sharedSessionBytes).
  */
 export const SESSION_FIXED_BYTES = 2 << 20;
 /** Per byte of the graph and the small tensors left in it (the model bytes parsed, and its copy). */
@@ -47,9 +48,45 @@ export const OWN_MIN_SPEEDUP = 1.03;
 /** Runs measured on own weights before that comparison. */
 export const OWN_TRIAL_RUNS = 4;
 
-/** Ledger bytes of a weight-less session: fixed state, its graph and the small tensors left inside it. */
-export function sharedSessionBytes(graphBytes: number, inlineBytes: number, fixed = SESSION_FIXED_BYTES): number {
-  return fixed + GRAPH_FACTOR * (graphBytes + inlineBytes);
+/**
+ * A weight-less session's own memory, from its graph: a base, a share per node (kernels and their
+ * state) and its run's working memory, which grows with the input (activations). Measured with
+ * onnxruntime-node 1.30, one thread, each session built and run once at batch 1, mean RSS growth
+ * over 32 sessions (`node --expose-gc --import tsx bench/lib/session-cost.ts 32`, 2026-12-01):
+ * the zoo's MLP 8 nodes, <0.1 MiB; CNN 16 nodes, 784 inputs, 0.08 MiB; ViT 245 nodes, 0.63 MiB;
+ * PP-OCR cls 288 nodes, 3x48x192 input, 0.42 MiB; PP-OCRv4 rec 643 nodes, 3x48x320 input, 3.67 MiB.
+ * The constants below put the static-input ones at or above their measurement (0.12, 0.14,
+ * 0.79 MiB with the graph's own bytes); the fixed 2 MiB used before was PP-OCR's and three to
+ * twenty times what a zoo MLP, CNN or ViT session holds, so at a 40% budget their sessions were
+ * evicted for memory they never used. A graph whose input size is not fixed (PP-OCR's width) has
+ * an unknown run size: it keeps at least the fixed SESSION_FIXED_BYTES (rec measured 3.67 MiB
+ * after a 48x320 run, so its estimate is still low by ~1.6 MiB).
+ */
+export const SESSION_BASE_BYTES = 64 << 10;
+export const SESSION_BYTES_PER_NODE = 2560;
+/** Working memory per byte of batch-1 float input. */
+export const SESSION_ACTIVATION_FACTOR = 12;
+
+export interface GraphSize {
+  /** Bytes of the weight-less graph and of the small tensors left inside it. */
+  graphBytes: number;
+  inlineBytes: number;
+  nodes: number;
+  /** Elements of its own inputs at batch 1. */
+  inputElements: number;
+  /** An input dimension past the batch is symbolic. */
+  dynamicInputs: boolean;
+}
+
+/**
+ * Ledger bytes of a weight-less session: its memory estimated from the graph (above), or `fixed`
+ * when the server was given one (sessionOverheadBytes), plus its graph and the small tensors left
+ * inside it, held twice while parsed.
+ */
+export function sharedSessionBytes(g: GraphSize, fixed?: number): number {
+  const estimate = SESSION_BASE_BYTES + SESSION_BYTES_PER_NODE * g.nodes + SESSION_ACTIVATION_FACTOR * 4 * g.inputElements;
+  const own = fixed ?? (g.dynamicInputs ? Math.max(SESSION_FIXED_BYTES, estimate) : estimate);
+  return own + GRAPH_FACTOR * (g.graphBytes + g.inlineBytes);
 }
 
 export function ownSessionBytes(graphBytes: number, weightBytes: number, fixed = SESSION_FIXED_BYTES): number {
