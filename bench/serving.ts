@@ -472,6 +472,8 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
   const gcs: PerformanceEntry[] = [];
   const gcObserver = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
   gcObserver.observe({ entryTypes: ['gc'] });
+  const idleUsage = process.memoryUsage();
+  let atPeak = idleUsage;
   let next = 0;
   let t0 = 0;
   let readAtStart = 0;
@@ -491,6 +493,9 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
         error = errorText(e);
       }
       if (i >= cfg.warmup) latencies.push(performance.now() - s);
+      // Where the memory is at the highest RSS seen after a request: V8's heap, ArrayBuffers, the rest (native).
+      const u = process.memoryUsage();
+      if (u.rss > atPeak.rss) atPeak = u;
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -520,6 +525,8 @@ async function rowChild(cfg: RowConfig): Promise<Record<string, unknown>> {
     peakRssGrowthBytes,
     idleRssBytes,
     rssMethod,
+    // Growth over idle at the highest RSS sampled after a request, by where V8 sees it (the rest is native: onnxruntime, malloc).
+    rssAtPeakSample: { rss: atPeak.rss - idleUsage.rss, heapTotal: atPeak.heapTotal - idleUsage.heapTotal, arrayBuffers: atPeak.arrayBuffers - idleUsage.arrayBuffers },
     gcCount: timedGcs.length,
     gcMs: round(timedGcs.reduce((n, g) => n + g.duration, 0)),
     peakLedgerBytes: m.peakBytes,

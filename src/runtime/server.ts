@@ -26,7 +26,7 @@ import { createDenseKernel, type DenseKernel } from '../kernels/dense.ts';
 import { ModelSession, type Feed } from './session.ts';
 import { defaultOrt, type OrtModule } from './ort.ts';
 import { densePlanOf, type DensePlan } from './dense-plan.ts';
-import { weightlessGraph } from './weightless-graph.ts';
+import { weightlessGraph, type WeightlessGraph } from './weightless-graph.ts';
 import { LatencyHistogram, type LatencySummary } from './latency.ts';
 import { SerialQueue } from './serial-queue.ts';
 import { RequestGate } from './request-gate.ts';
@@ -172,6 +172,9 @@ export class Server {
   private readonly kernelPages = new Set<number>();
   private readonly builds = new SingleFlight<string, Executor>();
   private readonly graphs = new Map<string, GraphSession>();
+  private readonly tensorKeys = new Map<string, { key: string; bytes: number }[]>();
+  /** Weight-less rewrites by skeleton and slot sizes (weightlessOf). */
+  private readonly weightlessGraphs = new Map<string, { source: Uint8Array; graph: WeightlessGraph }>();
   private readonly graphBuilds = new SingleFlight<string, GraphSession>();
   private readonly gate: RequestGate;
   private readonly ortCalls = new SerialQueue();
@@ -410,7 +413,16 @@ export class Server {
   private weightlessOf(s: ModelState): NonNullable<ModelState['weightless']> {
     if (s.weightless) return s.weightless;
     const slots = s.entry.tensors.map((t) => ({ name: t.name, location: t.location, dtype: t.dtype, bytes: this.tensors.bytesOf(this.tensors.register(s.entry.name, t)) }));
-    const g = weightlessGraph(s.entry.skeleton, slots);
+    // Variants of one architecture store byte-identical skeletons: rewritten once, not once per
+    // model (decoding PP-OCRv4 rec's graph made MiBs of garbage each: the scale run's 96 variants
+    // grew the JS heap by ~70 MiB).
+    const sig = `${fnv1a(s.entry.skeleton)}:${s.entry.skeleton.length}:${slots.map((x) => `${x.dtype}/${x.bytes}`).join(',')}`;
+    let cached = this.weightlessGraphs.get(sig);
+    if (!cached || !bytesEqual(cached.source, s.entry.skeleton)) {
+      cached = { source: s.entry.skeleton, graph: weightlessGraph(s.entry.skeleton, slots) };
+      this.weightlessGraphs.set(sig, cached);
+    }
+    const g = cached.graph;
     const fed = g.fed.map(({ slot, input }) => ({ input, tensor: s.tensorIds[slot], dtype: s.entry.tensors[slot].dtype, dims: s.entry.tensors[slot].dims }));
     const inlineIds = g.inline.map((i) => s.tensorIds[i]);
     const inlineBytes = g.inline.reduce((n, i) => n + slots[i].bytes, 0);
@@ -507,10 +519,10 @@ export class Server {
     const unseen = new Map<string, number>();
     for (const name of this.reader.models()) {
       if (this.states.has(name)) continue;
-      for (const t of this.reader.model(name).tensors) {
-        const id = this.tensors.idOf(t);
+      for (const { key, bytes } of this.tensorKeysOf(name)) {
+        const id = this.tensors.idOfKey(key);
         if (id !== undefined) committed.add(id);
-        else unseen.set(tensorKey(t), tensorBytes(t));
+        else unseen.set(key, bytes);
       }
     }
     let committedBytes = 0;
@@ -524,6 +536,13 @@ export class Server {
     s.choice = { kind: 'own-weights', reason: `on trial: hot (${s.requests} requests) and ${spare} spare bytes cover its own-weights session (${cost})` };
     // The base executor is dropped once idle; the next request builds the own one.
     if (s.busy === 0 && s.executor) void this.drop(s);
+  }
+
+  /** A model's tensors' pool keys and sizes, made once (maybePromote reads them on every hot request). */
+  private tensorKeysOf(model: string): { key: string; bytes: number }[] {
+    let keys = this.tensorKeys.get(model);
+    if (!keys) this.tensorKeys.set(model, (keys = this.reader.model(model).tensors.map((t) => ({ key: tensorKey(t), bytes: tensorBytes(t) }))));
+    return keys;
   }
 
   /** The model's executor, built once however many requests ask at once. */

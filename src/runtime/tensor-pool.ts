@@ -117,9 +117,9 @@ export class TensorPool {
     return p.id;
   }
 
-  /** The pooled id of a tensor already registered (by any model), without registering it. */
-  idOf(t: TensorEntry): number | undefined {
-    return this.byKey.get(tensorKey(t))?.id;
+  /** The pooled id of a tensor already registered (by any model) under `key` (tensorKey), without registering it. */
+  idOfKey(key: string): number | undefined {
+    return this.byKey.get(key)?.id;
   }
 
   bytesOf(id: number): number {
