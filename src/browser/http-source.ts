@@ -4,7 +4,9 @@
  * It trusts nothing the server does: a path resolving outside the base URL (another origin, an
  * absolute path, `..`) is refused; a body is streamed and refused past its stated size (checked
  * against Content-Length first); a server that stalls (no bytes for `stallMs`) or drips (a
- * file not done within `timeoutMs`) is aborted.
+ * file not done within `timeoutMs`) is aborted. `pipe` hands an answer on unread (an import
+ * streams a page into the Cache API that way): one of exactly the stated length goes as it came,
+ * watched by the deadline only; any other is counted through a stream that refuses a wrong length.
  */
 import { StoreError, TesseraError } from '../errors.ts';
 import type { PublishedSource } from '../store/published.ts';
