@@ -437,20 +437,20 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
     super(raw);
   }
 
-  private get backend(): IdbBackend {
+  private get idb(): IdbBackend {
     return this.raw as IdbBackend;
   }
 
   /** Whether imports can keep published pages as fetched here (a writer, with the Cache API). */
   get canAdopt(): boolean {
-    return this.backend.canAdopt;
+    return this.idb.canAdopt;
   }
 
   /** Keeps a fetched published page, unread, as page `id` of commit `epoch` (PageAdopter). */
   async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void> {
     this.checkWritable();
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new InvalidArgumentError(`page id ${id} is not an integer in [0, 2^32)`);
-    await this.backend.adoptPage(id, epoch, sealedAs, body);
+    await this.idb.adoptPage(id, epoch, sealedAs, body);
   }
 
   /**
@@ -459,15 +459,15 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
    */
   override async readPage(id: number, epoch?: number): Promise<Uint8Array> {
     this.checkOpen();
-    const p = await adoptedPage(this.backend, id, epoch);
-    return p ? openAdopted(p, await this.backend.readAdopted(p), this.pageSize) : super.readPage(id, epoch);
+    const p = await adoptedPage(this.idb, id, epoch);
+    return p ? openAdopted(p, await this.idb.readAdopted(p), this.pageSize) : super.readPage(id, epoch);
   }
 
   override async readPageInto(id: number, target: Uint8Array, epoch?: number): Promise<Uint8Array> {
     this.checkOpen();
-    const p = await adoptedPage(this.backend, id, epoch);
+    const p = await adoptedPage(this.idb, id, epoch);
     if (!p) return super.readPageInto(id, target, epoch);
-    const sealed = await this.backend.readAdopted(p);
+    const sealed = await this.idb.readAdopted(p);
     const length = Math.min(sealed.length, target.length);
     target.set(sealed.subarray(0, length));
     return openAdopted(p, target.subarray(0, length), this.pageSize);
@@ -481,7 +481,7 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
   /** Bytes the catalog takes in IndexedDB (snapshot and records, deflated where stored so). */
   catalogBytes(): Promise<number> {
     this.checkOpen();
-    return this.backend.catalogBytes();
+    return this.idb.catalogBytes();
   }
 
   /** Writes pages held for the next commit to IndexedDB now (tests that damage stored bytes need them there). */
