@@ -221,6 +221,50 @@ test('a huge page, a huge index, a stalled and a dripping server: refused within
   }
 });
 
+test('pipe (pages streamed to storage unread) refuses an endless, a stalled, a dripping and a short page within the limits, and hands an exact one on untouched', async () => {
+  const tmp = await tempDir();
+  try {
+    const { pub } = await publishGenuine(tmp.path, { genuine: genuineModel });
+    const index = await readIndex(pub);
+    const [id, epoch, bytes] = index.pages[0];
+    const path = `pages/${id}.${epoch}.page`;
+    // What a sink sees: the body read to its end (as cache.put reads it).
+    const consume = (got: number[]) => async (res: Response) => {
+      got.push(new Uint8Array(await res.arrayBuffer()).length);
+    };
+    for (const how of ['endless', 'stall', 'drip'] as const) {
+      const server = await serve(pub, { path: /\.page$/, how });
+      try {
+        const t0 = Date.now();
+        const got: number[] = [];
+        // An endless body is cut at the stated length, not by the deadline (set far off for it).
+        const src = httpSource(server.url, { retries: 0, stallMs: 300, timeoutMs: how === 'endless' ? 30_000 : 1500 });
+        assert.is(await codeOf(src.pipe!(path, bytes, consume(got))), 'IO_ERROR', how);
+        assert.ok(Date.now() - t0 < 4000, `${how}: took ${Date.now() - t0} ms`);
+        assert.equal(got, [], `${how}: the sink saw no complete body`);
+      } finally {
+        await server.close();
+      }
+    }
+    const server = await serve(pub);
+    try {
+      const got: number[] = [];
+      const src = httpSource(server.url, { retries: 0 });
+      await src.pipe!(path, bytes, consume(got));
+      assert.equal(got, [bytes]);
+      assert.is(src.bytesFetched, bytes);
+      // The index states another length: refused, the sink never sees the body complete.
+      const short: number[] = [];
+      assert.is(await codeOf(src.pipe!(path, bytes + 1, consume(short))), 'IO_ERROR');
+      assert.equal(short, []);
+    } finally {
+      await server.close();
+    }
+  } finally {
+    await tmp.cleanup();
+  }
+});
+
 const withHeader = (packed: Uint8Array) => {
   const out = new Uint8Array(packed.length + 1);
   out[0] = 4;
