@@ -5,16 +5,20 @@
  * also reported as points above or below LRU from the same run. Goals (issues 5 and 10): dedup-aware
  * ≥ the best of LRU/LFU/ARC/SIEVE/S3-FIFO with sharing, and never more than 1 point below LRU without.
  *
- * Three parts: the primary traces (every policy, 11 budgets, plus the dedup-aware policy held at
- * fixed half-lives, to show why it chooses its memory online); held-out traces the policy was not
- * designed on (other seeds, Zipf exponents, phase counts and family shapes; anchors and
- * dedup-aware, 6 budgets); and policy cost in page accesses per second against SIEVE.
+ * 'dedup' is the default policy (the dedup-aware order following the best of its shadow caches,
+ * src/pool/policies/dedup-follow.ts); 'dedup-order' is that order alone, reported beside it.
+ *
+ * Three parts: the primary traces (every policy, 11 budgets, plus the dedup-aware order held at
+ * fixed half-lives, to show why it chooses its memory online, and how often 'dedup' changed the
+ * shadow it follows); held-out traces the policy was not designed on (other seeds, Zipf exponents,
+ * phase counts and family shapes; anchors, dedup-order and dedup, 6 budgets); and policy cost in
+ * page accesses per second against SIEVE.
  *
  *   npm run bench -- pool [--quick] [--json]
  */
 import type { BenchOptions } from './run.ts';
 import {
-  createPolicy, DedupAwarePolicy, distinctBytes, fineTuneFamily, hitRatioTable, pageSharers, POLICY_NAMES, simulate, zipfTrace,
+  createPolicy, DedupAwarePolicy, DedupFollowPolicy, distinctBytes, fineTuneFamily, hitRatioTable, pageSharers, POLICY_NAMES, simulate, zipfTrace,
   type EvictionPolicy, type FamilyOptions, type PageLayout,
 } from '../src/pool/index.ts';
 
@@ -61,7 +65,15 @@ export async function run(opts: BenchOptions): Promise<object> {
       const key = `${family}/${kind.name.replace('/seed1', '')}`;
       const started = performance.now();
       const requestsOf = zipfTrace({ models: layout.models.map((m) => m.name), skew: kind.skew, requests, seed: kind.seed, phases: kind.phases });
-      const hitRatio = await hitRatioTable(layout, requestsOf, POLICY_NAMES, fractions);
+      const hitRatio = await hitRatioTable(layout, requestsOf, POLICY_NAMES.filter((p) => p !== 'dedup'), fractions);
+      // The default policy, run here to read how often it changed the shadow it follows.
+      hitRatio.dedup = {};
+      const changes: Record<string, { leaderChanges: number; leaderAtEnd: string }> = {};
+      for (const f of fractions) {
+        const policy = new DedupFollowPolicy();
+        hitRatio.dedup[String(f)] = (await simulate(layout, requestsOf, () => policy, Math.floor(distinctBytes(layout) * f))).hitRatio;
+        changes[String(f)] = { leaderChanges: policy.leaderChanges, leaderAtEnd: policy.leader };
+      }
       const fixed: Record<string, Record<string, number>> = {};
       for (const h of FIXED_HALF_LIVES) {
         const row: Record<string, number> = {};
@@ -82,33 +94,35 @@ export async function run(opts: BenchOptions): Promise<object> {
         winner[f] = POLICY_NAMES.filter((p) => hitRatio[p][f] >= best - 1e-9); // ties list every winner
         for (const p of POLICY_NAMES) (vsLru[p] ??= {})[f] = round(100 * (hitRatio[p][f] - hitRatio.lru[f]));
       }
-      goals[key] = goalOf(sharing, hitRatio, fractions);
-      traces[key] = { hitRatio: roundTable(hitRatio), pointsVsLru: vsLru, winner };
+      goals[key] = { ...goalOf(sharing, hitRatio, fractions), orderMarginPoints: goalOf(sharing, { ...hitRatio, dedup: hitRatio['dedup-order'] }, fractions).marginPoints };
+      traces[key] = { hitRatio: roundTable(hitRatio), pointsVsLru: vsLru, winner, following: changes };
       if (key === 'shared/zipf-1.0') primary = roundTable(hitRatio);
       console.log(`\n${key}  (${requests} requests, ${((performance.now() - started) / 1000).toFixed(1)} s)`);
       printTable({ ...hitRatio, ...fixed }, fractions);
       console.log(`winner: ${fractions.map((f) => `${Math.round(f * 100)}%:${winner[String(f)].length === POLICY_NAMES.length ? 'all' : winner[String(f)].join('+')}`).join(' ')}`);
       console.log(`goal: ${JSON.stringify(goals[key])}`);
+      console.log(`leader changes: ${fractions.map((f) => `${Math.round(f * 100)}%:${changes[String(f)].leaderChanges}(${changes[String(f)].leaderAtEnd})`).join(' ')}`);
     }
   }
 
   const heldOutResults: Record<string, object> = {};
-  console.log('\nheld-out traces (anchors and dedup-aware; unshared: LRU and dedup-aware)');
+  console.log('\nheld-out traces (anchors, dedup-order and dedup; unshared: LRU, dedup-order and dedup)');
   for (const h of heldOut) {
     for (const sharing of [true, false]) {
       const layout = fineTuneFamily({ ...h.shape, sharing });
       const key = `${sharing ? 'shared' : 'unshared'}/${h.family.split(' ')[0]}/${h.trace.name}`;
       const requestsOf = zipfTrace({ models: layout.models.map((m) => m.name), skew: h.trace.skew, requests, seed: h.trace.seed, phases: h.trace.phases });
-      const policies = sharing ? [...ANCHORS, 'dedup' as const] : (['lru', 'dedup'] as const);
+      const policies = sharing ? [...ANCHORS, 'dedup-order' as const, 'dedup' as const] : (['lru', 'dedup-order', 'dedup'] as const);
       const hitRatio = await hitRatioTable(layout, requestsOf, policies, heldOutFractions);
       const goal = goalOf(sharing, hitRatio, heldOutFractions);
-      heldOutResults[key] = { family: h.family, hitRatio: roundTable(hitRatio), ...goal };
-      console.log(`${key.padEnd(34)} margins ${(goal.marginPoints as number[]).map(fmt).join(' ')}  ${goal.met ? 'met' : 'MISSED'}`);
+      const orderMarginPoints = goalOf(sharing, { ...hitRatio, dedup: hitRatio['dedup-order'] }, heldOutFractions).marginPoints;
+      heldOutResults[key] = { family: h.family, hitRatio: roundTable(hitRatio), ...goal, orderMarginPoints };
+      console.log(`${key.padEnd(34)} margins ${(goal.marginPoints as number[]).map(fmt).join(' ')}  ${goal.met ? 'met' : 'MISSED'}  (order alone ${orderMarginPoints.map(fmt).join(' ')})`);
     }
   }
 
   const cost = policyCost(opts.quick);
-  console.log(`\npolicy cost (page accesses/s, shared F0 zipf-1.0 at 25%): ${Object.entries(cost.accessesPerSecond).map(([p, v]) => `${p} ${Math.round(v)}`).join(', ')}; dedup/sieve ${cost.dedupVsSieve}`);
+  console.log(`\npolicy cost (page accesses/s, shared F0 zipf-1.0 at 25%): ${Object.entries(cost.accessesPerSecond).map(([p, v]) => `${p} ${Math.round(v)}`).join(', ')}; dedup/sieve ${cost.dedupVsSieve}, dedup-order/sieve ${cost.dedupOrderVsSieve}`);
 
   return {
     /** shared/zipf-1.0, the headline table: { policy: { budgetFraction: hit ratio } }. */
@@ -127,7 +141,7 @@ export async function run(opts: BenchOptions): Promise<object> {
       budget: 'fraction of the family\'s distinct page bytes',
       request: 'pins all of a model\'s pages, then releases them',
       hitRatio: 'page hits / page touches (pages are equal-sized, so it equals the byte hit ratio)',
-      margins: 'points; shared: dedup minus the best of lru/lfu/arc/sieve/s3fifo (goal >= 0); unshared: dedup minus lru (goal >= -1)',
+      margins: 'points; shared: dedup minus the best of lru/lfu/arc/sieve/s3fifo (goal >= 0); unshared: dedup minus lru (goal >= -1); orderMarginPoints: the same for dedup-order, the dedup-aware order without its shadows',
     },
   };
 }
@@ -152,7 +166,7 @@ function policyCost(quick: boolean) {
   const requests = zipfTrace({ models: layout.models.map((m) => m.name), skew: 1, requests: quick ? 1500 : 4000, seed: 1 });
   const budget = Math.floor(distinctBytes(layout) * 0.25);
   const accessesPerSecond: Record<string, number> = {};
-  for (const name of ['lru', 'sieve', 's3fifo', 'arc', 'dedup']) {
+  for (const name of ['lru', 'sieve', 's3fifo', 'arc', 'dedup-order', 'dedup']) {
     let best = Infinity;
     let accesses = 0;
     for (let rep = 0; rep < 3; rep++) {
@@ -162,7 +176,12 @@ function policyCost(quick: boolean) {
     }
     accessesPerSecond[name] = accesses / (best / 1000);
   }
-  return { accessesPerSecond, dedupVsSieve: round(accessesPerSecond.dedup / accessesPerSecond.sieve), setup: 'shared F0, zipf-1.0, 25% budget, best of 3' };
+  return {
+    accessesPerSecond,
+    dedupVsSieve: round(accessesPerSecond.dedup / accessesPerSecond.sieve),
+    dedupOrderVsSieve: round(accessesPerSecond['dedup-order'] / accessesPerSecond.sieve),
+    setup: 'shared F0, zipf-1.0, 25% budget, best of 3',
+  };
 }
 
 /** The call order BufferPool.withPages makes, without the pool: returns page accesses made. */
@@ -186,6 +205,7 @@ function replayOnPolicy(layout: PageLayout, requests: readonly string[], policy:
         policy.onHit({ id, bytes, sharers: models.length, models, model });
         continue;
       }
+      policy.onMiss?.({ id, bytes, sharers: models.length, models, model });
       while ((resident.size + missed.length + 1) * bytes > budget) {
         const v = policy.victim(evictable, id)!;
         resident.delete(v);

@@ -256,7 +256,7 @@ test('dedup-aware chooses its memory: long for stable popularity, short when pop
 });
 
 test('every policy keeps the budget with variable page sizes and evicts until the new page fits', async () => {
-  for (const name of ['lru', 'mru', 'lfu', 'arc', 'sieve', 's3fifo', 'cost', 'dedup']) {
+  for (const name of ['lru', 'mru', 'lfu', 'arc', 'sieve', 's3fifo', 'cost', 'dedup-order', 'dedup']) {
     const sizes = (id: number) => 1 + ((id * 7) % 5);
     const trace = Array.from({ length: 300 }, (_, i) => (i * 13 + (i >> 3)) % 23);
     const r = await replay(createPolicy(name), 9, trace, undefined, sizes);

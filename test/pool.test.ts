@@ -192,7 +192,7 @@ test('withPages pins all, passes pages in order, unpins whatever fn does, and un
 });
 
 test('random async interleavings (fixed seed): budget kept, pins honoured, single flight, consistent after failures', async () => {
-  for (const policy of ['lru', 'mru', 'lfu', 'arc', 'sieve', 's3fifo', 'cost', 'dedup'] as const) {
+  for (const policy of ['lru', 'mru', 'lfu', 'arc', 'sieve', 's3fifo', 'cost', 'dedup-order', 'dedup'] as const) {
     const rand = seededRandom(policy.length * 7919 + 1);
     const budget = 200;
     const trueSize = (id: number) => 5 + ((id * 37) % 30);

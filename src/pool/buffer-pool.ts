@@ -325,8 +325,9 @@ export class BufferPool {
       return e.promise!;
     }
     const bytes = this.expectedSize(pageId, ctx);
-    this.makeRoom(bytes, pageId);
     const info = this.pageInfo?.(pageId);
+    this.policy.onMiss?.({ id: pageId, bytes, sharers: info?.sharers ?? 1, models: info?.models, model: ctx.model });
+    this.makeRoom(bytes, pageId);
     const entry: Entry = { id: pageId, state: 'loading', bytes, pins: 0, sharers: info?.sharers ?? 1, models: info?.models, stale: false };
     this.entries.set(pageId, entry);
     this.held += bytes;

@@ -24,6 +24,12 @@ export interface EvictionPolicy {
   setCapacity?(budgetBytes: number): void;
   /** A model request began (the pool's `recordRequest`): popularity-aware policies count it. */
   onRequest?(model: string): void;
+  /**
+   * A page that is not resident was asked for, before the pool makes room for it (its onInsert
+   * follows once it is read, unless the read fails). Shadow-simulating policies replay the access
+   * here, so they choose victims knowing it.
+   */
+  onMiss?(page: PageRef): void;
   /** The page became resident (after a miss). */
   onInsert(page: PageRef): void;
   /** A resident page was requested again. */
@@ -46,6 +52,7 @@ export function onRemoval(inner: EvictionPolicy, removed: (pageId: number, evict
     name: inner.name,
     setCapacity: (b) => inner.setCapacity?.(b),
     onRequest: (m) => inner.onRequest?.(m),
+    onMiss: (p) => inner.onMiss?.(p),
     onInsert: (p) => inner.onInsert(p),
     onHit: (p) => inner.onHit(p),
     onRemove: (id, evicted) => {

@@ -60,7 +60,7 @@ interface PageState {
 }
 
 export class DedupAwarePolicy implements EvictionPolicy {
-  readonly name = 'dedup';
+  readonly name = 'dedup-order';
   readonly halfLives: readonly number[];
   private readonly growth: Float64Array;
   private readonly increment: Float64Array;
@@ -140,6 +140,14 @@ export class DedupAwarePolicy implements EvictionPolicy {
   }
   victim(evictable: (pageId: number) => boolean): number | undefined {
     return this.heap.minWhere(evictable);
+  }
+  /** Whether this order would evict resident page `a` before resident page `b`. */
+  evictsBefore(a: number, b: number): boolean {
+    const sa = this.pages.get(a)!;
+    const sb = this.pages.get(b)!;
+    const va = sa.counts[this.current] / sa.bytes;
+    const vb = sb.counts[this.current] / sb.bytes;
+    return va < vb || (va === vb && sa.tick < sb.tick);
   }
   /** A model's decayed request count at the current half-life (in the policy's inflated units). */
   popularityOf(model: string): number {
