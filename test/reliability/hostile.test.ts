@@ -232,13 +232,15 @@ test('pipe (pages streamed to storage unread) refuses an endless, a stalled, a d
     const consume = (got: number[]) => async (res: Response) => {
       got.push(new Uint8Array(await res.arrayBuffer()).length);
     };
-    for (const how of ['endless', 'stall', 'drip'] as const) {
+    // stall-sized: the length announced right, so the body goes on unread; the deadline is then
+    // the stall time plus the page at 64 KiB/s, far below the file's 30 s.
+    for (const how of ['endless', 'stall', 'stall-sized', 'drip'] as const) {
       const server = await serve(pub, { path: /\.page$/, how });
       try {
         const t0 = Date.now();
         const got: number[] = [];
         // An endless body is cut at the stated length, not by the deadline (set far off for it).
-        const src = httpSource(server.url, { retries: 0, stallMs: 300, timeoutMs: how === 'endless' ? 30_000 : 1500 });
+        const src = httpSource(server.url, { retries: 0, stallMs: 300, timeoutMs: how === 'endless' || how === 'stall-sized' ? 30_000 : 1500 });
         assert.is(await codeOf(src.pipe!(path, bytes, consume(got))), 'IO_ERROR', how);
         assert.ok(Date.now() - t0 < 4000, `${how}: took ${Date.now() - t0} ms`);
         assert.equal(got, [], `${how}: the sink saw no complete body`);

@@ -73,7 +73,7 @@ export async function pageFiles(pub: string): Promise<string[]> {
   return (await readdir(join(pub, 'pages'))).sort();
 }
 
-export type Behaviour = 'stall' | 'drip' | 'endless';
+export type Behaviour = 'stall' | 'stall-sized' | 'drip' | 'endless';
 
 /** Serves folder `root` over HTTP on 127.0.0.1; paths matching `misbehave` get the behaviour. */
 export async function serve(root: string, misbehave?: { path: RegExp; how: Behaviour }): Promise<{ url: string; origin: string; requests: string[]; close: () => Promise<void> }> {
@@ -83,6 +83,13 @@ export async function serve(root: string, misbehave?: { path: RegExp; how: Behav
     const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
     requests.push(path);
     if (misbehave && misbehave.path.test(path)) {
+      if (misbehave.how === 'stall-sized') {
+        // The file's true length announced, one byte sent, then nothing.
+        const size = (await readFile(join(root, path.replace(/^\/pub\//, '')))).length;
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+        res.write(new Uint8Array(1));
+        return;
+      }
       if (misbehave.how === 'stall') {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
         res.write(new Uint8Array(1)); // headers and one byte, then nothing
