@@ -214,6 +214,18 @@ export class BlockSource {
 
   /** A model's weight tensors in skeleton order. */
   async tensors(model: ModelEntry, onTensor?: (done: number, total: number) => void): Promise<Uint8Array[]> {
+    // With an unbounded page cache every page read is kept anyway: ask for all of them at once, so
+    // a backend whose reads wait on another process (IndexedDB, the Cache API) overlaps them
+    // instead of paying one wait per tensor.
+    if (this.maxPages === Infinity) {
+      for (const t of model.tensors) {
+        for (const id of t.blocks) {
+          for (let b: Readonly<BlockEntry> | undefined = this.table.blocks.get(id); b; b = b.base === undefined ? undefined : this.table.blocks.get(b.base)) {
+            if (!this.cache.has(b.page)) this.page(b.page).catch(() => {}); // a failure surfaces at its real read
+          }
+        }
+      }
+    }
     const out: Uint8Array[] = [];
     for (const t of model.tensors) {
       out.push(await this.tensor(t));
