@@ -97,9 +97,21 @@ function parseAdoptedUrl(url: string): AdoptedPage | undefined {
   return { id, epoch, sealedId, sealedEpoch, url };
 }
 
-/** The Cache API, where the platform has it (not in Node with fake-indexeddb). */
+/** The Cache API, where the platform has it (not in Node with fake-indexeddb, nor on insecure origins). */
 function cacheStorage(): CacheStorage | undefined {
   return (globalThis as { caches?: CacheStorage }).caches;
+}
+
+/**
+ * The store's cache of adopted pages; undefined where the Cache API is missing or refuses (some
+ * private modes throw SecurityError): imports then re-pack pages into IndexedDB.
+ */
+async function openAdoptedCache(name: string): Promise<Cache | undefined> {
+  try {
+    return await cacheStorage()?.open(adoptedCacheName(name));
+  } catch {
+    return undefined;
+  }
 }
 
 export interface IdbStoreOptions {
@@ -231,8 +243,7 @@ class IdbBackend implements PageBackend {
       }
       if (config.format !== FORMAT || typeof config.pageSize !== 'number') throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" does not hold a tessera store.`);
       if (config.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `store "${name}" uses store format ${config.version}; this tessera reads format ${FORMAT_VERSION}.`);
-      const caches = cacheStorage();
-      const backend = new IdbBackend(name, config.pageSize, db, readOnly, release, caches ? await caches.open(adoptedCacheName(name)) : undefined);
+      const backend = new IdbBackend(name, config.pageSize, db, readOnly, release, await openAdoptedCache(name));
       await backend.loadAdopted();
       return backend;
     } catch (e) {
@@ -499,7 +510,8 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
   static async destroy(name: string): Promise<void> {
     try {
       await deleteDB(name);
-      await cacheStorage()?.delete(adoptedCacheName(name));
+      // Where the Cache API refuses, nothing was kept there.
+      await cacheStorage()?.delete(adoptedCacheName(name)).catch(() => false);
     } catch (e) {
       throw idbError(`cannot delete store "${name}"`, e);
     }
