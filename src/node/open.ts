@@ -1,8 +1,8 @@
 /** Opening a store: a folder (the Node default backend) or a PostgreSQL URL (postgres://…). */
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { InvalidModelError, TesseraError } from '../errors.ts';
-import { readSkippingWeights, type ReadAt, type ReadSpace } from '../onnx/sparse-read.ts';
+import { readSkippingWeights, type ReadAt, type ReadSpace, type SparseFile } from '../onnx/sparse-read.ts';
 import { TesseraStore, type AddOptions, type AddReport, type Progress } from '../store/store.ts';
 import type { TileShape } from '../blocks/tiling.ts';
 import { FilePageStore, type FileStoreOptions } from './file-store.ts';
@@ -60,16 +60,25 @@ interface AddTarget {
   add(name: string, onnx: Uint8Array, opts: AddOptions): Promise<AddReport>;
 }
 
-/** Adds `file` to `target` (a store or an AddBatch), reading it as addModelFile does. */
-export async function addFileTo(
-  target: AddTarget,
-  file: string,
-  /** `space`: a buffer for the file's structure, reused across the files of a batch (ReadSpace). */
-  opts: { name?: string; onProgress?: (p: Progress) => void; space?: ReadSpace } = {},
-): Promise<AddReport> {
-  const name = opts.name ?? modelNameOf(file);
+/**
+ * A model file opened and its structure read (readSkippingWeights), its weights still to read:
+ * what adding it needs from the file before the parse. `openModelFile` starts this for the next
+ * file of a batch while the one before it is parsed and placed, so its open, stat and structure
+ * reads (a few round trips to the thread pool per file) overlap that work.
+ */
+export interface OpenedModelFile {
+  file: string;
+  handle: FileHandle;
+  readAt: ReadAt;
+  /** The file's bytes: whole, or with its large weights left unread (`sparse`). */
+  bytes: Uint8Array;
+  sparse: SparseFile | null;
+}
+
+/** Opens `file` and reads its structure (into `space`, when given: see ReadSpace). The caller closes the handle (addFileTo does). */
+export async function openModelFile(file: string, space?: ReadSpace): Promise<OpenedModelFile> {
   const cannotRead = (e: unknown) => new InvalidModelError('ONNX_MALFORMED', `cannot read model file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(file, 'r');
   } catch (e) {
@@ -95,16 +104,42 @@ export async function addFileTo(
     } catch (e) {
       throw cannotRead(e);
     }
-    const sparse = await readSkippingWeights(size, readAt, undefined, opts.space);
+    const sparse = await readSkippingWeights(size, readAt, undefined, space);
     let bytes: Uint8Array;
     if (sparse) bytes = sparse.bytes;
     else {
       bytes = new Uint8Array(size);
       await readAt(bytes, 0);
     }
+    return { file, handle, readAt, bytes, sparse };
+  } catch (e) {
+    await handle.close().catch(() => {});
+    throw e;
+  }
+}
+
+/** Closes the file a read-ahead opened, once it has (for a batch that stops before adding it). */
+export function discardOpened(opened: Promise<OpenedModelFile> | null): void {
+  opened?.then((o) => o.handle.close()).catch(() => {});
+}
+
+/** Adds `file` to `target` (a store or an AddBatch), reading it as addModelFile does. */
+export async function addFileTo(
+  target: AddTarget,
+  file: string,
+  /**
+   * `space`: a buffer for the file's structure, reused across the files of a batch (ReadSpace);
+   * `opened`: the file already being opened (openModelFile), as a batch reads one file ahead.
+   */
+  opts: { name?: string; onProgress?: (p: Progress) => void; space?: ReadSpace; opened?: Promise<OpenedModelFile> } = {},
+): Promise<AddReport> {
+  const name = opts.name ?? modelNameOf(file);
+  const opened = await (opts.opened ?? openModelFile(file, opts.space));
+  try {
+    const { bytes, sparse, readAt } = opened;
     return await target.add(name, bytes, { readExternal: externalDataReader(file), onProgress: opts.onProgress, ...(sparse ? { sparse: { file: sparse, read: readAt } } : {}) });
   } finally {
-    await handle.close().catch(() => {});
+    await opened.handle.close().catch(() => {});
   }
 }
 
@@ -112,6 +147,8 @@ export async function addFileTo(
  * Adds several ONNX files in one commit (AddBatch): all of them, or, when one fails, none (the
  * error is thrown, the store is as it was). With `keepGoing`, a file that cannot be read or parsed
  * is reported in `failed` and the others are committed; an I/O error of the store still fails all.
+ * Each file is opened and its structure read while the one before it is added (openModelFile),
+ * into one of two buffers the files take turns with.
  */
 export async function addModelFiles(
   store: TesseraStore,
@@ -121,13 +158,26 @@ export async function addModelFiles(
   const batch = store.addBatch();
   const added: AddReport[] = [];
   const failed: { file: string; error: TesseraError }[] = [];
-  const space: ReadSpace = { bytes: new Uint8Array(0) };
-  for (const f of files) {
-    const { file, name } = typeof f === 'string' ? { file: f, name: undefined } : f;
+  const entries = files.map((f) => (typeof f === 'string' ? { file: f, name: undefined } : f));
+  const spaces: ReadSpace[] = [{ bytes: new Uint8Array(0) }, { bytes: new Uint8Array(0) }];
+  const openAt = (i: number) => {
+    if (i >= entries.length) return null;
+    const opened = openModelFile(entries[i].file, spaces[i & 1]);
+    opened.catch(() => {}); // awaited by addFileTo; a batch that stops first discards it
+    return opened;
+  };
+  let ahead = openAt(0);
+  for (let i = 0; i < entries.length; i++) {
+    const { file, name } = entries[i];
+    const opened = ahead!;
+    ahead = openAt(i + 1);
     try {
-      added.push(await addFileTo(batch, file, { name, space, onProgress: opts.onProgress && ((p) => opts.onProgress!(file, p)) }));
+      added.push(await addFileTo(batch, file, { name, opened, onProgress: opts.onProgress && ((p) => opts.onProgress!(file, p)) }));
     } catch (e) {
-      if (!opts.keepGoing || !(e instanceof TesseraError) || batch.broken) throw e;
+      if (!opts.keepGoing || !(e instanceof TesseraError) || batch.broken) {
+        discardOpened(ahead);
+        throw e;
+      }
       failed.push({ file, error: e });
     }
   }

@@ -12,7 +12,7 @@
 import type { Command } from 'commander';
 import { access, constants } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { addFileTo } from '../../node/open.ts';
+import { addFileTo, discardOpened, openModelFile, type OpenedModelFile } from '../../node/open.ts';
 import type { ReadSpace } from '../../onnx/sparse-read.ts';
 import { InvalidArgumentError, InvalidModelError, ModelExistsError, TesseraError } from '../../errors.ts';
 import { validateModelName, type AddBatch, type AddReport, type Progress } from '../../store/store.ts';
@@ -66,9 +66,9 @@ async function planNames(files: string[], name: string | undefined): Promise<Pla
   return planned;
 }
 
-async function addOne(batch: AddBatch, p: Planned, space: ReadSpace, onProgress: (p: Progress) => void): Promise<AddReport> {
+async function addOne(batch: AddBatch, p: Planned, opened: Promise<OpenedModelFile> | null, onProgress: (p: Progress) => void): Promise<AddReport> {
   if (p.file === '-') return batch.add(p.name, await readStdin(), { onProgress });
-  return addFileTo(batch, p.file, { name: p.name, space, onProgress });
+  return addFileTo(batch, p.file, { name: p.name, opened: opened ?? undefined, onProgress });
 }
 
 const line = (r: AddReport) =>
@@ -97,18 +97,32 @@ export function register(program: Command): void {
         const failed: { file: string; name: string; error: string; code: string }[] = [];
         let firstFailure: TesseraError | undefined;
         const batch = store.addBatch();
-        // One buffer for every file's structure read (ReadSpace).
-        const space: ReadSpace = { bytes: new Uint8Array(0) };
-        for (const p of planned) {
+        // Two buffers the files' structure reads take turns with (ReadSpace): each file is opened
+        // and its structure read while the one before it is added (openModelFile).
+        const spaces: ReadSpace[] = [{ bytes: new Uint8Array(0) }, { bytes: new Uint8Array(0) }];
+        const openAt = (i: number) => {
+          if (i >= planned.length || planned[i].file === '-') return null;
+          const opened = openModelFile(planned[i].file, spaces[i & 1]);
+          opened.catch(() => {}); // awaited by addFileTo; a batch that stops first discards it
+          return opened;
+        };
+        let ahead = openAt(0);
+        for (const [i, p] of planned.entries()) {
           const bar = progressBar(`add ${p.name}`);
+          const opened = ahead;
+          ahead = openAt(i + 1);
           try {
-            added.push(await addOne(batch, p, space, (x) => bar.update(x)));
+            added.push(await addOne(batch, p, opened, (x) => bar.update(x)));
             bar.stop();
           } catch (e) {
             bar.stop();
-            if (!(e instanceof TesseraError)) throw e;
+            if (!(e instanceof TesseraError)) {
+              discardOpened(ahead);
+              throw e;
+            }
             // All or nothing (nothing is committed yet); a store write that failed ends it too.
             if (!o.keepGoing || batch.broken) {
+              discardOpened(ahead);
               if (planned.length > 1) e.message = `${p.file}: ${e.message} Nothing was added${o.keepGoing ? '' : ' (--keep-going adds the files that can be added)'}.`;
               throw e;
             }
