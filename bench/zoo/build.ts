@@ -5,10 +5,11 @@
  * families. Three architectures: the MLP family (this file, at the folder's root), a CNN and a
  * ViT (family.ts, cnn.ts, vit.ts, in subfolders). `npm run zoo` builds the standard zoo into
  * bench/zoo/models/ (`--tiny` for the test size into bench/zoo/tiny-models/, `--out DIR`
- * elsewhere, `--families mlp,cnn`); models already built with the same config are reused.
+ * elsewhere, `--families mlp,cnn`, `--workers N` threads, default 2 for the standard zoo); models already built with the same config are reused.
  * Deterministic: the same config gives bit-identical ONNX files.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -357,17 +358,33 @@ export function familyDir(dir: string, family: FamilyName): string {
   return family === 'mlp' ? dir : join(dir, family);
 }
 
-/** Builds (or completes) the named families under `dir`. */
-export async function buildFamilies(opts: BuildZooOptions & { families?: readonly FamilyName[] }): Promise<{ family: FamilyName; dir: string; manifest: Manifest }[]> {
-  const out: { family: FamilyName; dir: string; manifest: Manifest }[] = [];
-  for (const family of opts.families ?? FAMILIES) {
+/**
+ * Builds (or completes) the named families under `dir`. With `workers` > 1 (default: the
+ * standard zoo on up to 2 cores), models train on that many worker threads (parallel.ts); the
+ * files are the same either way.
+ */
+export async function buildFamilies(opts: BuildZooOptions & { families?: readonly FamilyName[]; workers?: number }): Promise<{ family: FamilyName; dir: string; manifest: Manifest }[]> {
+  const families = opts.families ?? FAMILIES;
+  for (const family of families) {
     if (!FAMILIES.includes(family)) throw new InvalidArgumentError(`unknown zoo family "${family}": use ${FAMILIES.join(', ')}`);
+  }
+  const workers = opts.workers ?? (opts.size === 'standard' ? Math.min(2, availableParallelism()) : 1);
+  const log = opts.onProgress ?? (() => {});
+  if (workers > 1) {
+    const t0 = performance.now();
+    const { buildFamiliesParallel } = await import('./parallel.ts');
+    const manifests = await buildFamiliesParallel(families, opts.size, (f) => familyDir(opts.dir, f), workers, log);
+    log(`${families.join(', ')} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${workers} workers`);
+    return families.map((family) => ({ family, dir: familyDir(opts.dir, family), manifest: family === 'mlp' ? { family: 'mlp', ...manifests.get(family)! } : manifests.get(family)! }));
+  }
+  const out: { family: FamilyName; dir: string; manifest: Manifest }[] = [];
+  for (const family of families) {
     const dir = familyDir(opts.dir, family);
     const t0 = performance.now();
     const manifest = family === 'mlp'
       ? { family: 'mlp', ...(await buildZoo({ ...opts, dir })) }
       : await buildFamily(family === 'cnn' ? cnnArchitecture : vitArchitecture, { size: opts.size, dir, onProgress: opts.onProgress });
-    opts.onProgress?.(`${family} family ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(`${family} family ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     out.push({ family, dir, manifest });
   }
   return out;
@@ -379,11 +396,13 @@ if (isMain) {
   const size: ZooSize = args.includes('--tiny') ? 'tiny' : 'standard';
   const outAt = args.indexOf('--out');
   const famAt = args.indexOf('--families');
+  const workersAt = args.indexOf('--workers');
+  const workers = workersAt >= 0 ? Number(args[workersAt + 1]) : undefined;
   const families = famAt >= 0 && args[famAt + 1] ? (args[famAt + 1].split(',') as FamilyName[]) : FAMILIES;
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = outAt >= 0 && args[outAt + 1] ? resolve(args[outAt + 1]) : join(here, size === 'tiny' ? 'tiny-models' : 'models');
   const t0 = performance.now();
-  const built = await buildFamilies({ size, dir, families, onProgress: (m) => { if (!/: step \d+\//.test(m)) console.error(m); } });
+  const built = await buildFamilies({ size, dir, families, workers, onProgress: (m) => { if (!/: step \d+\//.test(m)) console.error(m); } });
   console.error(`zoo (${size}) ready in ${dir}: ${built.reduce((a, b) => a + b.manifest.models.length, 0)} models, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   for (const { family, manifest } of built) {
     console.error(`${family}:`);

@@ -4,7 +4,8 @@
  * - frozen-backbone heads for other tasks (the backbone's tensors are bit-exact copies);
  * - a LoRA-merged fine-tune: rank-r adapters on every weight, trained on a new domain, merged
  *   (W0 + B·A), so every block of every adapted weight moves by a low-rank update;
- * - a full fine-tune at a small learning rate on another domain;
+ * - full fine-tunes at a small learning rate on another domain (shifted digits) and on a subset
+ *   of the task (digits 0-4);
  * - a version bump (the base trained longer);
  * - two unrelated models trained from scratch (negative controls).
  * Every model is scored on its own held-out split (tasks.ts). A fine-tune that does not beat its
@@ -53,6 +54,8 @@ export interface FamilyBudget {
   scratch: number;
   loraRank: number;
   lr: { base: number; head: number; finetune: number; lora: number; version: number };
+  /** Learning-rate schedule of the models trained from scratch (default: constant). */
+  scratchSchedule?: { warmup: number; cosine: boolean };
 }
 
 export interface FamilySpec {
@@ -66,6 +69,7 @@ export interface FamilySpec {
 
 const NOISE = { kind: 'noise', std: 0.6 } as const satisfies Transform;
 const SHIFT = { kind: 'shift', max: 3 } as const satisfies Transform;
+const SUBSET = [0, 1, 2, 3, 4];
 
 /** The relations of a family (the same for every architecture). */
 export function familySpecs(prefix: string, b: FamilyBudget): FamilySpec[] {
@@ -78,6 +82,8 @@ export function familySpecs(prefix: string, b: FamilyBudget): FamilySpec[] {
       how: `Rank-${b.loraRank} LoRA adapters on every weight of ${base}, trained on digits with Gaussian noise (std ${NOISE.std}), merged into the weights (biases unchanged).` },
     { name: `${prefix}-ft-shifted`, domain: { task: 'digit', transform: SHIFT }, derivedFrom: base, kind: 'finetune', seed: 22,
       how: `All weights of ${base} fine-tuned at a small learning rate (${b.lr.finetune}) on digits shifted by up to ${SHIFT.max} pixels.` },
+    { name: `${prefix}-ft-subset`, domain: { task: 'digit', digits: SUBSET }, derivedFrom: base, kind: 'finetune', seed: 24,
+      how: `All weights of ${base} fine-tuned at a small learning rate (${b.lr.finetune}) on digits ${SUBSET.join(', ')} only (still ten outputs).` },
     { name: `${prefix}-v2`, domain: { task: 'digit' }, derivedFrom: base, kind: 'version', seed: 25, how: `A next version: ${base} trained on ${b.version} more samples of the digit task (fresh Adam, lower learning rate).` },
     { name: `${prefix}-scratch-seed2`, domain: { task: 'digit' }, derivedFrom: null, kind: 'scratch', seed: 2, how: 'Negative control: same architecture and task, trained from scratch with seed 2 (unrelated weights).' },
     { name: `${prefix}-scratch-seed3`, domain: { task: 'digit' }, derivedFrom: null, kind: 'scratch', seed: 3, how: 'Negative control: same architecture and task, trained from scratch with seed 3 (unrelated weights).' },
@@ -112,8 +118,37 @@ export interface BuildFamilyOptions {
   onProgress?: (msg: string) => void;
 }
 
-/** Builds (or completes) one family in `dir`. */
-export async function buildFamily(arch: Architecture, opts: BuildFamilyOptions): Promise<Manifest> {
+/** What a family build must do: every spec's config hash and recipe, and which are cached. */
+export interface FamilyPlan {
+  family: string;
+  size: ZooSize;
+  dir: string;
+  specs: FamilySpec[];
+  hashes: Record<string, string>;
+  /** Models reused as they are (config and file unchanged), and fine-tunes cached as rejected. */
+  cached: Record<string, { entry?: ZooModel; rejected?: RejectedModel }>;
+  /** Specs to train, in family order. */
+  toTrain: string[];
+}
+
+/** The outcome of training one spec: kept (entry), not kept (rejected), or skipped (parent not kept). */
+export interface SpecResult {
+  name: string;
+  entry?: ZooModel;
+  rejected?: RejectedModel;
+  skipped?: boolean;
+}
+
+function specHash(arch: Architecture, size: ZooSize, b: FamilyBudget, spec: FamilySpec, parentHash: string | null): string {
+  return hash64Hex(new TextEncoder().encode(JSON.stringify({ v: arch.version, arch: arch.describe(size), MIN_GAIN_POINTS, b, spec, parentHash })));
+}
+
+function recipeFor(b: FamilyBudget, spec: FamilySpec) {
+  return recipeOf(spec.domain, b.testSamples, evaluationSeed(spec.name), `${spec.name}.eval.json`);
+}
+
+/** Reads the previous manifest and decides, per spec, reuse or train (no training here). */
+export async function planFamily(arch: Architecture, opts: BuildFamilyOptions): Promise<FamilyPlan> {
   const { size, dir } = opts;
   const log = opts.onProgress ?? (() => {});
   const b = arch.budget(size);
@@ -126,58 +161,78 @@ export async function buildFamily(arch: Architecture, opts: BuildFamilyOptions):
     previous = null;
   }
   const specs = selectSpecs(familySpecs(arch.family, b), opts.models);
-  let gemm: Gemm | undefined;
-  let train: MnistSplit | undefined;
-  const nets = new Map<string, FamilyNet>();
-  const hashes = new Map<string, string>();
-  const features = new Map<string, Float32Array>();
-  const entries: ZooModel[] = [];
-  const rejected: RejectedModel[] = [];
+  const hashes: Record<string, string> = {};
+  const cached: FamilyPlan['cached'] = {};
+  const toTrain: string[] = [];
   const skipped = new Set<string>();
-
-  const netOf = async (name: string): Promise<FamilyNet> => {
-    let f = nets.get(name);
-    if (!f) {
-      const spec = specs.find((s) => s.name === name)!;
-      f = arch.create(gemm!, size, taskClasses(spec.domain.task), 0);
-      loadParams(f.net, new Uint8Array(await readFile(join(dir, `${name}.onnx`))));
-      nets.set(name, f);
-    }
-    return f;
-  };
-
   for (const spec of specs) {
     if (spec.derivedFrom && skipped.has(spec.derivedFrom)) {
       skipped.add(spec.name);
       log(`${spec.name}: skipped (its parent ${spec.derivedFrom} was not kept)`);
       continue;
     }
-    const parentHash = spec.derivedFrom ? hashes.get(spec.derivedFrom)! : null;
-    const configHash = hash64Hex(new TextEncoder().encode(JSON.stringify({ v: arch.version, arch: arch.describe(size), MIN_GAIN_POINTS, b, spec, parentHash })));
-    hashes.set(spec.name, configHash);
-    const file = `${spec.name}.onnx`;
-    const path = join(dir, file);
-    const evaluation = recipeOf(spec.domain, b.testSamples, evaluationSeed(spec.name), `${spec.name}.eval.json`);
+    const configHash = specHash(arch, size, b, spec, spec.derivedFrom ? hashes[spec.derivedFrom] : null);
+    hashes[spec.name] = configHash;
     const same = previous?.size === size;
     const prevRejected = same ? previous!.rejected.find((e) => e.name === spec.name) : undefined;
     if (prevRejected && previous!.configHashes?.[spec.name] === configHash) {
-      rejected.push(prevRejected);
+      cached[spec.name] = { rejected: prevRejected };
       skipped.add(spec.name);
       log(`${spec.name}: not kept (cached: +${prevRejected.gainPoints.toFixed(2)} points over ${spec.derivedFrom} on its own task)`);
       continue;
     }
     const prev = same ? previous!.models.find((e) => e.name === spec.name) : undefined;
-    if (prev && prev.configHash === configHash && existsSync(path) && existsSync(join(dir, evaluation.file))) {
+    const path = join(dir, `${spec.name}.onnx`);
+    if (prev && prev.configHash === configHash && existsSync(path) && existsSync(join(dir, recipeFor(b, spec).file))) {
       if (hash64Hex(new Uint8Array(await readFile(path))) === prev.fileHash) {
-        entries.push(prev);
+        cached[spec.name] = { entry: prev };
         log(`${spec.name}: reused (config unchanged)`);
         continue;
       }
     }
+    toTrain.push(spec.name);
+  }
+  return { family: arch.family, size, dir, specs, hashes, cached, toTrain };
+}
 
+/**
+ * Trains the named specs of a plan, in order, in this thread: each parent is the net trained
+ * earlier in this call or, failing that, read back from its file (the same float32 values, so a
+ * model does not depend on which thread or call built its parent). A spec whose parent was not
+ * kept (here or in `parentsRejected`) is skipped. Writes each kept model's file and evaluation file.
+ */
+export async function trainFamilySpecs(arch: Architecture, plan: FamilyPlan, names: string[], log: (msg: string) => void = () => {}, parentsRejected: ReadonlySet<string> = new Set()): Promise<SpecResult[]> {
+  const { size, dir } = plan;
+  const b = arch.budget(size);
+  const gemm = await createGemm();
+  const train = loadMnist({ train: b.trainSamples, test: 0 }).train;
+  const nets = new Map<string, FamilyNet>();
+  const features = new Map<string, Float32Array>();
+  const notKept = new Set(parentsRejected);
+  const results: SpecResult[] = [];
+  const specOf = (name: string) => plan.specs.find((s) => s.name === name)!;
+  const netOf = async (name: string): Promise<FamilyNet> => {
+    let f = nets.get(name);
+    if (!f) {
+      f = arch.create(gemm, size, taskClasses(specOf(name).domain.task), 0);
+      loadParams(f.net, new Uint8Array(await readFile(join(dir, `${name}.onnx`))));
+      nets.set(name, f);
+    }
+    return f;
+  };
+
+  for (const name of names) {
+    const spec = specOf(name);
+    if (spec.derivedFrom && notKept.has(spec.derivedFrom)) {
+      notKept.add(spec.name);
+      results.push({ name, skipped: true });
+      log(`${spec.name}: skipped (its parent ${spec.derivedFrom} was not kept)`);
+      continue;
+    }
+    const configHash = plan.hashes[name];
+    const file = `${spec.name}.onnx`;
+    const evaluation = recipeFor(b, spec);
     const t0 = performance.now();
-    gemm ??= await createGemm();
-    train ??= loadMnist({ train: b.trainSamples, test: 0 }).train;
     const classes = taskClasses(spec.domain.task);
     const labels = taskLabels(spec.domain.task, train.labels);
     const transform = spec.domain.transform;
@@ -206,7 +261,8 @@ export async function buildFamily(arch: Architecture, opts: BuildFamilyOptions):
     } else {
       f = arch.create(gemm, size, classes, spec.seed);
       if (spec.kind !== 'scratch') copyParams((await netOf(spec.derivedFrom!)).net, f.net);
-      const samples = spec.kind === 'scratch' ? (spec.derivedFrom === null && spec.seed === 1 ? b.base : b.scratch) : spec.kind === 'lora' ? b.lora : spec.kind === 'version' ? b.version : b.finetune;
+      const isBase = spec.derivedFrom === null && spec.seed === 1;
+      const samples = spec.kind === 'scratch' ? (isBase ? b.base : b.scratch) : spec.kind === 'lora' ? b.lora : spec.kind === 'version' ? b.version : b.finetune;
       const lr = spec.kind === 'scratch' ? b.lr.base : b.lr[spec.kind as 'lora' | 'version' | 'finetune'];
       const steps = stepsFor(samples);
       let lora: LoraAdapter[] | undefined;
@@ -214,7 +270,8 @@ export async function buildFamily(arch: Architecture, opts: BuildFamilyOptions):
         const rng = new Rng(spec.seed);
         lora = weightsOf(f.net).map((w) => new LoraAdapter(w, Math.min(b.loraRank, w.dims[0], w.value.length / w.dims[0]), rng));
       }
-      trainNet(gemm, f.net, train.images, labels, { indices: pool, steps, batch: b.batch, lr, seed: spec.seed, augment, lora, ...(lora ? { trainable: [] } : {}), onStep: progress(steps) });
+      const schedule = spec.kind === 'scratch' ? b.scratchSchedule : undefined;
+      trainNet(gemm, f.net, train.images, labels, { indices: pool, steps, batch: b.batch, lr, seed: spec.seed, augment, lora, ...(lora ? { trainable: [] } : {}), ...(schedule ? { schedule } : {}), onStep: progress(steps) });
     }
     const heldOut = evaluationSplit(evaluation, 'heldOut');
     const testAccuracy = accuracyOn(f.net, heldOut);
@@ -223,31 +280,78 @@ export async function buildFamily(arch: Architecture, opts: BuildFamilyOptions):
       parentAccuracy = accuracyOn((await netOf(spec.derivedFrom!)).net, heldOut);
       const gainPoints = (testAccuracy - parentAccuracy) * 100;
       if (spec.kind !== 'version' && gainPoints < MIN_GAIN_POINTS) {
-        rejected.push({ name: spec.name, derivedFrom: spec.derivedFrom!, domain: spec.domain, testAccuracy, parentAccuracy, gainPoints });
-        skipped.add(spec.name);
+        results.push({ name, rejected: { name: spec.name, derivedFrom: spec.derivedFrom!, domain: spec.domain, testAccuracy, parentAccuracy, gainPoints } });
+        notKept.add(spec.name);
         log(`${spec.name}: NOT KEPT: ${(testAccuracy * 100).toFixed(2)}% vs ${spec.derivedFrom} ${(parentAccuracy * 100).toFixed(2)}% on ${domainName(spec.domain)} (+${gainPoints.toFixed(2)} < ${MIN_GAIN_POINTS} points)`);
         continue;
       }
     }
     const bytes = arch.export(f, { graphName: spec.name, docString: spec.how });
     await writeAtomic(join(dir, evaluation.file), evaluationFileOf(heldOut, 'input', arch.inputDims, 'logits'));
-    await writeAtomic(path, bytes);
+    await writeAtomic(join(dir, file), bytes);
     nets.set(spec.name, f);
-    entries.push({
-      name: spec.name, file, task: spec.domain.task, domain: spec.domain, evaluation, testAccuracy, ...(parentAccuracy !== undefined ? { parentAccuracy } : {}),
-      derivedFrom: spec.derivedFrom, kind: spec.kind, how: spec.how, classes,
-      params: f.net.params.reduce((a, p) => a + p.value.length, 0), configHash, fileHash: hash64Hex(bytes),
+    results.push({
+      name,
+      entry: {
+        name: spec.name, file, task: spec.domain.task, domain: spec.domain, evaluation, testAccuracy, ...(parentAccuracy !== undefined ? { parentAccuracy } : {}),
+        derivedFrom: spec.derivedFrom, kind: spec.kind, how: spec.how, classes,
+        params: f.net.params.reduce((a, p) => a + p.value.length, 0), configHash, fileHash: hash64Hex(bytes),
+      },
     });
     const vs = parentAccuracy !== undefined ? ` (${spec.derivedFrom}: ${(parentAccuracy * 100).toFixed(2)}%)` : '';
     log(`${spec.name}: trained in ${((performance.now() - t0) / 1000).toFixed(1)} s, held-out accuracy on ${domainName(spec.domain)} ${(testAccuracy * 100).toFixed(2)}%${vs}`);
   }
+  return results;
+}
+
+/** Writes a family's manifest from its plan and the results of training (specs in family order). */
+export async function finishFamily(arch: Architecture, plan: FamilyPlan, results: SpecResult[]): Promise<Manifest> {
+  const b = arch.budget(plan.size);
+  const byName = new Map(results.map((r) => [r.name, r]));
+  const entries: ZooModel[] = [];
+  const rejected: RejectedModel[] = [];
+  for (const spec of plan.specs) {
+    const r = plan.cached[spec.name] ?? byName.get(spec.name);
+    if (r?.entry) entries.push(r.entry);
+    if (r?.rejected) rejected.push(r.rejected);
+  }
   const manifest: Manifest = {
-    family: arch.family, architecture: arch.describe(size),
-    models: entries, rejected, minGainPoints: MIN_GAIN_POINTS, inputName: 'input', outputName: 'logits', inputDims: arch.inputDims, size,
+    family: arch.family, architecture: arch.describe(plan.size),
+    models: entries, rejected, minGainPoints: MIN_GAIN_POINTS, inputName: 'input', outputName: 'logits', inputDims: arch.inputDims, size: plan.size,
     hidden: [], trainSamples: b.trainSamples, testSamples: b.testSamples,
   };
-  await writeAtomic(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, configHashes: Object.fromEntries(hashes) }, null, 2) + '\n');
+  await writeAtomic(join(plan.dir, 'manifest.json'), JSON.stringify({ ...manifest, configHashes: plan.hashes }, null, 2) + '\n');
   return manifest;
+}
+
+/** Builds (or completes) one family in `dir`, in this thread. */
+export async function buildFamily(arch: Architecture, opts: BuildFamilyOptions): Promise<Manifest> {
+  const plan = await planFamily(arch, opts);
+  const results = plan.toTrain.length ? await trainFamilySpecs(arch, plan, plan.toTrain, opts.onProgress) : [];
+  return finishFamily(arch, plan, results);
+}
+
+/**
+ * The plan's training split into jobs that may run at the same time: one per spec, except that
+ * a parent's heads share one job (they share its backbone features). Each job names the jobs it
+ * waits for (those training its specs' parents).
+ */
+export function familyJobs(plan: FamilyPlan): { names: string[]; after: number[] }[] {
+  const jobs: { names: string[]; after: number[] }[] = [];
+  const jobOf = new Map<string, number>();
+  for (const name of plan.toTrain) {
+    const spec = plan.specs.find((s) => s.name === name)!;
+    const headJob = spec.kind === 'head' ? jobs.findIndex((j) => j.names.some((n) => { const o = plan.specs.find((s) => s.name === n)!; return o.kind === 'head' && o.derivedFrom === spec.derivedFrom; })) : -1;
+    if (headJob >= 0) {
+      jobs[headJob].names.push(name);
+      jobOf.set(name, headJob);
+      continue;
+    }
+    const after = spec.derivedFrom && jobOf.has(spec.derivedFrom) ? [jobOf.get(spec.derivedFrom)!] : [];
+    jobOf.set(name, jobs.length);
+    jobs.push({ names: [name], after });
+  }
+  return jobs;
 }
 
 /** The specs named (by full name or without the family prefix) and their ancestors, in family order. */

@@ -297,7 +297,7 @@ export class Adam {
   private readonly m: Float32Array[];
   private readonly v: Float32Array[];
   private t = 0;
-  constructor(private readonly tensors: { value: Float32Array; grad: Float32Array }[], private readonly lr: number) {
+  constructor(private readonly tensors: { value: Float32Array; grad: Float32Array }[], public lr: number) {
     this.m = tensors.map((p) => new Float32Array(p.value.length));
     this.v = tensors.map((p) => new Float32Array(p.value.length));
   }
@@ -351,6 +351,11 @@ export interface NetTrainConfig {
   steps: number;
   batch: number;
   lr: number;
+  /**
+   * Learning-rate schedule: `warmup` steps rising linearly to `lr`, then a cosine decay to 0 at
+   * the last step (default: constant `lr`). Short from-scratch runs of a transformer need both.
+   */
+  schedule?: { warmup: number; cosine: boolean };
   seed: number;
   /** Parameters updated (default: all); the rest are frozen. */
   trainable?: Param[];
@@ -376,6 +381,14 @@ export function softmaxCrossEntropy(logits: Float32Array, labels: Uint8Array, ba
   return loss / batch;
 }
 
+/** The learning rate of step 1..steps under a warm-up + cosine schedule. */
+export function scheduledLr(lr: number, s: { warmup: number; cosine: boolean }, step: number, steps: number): number {
+  if (step <= s.warmup) return (lr * step) / (s.warmup + 1);
+  if (!s.cosine) return lr;
+  const t = (step - s.warmup) / Math.max(1, steps - s.warmup);
+  return 0.5 * lr * (1 + Math.cos(Math.PI * t));
+}
+
 /** Minibatch Adam on softmax cross-entropy; updates the net (or its adapters, merged at the end). */
 export function trainNet(gemm: Gemm, net: Module, inputs: Float32Array, labels: Uint8Array, cfg: NetTrainConfig): { finalLoss: number } {
   const all = net.params;
@@ -399,6 +412,7 @@ export function trainNet(gemm: Gemm, net: Module, inputs: Float32Array, labels: 
       y[r] = labels[s];
     }
     cfg.augment?.(x, B, rng);
+    if (cfg.schedule) opt.lr = scheduledLr(cfg.lr, cfg.schedule, step, cfg.steps);
     for (const l of lora) l.apply(gemm);
     const logits = net.forward(x, B);
     loss = softmaxCrossEntropy(logits, y, B, classes, dz);
