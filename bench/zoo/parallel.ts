@@ -71,7 +71,12 @@ export async function buildFamiliesParallel(
   const running = new Set<number>();
   const rejectedNames = new Set<string>();
 
-  if (jobs.length) {
+  const mlpOnly = jobs.length === 1 && jobs[0].work.kind === 'mlp';
+  if (mlpOnly) {
+    // Nothing of the CNN / ViT to train: the MLP family (cached, or one job anyway) in this thread.
+    const { buildZoo } = await import('./build.ts');
+    manifests.set('mlp', await buildZoo({ size, dir: dirOf('mlp'), onProgress: log }));
+  } else if (jobs.length) {
     const pool = Array.from({ length: Math.max(1, Math.min(workers, jobs.length)) }, () => new Worker(new URL('./worker-boot.mjs', import.meta.url)));
     try {
       await new Promise<void>((resolve, reject) => {
