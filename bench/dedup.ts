@@ -93,13 +93,17 @@ async function timeCodecDecode(store: TesseraStore) {
     if (b.codec === undefined) continue;
     const stored = (await src.stored(id)).slice();
     items.push({ stored, base: b.base === undefined ? undefined : await src.block(b.base), size: b.size! });
-    // The plane table (block-codec.ts): mode 1 = zstd.
+    // The plane table (block-codec.ts): mode 1 = a zstd frame of one plane, mode 3 = a plane of
+    // the joint frame (stored at the first of them, holding them all).
     const view = new DataView(stored.buffer);
     const elemBytes = stored[1];
+    const jointPlanes = Array.from({ length: elemBytes }, (_, k) => stored[8 + 5 * k]).filter((m) => m === 3).length;
     let at = 8 + 5 * elemBytes;
     for (let k = 0; k < elemBytes; k++) {
       const len = view.getUint32(8 + 5 * k + 1, true);
-      if (stored[8 + 5 * k] === 1) frames.push({ frame: stored.subarray(at, at + len), n: b.size! / elemBytes });
+      const mode = stored[8 + 5 * k];
+      if (mode === 1) frames.push({ frame: stored.subarray(at, at + len), n: b.size! / elemBytes });
+      if (mode === 3 && len > 0) frames.push({ frame: stored.subarray(at, at + len), n: (jointPlanes * b.size!) / elemBytes });
       at += len;
     }
   }
