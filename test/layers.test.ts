@@ -109,7 +109,7 @@ test('src/ never imports the tools (bench/, test/, demo/, build/)', () => {
  */
 const KNOWN_TEST_TO_BENCH = new Set<string>([
   'bench/data/netsdb-page-packing.json', 'bench/lib/baseline-server.ts', 'bench/report/build.ts',
-  'bench/zoo/build.ts', 'bench/zoo/cnn.ts', 'bench/zoo/family.ts', 'bench/zoo/nn.ts', 'bench/zoo/onnx-export.ts',
+  'bench/zoo/build.ts', 'bench/zoo/cnn.ts', 'bench/zoo/family.ts', 'bench/zoo/kernels.ts', 'bench/zoo/nn.ts', 'bench/zoo/onnx-export.ts',
   'bench/zoo/onnx-graph.ts', 'bench/zoo/tasks.ts', 'bench/zoo/train.ts', 'bench/zoo/vit.ts',
 ]);
 
