@@ -373,7 +373,7 @@ export async function buildFamilies(opts: BuildZooOptions & { families?: readonl
   if (workers > 1) {
     const t0 = performance.now();
     const { buildFamiliesParallel } = await import('./parallel.ts');
-    const manifests = await buildFamiliesParallel(families, opts.size, (f) => familyDir(opts.dir, f), workers, log);
+    const manifests = await buildFamiliesParallel(families, opts.size, (f) => familyDir(opts.dir, f), workers, log, () => buildZoo({ ...opts, dir: familyDir(opts.dir, 'mlp') }));
     log(`${families.join(', ')} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${workers} workers`);
     return families.map((family) => ({ family, dir: familyDir(opts.dir, family), manifest: family === 'mlp' ? { family: 'mlp', ...manifests.get(family)! } : manifests.get(family)! }));
   }

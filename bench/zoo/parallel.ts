@@ -42,6 +42,7 @@ interface Job {
  */
 export async function buildFamiliesParallel(
   families: readonly FamilyName[], size: ZooSize, dirOf: (f: FamilyName) => string, workers: number, log: (msg: string) => void,
+  buildMlpHere: () => Promise<Manifest>,
 ): Promise<Map<FamilyName, Manifest>> {
   const plans = new Map<FamilyName, FamilyPlan>();
   const jobs: Job[] = [];
@@ -73,9 +74,10 @@ export async function buildFamiliesParallel(
 
   const mlpOnly = jobs.length === 1 && jobs[0].work.kind === 'mlp';
   if (mlpOnly) {
-    // Nothing of the CNN / ViT to train: the MLP family (cached, or one job anyway) in this thread.
-    const { buildZoo } = await import('./build.ts');
-    manifests.set('mlp', await buildZoo({ size, dir: dirOf('mlp'), onProgress: log }));
+    // Nothing of the CNN / ViT to train: the MLP family (cached, or one job anyway) in this
+    // thread. (Passed in: importing build.ts from here would wait on its own top-level await when
+    // it is the entry script, and Node exits 13 with the import unsettled.)
+    manifests.set('mlp', await buildMlpHere());
   } else if (jobs.length) {
     const pool = Array.from({ length: Math.max(1, Math.min(workers, jobs.length)) }, () => new Worker(new URL('./worker-boot.mjs', import.meta.url)));
     try {
