@@ -111,6 +111,9 @@ export async function buildFamiliesParallel(
             dispatch();
           });
           w.on('error', reject);
+          w.on('exit', (code) => {
+            if (done.size < jobs.length) reject(new InternalError(`a zoo build worker exited (code ${code}) with ${jobs.length - done.size} job(s) left`));
+          });
         }
         dispatch();
       });
