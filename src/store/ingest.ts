@@ -345,6 +345,7 @@ export class AddBatch {
     const common = { seq: this.writer.epoch, blocks, pages, ...(moved.length ? { moved } : {}) };
     await this.core.commit(this.models.length === 1 ? { t: 'add', model: this.models[0], ...common } : { t: 'add-many', models: this.models, ...common });
     this.done = true;
+    this.writer.release();
     progress({ phase: 'commit', done: 1, total: 1 });
   }
 }

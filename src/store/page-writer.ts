@@ -42,7 +42,7 @@ export class PageWriter {
    * lends. It is ingest's wasm memory (IngestMemory), so weights read there are cut onto the page
    * by the kernel and blocks and pages are hashed where they lie.
    */
-  readonly memory = new IngestMemory();
+  readonly memory = IngestMemory.take();
   private framesReserved = false;
   /** The room `beside` lends when the wasm memory cannot hold it (ordinary memory, cut and hashed the slower way). */
   private spill = new Uint8Array(0);
@@ -61,13 +61,13 @@ export class PageWriter {
    * in a batch, each fine-tune compares its blocks with its base's pages in order, so a few pages
    * held spare reading each base page once per fine-tune (bench store --part=ingest).
    */
-  private readonly readBack = new Map<number, Uint8Array>();
+  private readonly readBack = new Map<number, { frame: Uint8Array; payload: Uint8Array }>();
   /** Bytes of blocks placed so far. */
   bytesPlaced = 0;
 
   constructor(
     private readonly catalog: CatalogView,
-    private readonly backend: Pick<PageStore, 'writeFrame' | 'readPage' | 'pageSize'>,
+    private readonly backend: Pick<PageStore, 'writeFrame' | 'readPageInto' | 'pageSize'>,
     /** The sequence number of the commit that will reference these pages. */
     readonly epoch: number,
     private readonly blocks: () => BlockSource,
@@ -164,14 +164,21 @@ export class PageWriter {
     if (this.cur?.id === page) return this.cur.frame.subarray(PAGE_HEADER_BYTES + offset, PAGE_HEADER_BYTES + offset + length);
     // Being written: its frame is not reused before the next page is written.
     if (this.inflight?.id === page) return this.inflight.frame.subarray(PAGE_HEADER_BYTES + offset, PAGE_HEADER_BYTES + offset + length);
-    let payload = this.readBack.get(page);
-    if (payload) this.readBack.delete(page);
+    let held = this.readBack.get(page);
+    if (held) this.readBack.delete(page);
     else {
-      payload = await this.backend.readPage(page, this.epoch);
-      if (this.readBack.size >= READ_BACK_PAGES) this.readBack.delete(this.readBack.keys().next().value!);
+      // Into the frame of the page held longest once READ_BACK_PAGES are held: a fresh 1 MiB
+      // buffer per page read is external memory that sets off collections (`--trace-gc`).
+      let frame: Uint8Array;
+      if (this.readBack.size >= READ_BACK_PAGES) {
+        const [oldest, entry] = this.readBack.entries().next().value!;
+        this.readBack.delete(oldest);
+        frame = entry.frame;
+      } else frame = new Uint8Array(PAGE_HEADER_BYTES + this.pageSize);
+      held = { frame, payload: await this.backend.readPageInto(page, frame, this.epoch) };
     }
-    this.readBack.set(page, payload);
-    return payload.subarray(offset, offset + length);
+    this.readBack.set(page, held);
+    return held.payload.subarray(offset, offset + length);
   }
 
   /**
@@ -248,6 +255,15 @@ export class PageWriter {
     await this.flush();
     await this.settle();
     return { pages: this.written, moved };
+  }
+
+  /**
+   * Hands the wasm memory back for the next writer (IngestMemory.take): called once the commit
+   * that references this writer's pages is done, after which nothing of this writer is used.
+   */
+  release(): void {
+    this.readBack.clear();
+    this.memory.release();
   }
 
   /** The committed page whose live blocks fill the most of `room` bytes (and fit in it). */
