@@ -52,15 +52,18 @@ export const OWN_TRIAL_RUNS = 4;
  * A weight-less session's own memory, from its graph: a base, a share per node (kernels and their
  * state) and its run's working memory, which grows with the input (activations). Measured with
  * onnxruntime-node 1.30, one thread, each session built and run once at batch 1, mean RSS growth
- * over 32 sessions (`node --expose-gc --import tsx bench/lib/session-cost.ts 32`, 2026-12-01):
- * the zoo's MLP 8 nodes, <0.1 MiB; CNN 16 nodes, 784 inputs, 0.08 MiB; ViT 245 nodes, 0.63 MiB;
- * PP-OCR cls 288 nodes, 3x48x192 input, 0.42 MiB; PP-OCRv4 rec 643 nodes, 3x48x320 input, 3.67 MiB.
- * The constants below put the static-input ones at or above their measurement (0.12, 0.14,
- * 0.79 MiB with the graph's own bytes); the fixed 2 MiB used before was PP-OCR's and three to
- * twenty times what a zoo MLP, CNN or ViT session holds, so at a 40% budget their sessions were
- * evicted for memory they never used. A graph whose input size is not fixed (PP-OCR's width) has
- * an unknown run size: it keeps at least the fixed SESSION_FIXED_BYTES (rec measured 3.67 MiB
- * after a 48x320 run, so its estimate is still low by ~1.6 MiB).
+ * over 32 sessions (`node --expose-gc --import tsx bench/lib/session-cost.ts 32`, 2026-12-01
+ * 15:19 UTC, locked run): the zoo's MLP 8 nodes, 784 inputs, 0.11 MiB; CNN 16 nodes, 0.06 MiB; ViT
+ * 245 nodes, 0.68 MiB; PP-OCR cls 288 nodes, 3x48x192 input, 0.52 MiB; PP-OCRv4 rec 643 nodes,
+ * 3x48x320 input, 4.35 MiB. The constants below put the static-input ones at or above their
+ * measurement (0.12, 0.14, 0.79 MiB with the graph's own bytes); the fixed 2 MiB used before was
+ * PP-OCR's and three to thirty times what a zoo MLP, CNN or ViT session holds, so at a 40% budget
+ * their sessions were evicted for memory they never used (bench serving --part=zoo: 413
+ * weight-less session builds in 800 requests at 40%; 11 for the CNN and 51 for the ViT with this
+ * and the value-ordered eviction of server.ts). A
+ * graph whose input size is not fixed (PP-OCR's width) has an unknown run size: it keeps at
+ * least the fixed SESSION_FIXED_BYTES (rec measured 4.35 MiB after a 48x320 run, so its estimate,
+ * 2.11 MiB, is still low by ~2.2 MiB).
  */
 export const SESSION_BASE_BYTES = 64 << 10;
 export const SESSION_BYTES_PER_NODE = 2560;
