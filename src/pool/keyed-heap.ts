@@ -48,19 +48,22 @@ export class KeyedHeap {
   }
   /**
    * The smallest-keyed id that `accept` takes, found best-first over the heap's tree so that
-   * rejected ids (pinned pages) cost a visit each rather than a pop and a push.
+   * rejected ids (pinned pages) cost a visit each rather than a pop and a push. Gives up
+   * (undefined) after `maxRejected` rejections.
    */
-  minWhere(accept: (id: number) => boolean): number | undefined {
+  minWhere(accept: (id: number) => boolean, maxRejected = Infinity): number | undefined {
     if (this.ids.length === 0) return undefined;
     // Frontier of heap indices, searched best-first; it stays tiny because rejected ids are few.
     const frontier: number[] = [0];
-    while (frontier.length > 0) {
+    let rejected = 0;
+    while (frontier.length > 0 && rejected <= maxRejected) {
       let best = 0;
       for (let k = 1; k < frontier.length; k++) if (this.less(frontier[k], frontier[best])) best = k;
       const i = frontier[best];
       frontier[best] = frontier[frontier.length - 1];
       frontier.pop();
       if (accept(this.ids[i])) return this.ids[i];
+      rejected++;
       const l = 2 * i + 1;
       if (l < this.ids.length) frontier.push(l);
       if (l + 1 < this.ids.length) frontier.push(l + 1);

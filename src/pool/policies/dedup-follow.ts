@@ -25,9 +25,11 @@
  * Scan resistance: every shadow is scan-resistant (the dedup-aware order's values, S3-FIFO's
  * small queue), so whichever leads, a one-shot scan of cold models evicts its own pages.
  *
- * Cost per page access: the dedup-aware order plus each shadow's policy (so about the sum of
- * the dedup-aware order twice and S3-FIFO), O(1) set updates, and a victim scans at most
- * `SCAN_LIMIT` of the pages the leader lacks. Memory: each shadow holds ids of at most a budget
+ * Cost per page access: each shadow's policy (the dedup-aware order and S3-FIFO; the pool's own
+ * pages are ranked by the order's shadow, whose counts do not depend on residency) and O(1) set
+ * updates; a victim scans at most `SCAN_LIMIT` of the pages the leader lacks, and at most
+ * `SCAN_LIMIT` pages of the order's shadow the pool does not hold before ranking every resident
+ * page (only when the leader holds every resident page and the shadows disagree). Memory: each shadow holds ids of at most a budget
  * of pages plus its policy's ghosts (S3-FIFO: 90% of the budget; the dedup-aware order: a history
  * as large as what it holds).
  */
@@ -60,7 +62,10 @@ const EARLY_REQUESTS = 1024;
 
 export class DedupFollowPolicy implements EvictionPolicy {
   readonly name = 'dedup';
-  /** The dedup-aware order over the pool's own pages. */
+  /**
+   * The dedup-aware order: its shadow's policy. Its counts do not depend on what is resident
+   * (every access counts), so the pool's own pages are ranked by them too, without a second copy.
+   */
   readonly order: DedupAwarePolicy;
   /** The dedup-aware order's shadow, then the candidates'. */
   readonly shadows: readonly ShadowCache[];
@@ -83,7 +88,6 @@ export class DedupFollowPolicy implements EvictionPolicy {
   private switches = 0;
 
   constructor(opts: DedupFollowOptions = {}) {
-    this.order = new DedupAwarePolicy(opts.order);
     this.decay = Math.pow(2, -1 / (opts.scoreHalfLife ?? 2048));
     this.margin = opts.margin ?? 0.03;
     this.z = opts.z ?? 2;
@@ -98,6 +102,7 @@ export class DedupFollowPolicy implements EvictionPolicy {
         if (i === this.leaderIndex && this.resident.has(id)) this.lacking.pushHead(id);
       },
     }));
+    this.order = this.shadows[0].policy as DedupAwarePolicy;
     this.hit = new Uint8Array(this.shadows.length);
     this.disagreement = new Float64Array(this.shadows.length ** 2);
   }
@@ -115,7 +120,6 @@ export class DedupFollowPolicy implements EvictionPolicy {
     for (const s of this.shadows) s.setCapacity(budgetBytes);
   }
   onRequest(model: string): void {
-    this.order.onRequest(model);
     this.nextEpoch(model);
   }
   onMiss(page: PageRef): void {
@@ -127,7 +131,6 @@ export class DedupFollowPolicy implements EvictionPolicy {
     this.replay(page);
   }
   onInsert(page: PageRef): void {
-    this.order.onInsert(page);
     this.resident.add(page.id);
     if (!this.early.delete(page.id)) {
       this.touched(page);
@@ -137,11 +140,9 @@ export class DedupFollowPolicy implements EvictionPolicy {
   }
   onHit(page: PageRef): void {
     this.touched(page);
-    this.order.onHit(page);
     this.replay(page);
   }
   onRemove(pageId: number, evicted: boolean): void {
-    this.order.onRemove(pageId, evicted);
     this.resident.delete(pageId);
     this.lacking.delete(pageId);
     if (!evicted) for (const s of this.shadows) s.invalidate(pageId);
@@ -154,7 +155,14 @@ export class DedupFollowPolicy implements EvictionPolicy {
       seen++;
       if (best === undefined || this.order.evictsBefore(id, best)) best = id;
     }
-    return best ?? this.order.victim(evictable);
+    if (best !== undefined) return best;
+    // The leader holds every resident page: the order's lowest one the pool holds. The order's
+    // shadow may hold pages the pool does not (when another shadow leads); past SCAN_LIMIT of
+    // those, every resident page is ranked instead.
+    best = this.order.victimWithin(evictable, SCAN_LIMIT);
+    if (best !== undefined) return best;
+    for (const id of this.resident) if (evictable(id) && (best === undefined || this.order.evictsBefore(id, best))) best = id;
+    return best;
   }
 
   /** One access on every shadow; where two disagree (one held the page, one did not), the variance of their difference grows. */

@@ -141,13 +141,21 @@ export class DedupAwarePolicy implements EvictionPolicy {
   victim(evictable: (pageId: number) => boolean): number | undefined {
     return this.heap.minWhere(evictable);
   }
-  /** Whether this order would evict resident page `a` before resident page `b`. */
+  /**
+   * Whether this order would evict page `a` before page `b`, resident here or not (a page it
+   * holds or remembers is ranked by its count; one it has forgotten, or never saw, goes first).
+   */
   evictsBefore(a: number, b: number): boolean {
-    const sa = this.pages.get(a)!;
-    const sb = this.pages.get(b)!;
+    const sa = this.pages.get(a);
+    const sb = this.pages.get(b);
+    if (!sa || !sb) return !sa && sb !== undefined;
     const va = sa.counts[this.current] / sa.bytes;
     const vb = sb.counts[this.current] / sb.bytes;
     return va < vb || (va === vb && sa.tick < sb.tick);
+  }
+  /** Like victim, but gives up (undefined) after looking at `maxVisits` pages it holds that `evictable` rejects. */
+  victimWithin(evictable: (pageId: number) => boolean, maxVisits: number): number | undefined {
+    return this.heap.minWhere(evictable, maxVisits);
   }
   /** A model's decayed request count at the current half-life (in the policy's inflated units). */
   popularityOf(model: string): number {
