@@ -37,7 +37,7 @@ import type { BenchOptions } from './run.ts';
 import { buildFamilies, familyDir, type FamilyName, type Manifest } from './zoo/build.ts';
 import { openStore } from '../src/node/open.ts';
 import { zipfTrace } from '../src/pool/traces.ts';
-import { HOT_AFTER_REQUESTS, KERNEL_HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS } from '../src/runtime/executors/choose.ts';
+import { HOT_AFTER_REQUESTS, KERNEL_HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS, OWN_TRIAL_WARMUP_RUNS } from '../src/runtime/executors/choose.ts';
 import { mulberry32 } from '../src/random.ts';
 import { frozenBackboneVariants } from '../tools/frozen-backbone.ts';
 
@@ -550,7 +550,7 @@ async function residentChild(cfg: ResidentConfig): Promise<Record<string, unknow
   const inputs = inputsFor(ort, fam);
   const feeds = (i: number) => ({ [fam.input.name]: inputs[i % inputs.length] });
   // Past the point where a hot model is tried on its own weights and the trial decided.
-  const settle = Math.max(HOT_AFTER_REQUESTS, KERNEL_HOT_AFTER_REQUESTS) + OWN_TRIAL_RUNS + 20;
+  const settle = Math.max(HOT_AFTER_REQUESTS, KERNEL_HOT_AFTER_REQUESTS) + OWN_TRIAL_WARMUP_RUNS + OWN_TRIAL_RUNS + 20;
   for (let i = 0; i < settle; i++) await server.run(model, feeds(i));
   const raw = await ort.InferenceSession.create(new Uint8Array(await readFile(join(fam.fileDir, `${model}.onnx`))), SESSION_OPTIONS);
   const rawMs: number[] = [];

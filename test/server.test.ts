@@ -7,7 +7,7 @@ import { Server, type ExecutorKind } from '../src/runtime/server.ts';
 import { BaselineServer } from '../bench/lib/baseline-server.ts';
 import { loadOrt } from '../src/runtime/ort.ts';
 import { mlp } from '../tools/fixtures/onnx-builders.ts';
-import { KERNEL_HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS } from '../src/runtime/executors/choose.ts';
+import { KERNEL_HOT_AFTER_REQUESTS, OWN_TRIAL_RUNS, OWN_TRIAL_WARMUP_RUNS } from '../src/runtime/executors/choose.ts';
 import { codeOf, rng } from './helpers.ts';
 
 ort.env.wasm.numThreads = 1;
@@ -212,7 +212,7 @@ test('auto tries a model that stays hot on block-native kernels with its own wei
   const x = input(2, 5);
   const want = await reference('a', x);
   assert.is(server.executorOf('a').kind, 'kernel');
-  for (let i = 0; i < KERNEL_HOT_AFTER_REQUESTS + OWN_TRIAL_RUNS + 4; i++) close((await server.run('a', { X: x })).Y.data as Float32Array, want);
+  for (let i = 0; i < KERNEL_HOT_AFTER_REQUESTS + OWN_TRIAL_WARMUP_RUNS + OWN_TRIAL_RUNS + 4; i++) close((await server.run('a', { X: x })).Y.data as Float32Array, want);
   const { kind, reason } = server.metrics().executors.a;
   // The trial ran and was decided on measured run times, whichever way they went.
   if (kind === 'own-weights') assert.match(reason, /hot, and spare memory holds its own weights: .* ms on kernel/);

@@ -46,7 +46,9 @@ export const KERNEL_HOT_AFTER_REQUESTS = 64;
 /** Own weights are kept only when at least this much faster per run (p50) than shared. */
 export const OWN_MIN_SPEEDUP = 1.03;
 /** Runs measured on own weights before that comparison. */
-export const OWN_TRIAL_RUNS = 4;
+export const OWN_TRIAL_RUNS = 6;
+/** Runs on a new own-weights session before its trial measures (its warm-up). */
+export const OWN_TRIAL_WARMUP_RUNS = 2;
 
 /**
  * A weight-less session's own memory, from its graph: a base, a share per node (kernels and their
