@@ -51,7 +51,10 @@ export async function openBrowserStore(opts: BrowserStoreOptions = {}): Promise<
   published.catch(() => {}); // awaited below, once the database is open
   const backend = await IdbPageStore.open(opts.name ?? 'tessera', opts);
   try {
-    return await TesseraStore.open(backend, { tile: opts.tile ?? (await published)?.index.tile });
+    const store = await TesseraStore.open(backend, { tile: opts.tile ?? (await published)?.index.tile });
+    // A page that cannot be read names the models that read it.
+    backend.modelsOnPage = (id) => store.modelsOnPage(id);
+    return store;
   } catch (e) {
     await backend.close();
     throw e;

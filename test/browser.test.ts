@@ -244,7 +244,8 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
 
     // 5. The layouts: a and b were imported into IndexedDB pages (repack), d kept as published in
     // the Cache API; both read back after reopening, readPageInto as readPage. A store of adopted
-    // pages only has none in IndexedDB; an adopted page damaged in storage is PAGE_CORRUPT when read.
+    // pages only has none in IndexedDB; an adopted page damaged in storage, with healing off, is
+    // PAGE_CORRUPT when read.
     // A string, not a function: tsx would wrap the named helpers in one the page lacks.
     const layout = (await page.evaluate(`(async ({ xs, batch, inputDim }) => {
       const t = await import('/lib/tessera.browser.mjs');
@@ -281,7 +282,8 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
       const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
       bytes[40] ^= 1; // a payload byte of the first block
       await cache.put(key, new Response(bytes));
-      const damaged = await t.openBrowserStore({ name: 'e2e-damaged' });
+      // heal: false, or the read would fetch the page again from /pub/ (test/browser-heal.test.ts).
+      const damaged = await t.openBrowserStore({ name: 'e2e-damaged', heal: false });
       let error = null;
       try {
         await damaged.tensorData('a');

@@ -173,4 +173,44 @@ test('indexeddb: large catalog values are kept deflated and read back exactly; p
   }
 });
 
+test('indexeddb: a schema 1 database (before adopted pages were recorded) is upgraded on open and reads as before', async () => {
+  const written = freshName();
+  const old = freshName();
+  const model = mlp({ inputDim: 96, hidden: 64, outputDim: 10, seed: 3 });
+  try {
+    const store = await TesseraStore.open(await IdbPageStore.open(written, { pageSize: 65536 }), { tile: { rows: 32, cols: 32 } });
+    await store.add('m', model);
+    const exported = await store.exportModel('m');
+    await store.close();
+    // The same values in a database laid out as schema 1 wrote it: meta, pages, log only.
+    const from = await openDB(written);
+    const v1 = await openDB(old, 1, {
+      upgrade(d) {
+        d.createObjectStore('meta');
+        d.createObjectStore('pages');
+        d.createObjectStore('log', { autoIncrement: true });
+      },
+    });
+    for (const name of ['meta', 'pages', 'log']) {
+      const keys = await from.getAllKeys(name);
+      const values = await from.getAll(name);
+      for (let i = 0; i < keys.length; i++) await v1.put(name, values[i], keys[i]);
+    }
+    from.close();
+    v1.close();
+    const upgraded = await TesseraStore.open(await IdbPageStore.open(old, { create: false }));
+    assert.equal(upgraded.listModels(), ['m']);
+    assert.equal(await upgraded.exportModel('m'), exported);
+    assert.ok((await upgraded.verify()).ok);
+    await upgraded.close();
+    const db = await openDB(old);
+    assert.is(db.version, 2);
+    assert.ok(db.objectStoreNames.contains('adopted'));
+    db.close();
+  } finally {
+    await IdbPageStore.destroy(written);
+    await IdbPageStore.destroy(old);
+  }
+});
+
 test.run();

@@ -24,10 +24,17 @@
  * every read, and is returned as local page <id> written at <epoch>. The catalog (the commit
  * point) stays in IndexedDB. Stores written before adoption existed (every page in `pages`) read
  * as before; both kinds coexist, and a page id is in one or the other (a later write of the id
- * drops its adopted entry). Cache Storage is not flushed to disk before a commit the way a
- * 'strict' IndexedDB transaction is: a power cut right after an import may lose adopted pages
- * of a committed model (reads then fail PAGE_CORRUPT; a browser or tab crash does not, the
- * browser process has the bytes once `put` resolves).
+ * drops its adopted entry).
+ * Cache Storage is not flushed to disk before a commit the way a 'strict' IndexedDB transaction
+ * is (a power cut right after an import may lose adopted pages of a committed model), and a
+ * browser may drop or damage its entries. So each adopted page is also recorded in IndexedDB
+ * (object store `adopted`, schema version 2: local id → its seal and where it was fetched from,
+ * the published store's location, file and sealed size), in the transaction of the commit that
+ * references it. A read that finds an adopted page missing or failing its seal fetches it again
+ * from there (once however many readers wait for it), verifies the fetched bytes against the
+ * same seal, puts them back in the Cache API (a writer; a reader only returns them) and returns
+ * them; only when the source is unreachable or sends other bytes is the read PAGE_CORRUPT
+ * (`heal: false` turns this off). Adopted pages of schema 1 stores have no record and do not heal.
  * The backend moves bytes only; CheckedPageStore seals, verifies and checks (page-store.ts).
  * One writer per store: in browsers a Web Lock held while the store is open refuses a second tab
  * (it would pick the same free page ids and overwrite the first tab's pages).
@@ -35,13 +42,15 @@
 import { deleteDB, openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { CapacityError, CorruptionError, InvalidArgumentError, StoreError, TesseraError } from '../errors.ts';
 import type { PageBackend, PageStoreSupports, SealedPage } from '../store/page-store.ts';
-import { deflateRaw, inflateRaw, type PageAdopter } from '../store/published.ts';
+import { deflateRaw, inflateRaw, type PageAdopter, type PublishedPageOrigin } from '../store/published.ts';
 import { CheckedPageStore } from '../store/checked-store.ts';
-import { openPage } from '../store/page-format.ts';
+import { PAGE_HEADER_BYTES, openPage } from '../store/page-format.ts';
+import { httpSource, type HttpSource, type HttpSourceOptions } from './http-source.ts';
 
 const FORMAT = 'tessera-store';
 const FORMAT_VERSION = 1;
-const SCHEMA_VERSION = 1;
+/** 2: the `adopted` object store (where each adopted page came from); a schema 1 database is upgraded on open. */
+const SCHEMA_VERSION = 2;
 const DEFAULT_PAGE_SIZE = 1 << 20;
 const STRICT = { durability: 'strict' } as const;
 /** Written pages held before they go to IndexedDB in one transaction (the memory an add may hold beyond its page). */
@@ -74,13 +83,34 @@ function catalogValueBytes(v: unknown): number {
 /** Keys of adopted pages in their cache (any http(s) URL serves as a Cache API key). */
 const ADOPTED_URL = 'https://pages.tessera.invalid/';
 
-/** A page kept in the Cache API as published: local id and epoch, and the seal its bytes carry. */
+/** A page kept in the Cache API as published: local id and epoch, the seal its bytes carry, and (recorded) where it came from. */
 interface AdoptedPage {
   id: number;
   epoch: number;
   sealedId: number;
   sealedEpoch: number;
   url: string;
+  origin?: PublishedPageOrigin;
+}
+
+/** An adopted page's record in the `adopted` object store (keyed by `id`). */
+interface AdoptedRecord extends PublishedPageOrigin {
+  id: number;
+  epoch: number;
+  sealedId: number;
+  sealedEpoch: number;
+}
+
+function parseAdoptedRecord(v: unknown): AdoptedPage | undefined {
+  const r = v as Partial<AdoptedRecord> | null;
+  const count = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0;
+  if (!r || !count(r.id) || !count(r.epoch) || !count(r.sealedId) || !count(r.sealedEpoch) || typeof r.source !== 'string' || typeof r.path !== 'string' || !count(r.bytes)) return undefined;
+  const page = { id: r.id, epoch: r.epoch, sealedId: r.sealedId, sealedEpoch: r.sealedEpoch };
+  return { ...page, url: adoptedUrl(page), origin: { source: r.source, path: r.path, bytes: r.bytes } };
+}
+
+function adoptedRecord(p: AdoptedPage & { origin: PublishedPageOrigin }): AdoptedRecord {
+  return { id: p.id, epoch: p.epoch, sealedId: p.sealedId, sealedEpoch: p.sealedEpoch, ...p.origin };
 }
 
 const adoptedCacheName = (name: string) => `tessera-pages:${name}`;
@@ -121,6 +151,11 @@ export interface IdbStoreOptions {
   pageSize?: number;
   /** Open without the writer lock; writes are refused. */
   readOnly?: boolean;
+  /**
+   * Fetch an adopted page found missing or damaged again from the published store it was imported
+   * from (default true), with these fetch settings when an object; false: such a read is PAGE_CORRUPT.
+   */
+  heal?: boolean | HttpSourceOptions;
 }
 
 interface StoreConfigRecord {
@@ -185,17 +220,24 @@ class IdbBackend implements PageBackend {
     private readonly releaseLock: Release,
     /** Where adopted pages live (undefined: this platform cannot adopt). */
     private readonly cache: Cache | undefined,
+    /** Fetch settings for re-fetching adopted pages (false: they are not re-fetched). */
+    private readonly heal: false | HttpSourceOptions,
   ) {}
 
   /** Adopted pages by local id (see the file header). */
   private readonly adopted = new Map<number, AdoptedPage>();
+  /** Changes to `adopted` records not yet in IndexedDB (null: delete), written with the next page or catalog write. */
+  private readonly recordChanges = new Map<number, AdoptedRecord | null>();
 
-  /** Lists the adopted pages; a writer drops entries a later adoption of the same id superseded. */
+  /**
+   * Lists the adopted pages: the Cache API's entries (a page adopted and not yet committed has
+   * only its entry) and the `adopted` records (a committed page whose entry is lost has only its
+   * record); of one id, the later epoch. A writer drops entries a later adoption superseded.
+   */
   async loadAdopted(): Promise<void> {
-    if (!this.cache) return;
     this.adopted.clear();
     const stale: string[] = [];
-    for (const req of await this.cache.keys()) {
+    for (const req of this.cache ? await this.cache.keys() : []) {
       const p = parseAdoptedUrl(req.url);
       if (!p) continue;
       const held = this.adopted.get(p.id);
@@ -205,7 +247,20 @@ class IdbBackend implements PageBackend {
         this.adopted.set(p.id, p);
       }
     }
-    if (!this.readOnly) await Promise.all(stale.map((url) => this.cache!.delete(url)));
+    let records: unknown[];
+    try {
+      records = await this.db.getAll('adopted');
+    } catch (e) {
+      throw idbError('cannot list the adopted pages', e);
+    }
+    for (const r of records) {
+      const p = parseAdoptedRecord(r);
+      const held = p && this.adopted.get(p.id);
+      if (!p || (held && held.epoch > p.epoch)) continue;
+      if (held && held.url !== p.url) stale.push(held.url);
+      this.adopted.set(p.id, p);
+    }
+    if (!this.readOnly && this.cache) await Promise.all(stale.map((url) => this.cache!.delete(url)));
   }
 
   /** Opens (by default creating) the store kept in IndexedDB database `name`. */
@@ -222,7 +277,7 @@ class IdbBackend implements PageBackend {
     try {
       db = await openDB(name, SCHEMA_VERSION, {
         upgrade(d) {
-          for (const s of ['meta', 'pages']) if (!d.objectStoreNames.contains(s)) d.createObjectStore(s);
+          for (const s of ['meta', 'pages', 'adopted']) if (!d.objectStoreNames.contains(s)) d.createObjectStore(s);
           if (!d.objectStoreNames.contains('log')) d.createObjectStore('log', { autoIncrement: true });
         },
         // Another tab wants a newer schema or to delete the store: let it.
@@ -243,7 +298,8 @@ class IdbBackend implements PageBackend {
       }
       if (config.format !== FORMAT || typeof config.pageSize !== 'number') throw new StoreError('NOT_A_STORE', `IndexedDB database "${name}" does not hold a tessera store.`);
       if (config.version !== FORMAT_VERSION) throw new StoreError('NOT_A_STORE', `store "${name}" uses store format ${config.version}; this tessera reads format ${FORMAT_VERSION}.`);
-      const backend = new IdbBackend(name, config.pageSize, db, readOnly, release, await openAdoptedCache(name));
+      const heal = opts.heal === false ? false : opts.heal === true || opts.heal === undefined ? {} : opts.heal;
+      const backend = new IdbBackend(name, config.pageSize, db, readOnly, release, await openAdoptedCache(name), heal);
       await backend.loadAdopted();
       return backend;
     } catch (e) {
@@ -271,8 +327,11 @@ class IdbBackend implements PageBackend {
     return !!this.cache && !this.readOnly;
   }
 
-  /** Streams a fetched published page into the Cache API as page `id` of the commit `epoch`. */
-  async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void> {
+  /**
+   * Streams a fetched published page into the Cache API as page `id` of the commit `epoch`; where
+   * it came from (`origin`) is recorded in IndexedDB with the next commit.
+   */
+  async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response, origin?: PublishedPageOrigin): Promise<void> {
     if (!this.cache) throw new StoreError('IO_ERROR', 'this platform has no Cache API: pages cannot be adopted here; import with repack: true.');
     await this.dropAdopted([id]);
     const page = { id, epoch, sealedId: sealedAs.id, sealedEpoch: sealedAs.epoch };
@@ -283,7 +342,9 @@ class IdbBackend implements PageBackend {
       // A failed put stores nothing; a quota error reads like IndexedDB's.
       throw idbError(`cannot store page ${id}`, e);
     }
-    this.adopted.set(id, { ...page, url });
+    const adopted: AdoptedPage = { ...page, url, ...(origin ? { origin: { ...origin } } : {}) };
+    this.adopted.set(id, adopted);
+    if (adopted.origin) this.recordChanges.set(id, adoptedRecord(adopted as AdoptedPage & { origin: PublishedPageOrigin }));
   }
 
   /** The adopted page `id` (written at `epoch`, when given), if there is one. */
@@ -292,26 +353,82 @@ class IdbBackend implements PageBackend {
     return p && (epoch === undefined || p.epoch === epoch) ? p : undefined;
   }
 
-  /** The sealed bytes of an adopted page as published; empty when its entry is gone. */
-  async readAdopted(p: AdoptedPage): Promise<Uint8Array> {
+  /** The sealed bytes of an adopted page as published; undefined when its entry is gone. */
+  async readAdopted(p: AdoptedPage): Promise<Uint8Array | undefined> {
+    if (!this.cache) return undefined;
     try {
-      const res = await this.cache!.match(p.url);
-      return res ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
+      const res = await this.cache.match(p.url);
+      return res ? new Uint8Array(await res.arrayBuffer()) : undefined;
     } catch (e) {
       throw idbError(`cannot read page ${p.id}`, e);
     }
   }
 
-  /** Forgets adopted entries of `ids` (their slots are being rewritten or released). */
+  /** Whether `p` can be fetched again (a recorded origin, healing on), and from where. */
+  healingFrom(p: AdoptedPage): string | undefined {
+    return this.heal && p.origin ? new URL(p.origin.path, p.origin.source).href : undefined;
+  }
+
+  /** Re-fetches of adopted pages in flight, by entry: concurrent readers of one page share one. */
+  private readonly refetching = new Map<string, Promise<Uint8Array>>();
+  /** One source per published store pages are re-fetched from. */
+  private readonly sources = new Map<string, HttpSource>();
+
+  /**
+   * Adopted page `p` fetched again from its origin (healingFrom), its seal verified (throws
+   * CorruptionError if it fails) and, in a writer, put back in the Cache API; the sealed bytes,
+   * shared by every caller waiting for them (copy before changing them).
+   */
+  refetchAdopted(p: AdoptedPage): Promise<Uint8Array> {
+    let pending = this.refetching.get(p.url);
+    if (!pending) {
+      pending = this.fetchVerified(p).finally(() => this.refetching.delete(p.url));
+      this.refetching.set(p.url, pending);
+    }
+    return pending;
+  }
+
+  private async fetchVerified(p: AdoptedPage): Promise<Uint8Array> {
+    const origin = p.origin;
+    if (!this.heal || !origin) throw new StoreError('IO_ERROR', 'the page has no recorded origin');
+    let source = this.sources.get(origin.source);
+    if (!source) this.sources.set(origin.source, (source = httpSource(origin.source, this.heal)));
+    const sealed = await source.get(origin.path, { maxBytes: origin.bytes });
+    if (sealed.length !== origin.bytes) throw new CorruptionError('PAGE_CORRUPT', `it sent ${sealed.length} bytes, ${origin.bytes} were published`, { pageId: p.id });
+    // Verified before anything keeps or returns it: the seal it was published with.
+    openPage(p.sealedId, sealed, this.pageSize, p.sealedEpoch);
+    // A writer keeps it again, unless the slot was rewritten or released meanwhile. A failed put
+    // (quota) loses nothing: the page is returned all the same and fetched again next time.
+    if (this.cache && !this.readOnly && this.adopted.get(p.id) === p) await this.cache.put(p.url, new Response(sealed.slice())).catch(() => {});
+    return sealed;
+  }
+
+  /** Forgets adopted entries of `ids` (their slots are being rewritten or released) and, with the next write, their records. */
   private async dropAdopted(ids: readonly number[]): Promise<void> {
     const gone = ids.map((id) => this.adopted.get(id)).filter((p): p is AdoptedPage => !!p);
     if (!gone.length) return;
-    for (const p of gone) this.adopted.delete(p.id);
+    for (const p of gone) {
+      this.adopted.delete(p.id);
+      this.recordChanges.set(p.id, null);
+    }
+    if (!this.cache) return;
     try {
       await Promise.all(gone.map((p) => this.cache!.delete(p.url)));
     } catch (e) {
       throw idbError(`cannot release ${gone.length} page(s)`, e);
     }
+  }
+
+  /** The record changes, no longer pending: written by the caller's transaction (or lost with it). */
+  private takeRecordChanges(): [number, AdoptedRecord | null][] {
+    const changes = [...this.recordChanges];
+    this.recordChanges.clear();
+    return changes;
+  }
+
+  /** Requests applying record changes in `tx` (which has the `adopted` store in scope). */
+  private static putRecords(tx: WriteTx, changes: [number, AdoptedRecord | null][]): Promise<unknown>[] {
+    return changes.map(([id, r]) => (r ? tx.objectStore('adopted').put(r, id) : tx.objectStore('adopted').delete(id)));
   }
 
   async writeSealed(pages: ReadonlyArray<SealedPage>): Promise<void> {
@@ -325,10 +442,13 @@ class IdbBackend implements PageBackend {
     if (this.heldBytes >= BATCH_BYTES) await this.flush();
   }
 
-  /** Writes the held pages to IndexedDB now (one transaction). */
+  /** Writes the held pages (and pending adopted records) to IndexedDB now (one transaction). */
   async flush(): Promise<void> {
     const pages = this.takeHeld();
-    if (pages.length) await this.write(`cannot write ${pages.length} page(s)`, ['pages'], (tx) => pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)));
+    const records = this.takeRecordChanges();
+    if (pages.length || records.length) {
+      await this.write(`cannot write ${pages.length} page(s)`, ['pages', 'adopted'], (tx) => [...pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)), ...IdbBackend.putRecords(tx, records)]);
+    }
   }
 
   /** The held pages, no longer held: written by the caller's transaction, or lost with it. */
@@ -342,8 +462,10 @@ class IdbBackend implements PageBackend {
   async appendCatalog(record: Uint8Array): Promise<void> {
     const copy = await packCatalog(record);
     const pages = this.takeHeld();
-    // The pages and the record that references them: one transaction, durable together.
-    await this.write('cannot commit to the catalog', pages.length ? ['pages', 'log'] : ['log'], (tx) => [...pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)), tx.objectStore('log').add(copy)]);
+    const records = this.takeRecordChanges();
+    // The pages, the adopted pages' records and the record that references them: one transaction, durable together.
+    const stores = [...(pages.length ? ['pages'] : []), ...(records.length ? ['adopted'] : []), 'log'];
+    await this.write('cannot commit to the catalog', stores, (tx) => [...pages.map(([id, sealed]) => tx.objectStore('pages').put(sealed, id)), ...IdbBackend.putRecords(tx, records), tx.objectStore('log').add(copy)]);
   }
 
   async readCatalog(): Promise<{ snapshot: Uint8Array | null; records: Uint8Array[] }> {
@@ -383,7 +505,8 @@ class IdbBackend implements PageBackend {
       this.held.delete(id);
     }
     await this.dropAdopted(ids);
-    await this.write('cannot release pages', ['pages'], (tx) => ids.map((id) => tx.objectStore('pages').delete(id)));
+    const records = this.takeRecordChanges();
+    await this.write('cannot release pages', ['pages', 'adopted'], (tx) => [...IdbBackend.putRecords(tx, records), ...ids.flatMap((id) => [tx.objectStore('pages').delete(id), tx.objectStore('adopted').delete(id)])]);
   }
 
   async listPages(): Promise<number[]> {
@@ -419,6 +542,7 @@ class IdbBackend implements PageBackend {
 
   async close(): Promise<void> {
     this.takeHeld();
+    this.takeRecordChanges();
     this.db.close();
     this.releaseLock();
   }
@@ -432,14 +556,48 @@ async function adoptedPage(backend: IdbBackend, id: number, epoch?: number): Pro
   return backend.adoptedPage(id, epoch);
 }
 
-/** An adopted page's payload, its published seal verified; damage is PAGE_CORRUPT naming the local page. */
-function openAdopted(p: AdoptedPage, sealed: Uint8Array, pageSize: number): Uint8Array {
+/** What a failed seal says of a page, without openPage's wrapping (the caller says which page and what to do). */
+function sealComplaint(e: CorruptionError): string {
+  return e.message.replace(/^page \d+ is corrupt: /, '').replace(/\. Run `tessera verify`.*$/, '');
+}
+
+/**
+ * Adopted page `p`'s payload: its stored copy, else one fetched again (refetchAdopted); `place`
+ * puts the sealed bytes where they are opened.
+ */
+async function readAdoptedPage(backend: IdbBackend, p: AdoptedPage, place: (sealed: Uint8Array) => Uint8Array, modelsOnPage?: (id: number) => string[]): Promise<Uint8Array> {
+  const sealed = await backend.readAdopted(p);
+  let damage = 'its Cache API entry is gone';
+  if (sealed) {
+    try {
+      return openPage(p.sealedId, place(sealed), backend.pageSize, p.sealedEpoch);
+    } catch (e) {
+      if (!(e instanceof CorruptionError)) throw e;
+      damage = sealComplaint(e);
+    }
+  }
+  return openPage(p.sealedId, place(await refetchAdopted(backend, p, damage, modelsOnPage)), backend.pageSize, p.sealedEpoch);
+}
+
+/**
+ * Adopted page `p`, whose stored copy is unusable (`damage`), fetched again from its origin and
+ * verified: its sealed bytes (the caller's own copy). Where it cannot be (no origin recorded,
+ * healing off, the source unreachable or sending other bytes): PAGE_CORRUPT naming the local
+ * page, the models that read it, and what to do.
+ */
+async function refetchAdopted(backend: IdbBackend, p: AdoptedPage, damage: string, modelsOnPage?: (id: number) => string[]): Promise<Uint8Array> {
+  const from = backend.healingFrom(p);
+  const models = modelsOnPage?.(p.id);
+  const readers = models?.length ? `the models that read it (${models.join(', ')})` : 'the models that read it (store.verify() lists them)';
+  const corrupt = (why: string) =>
+    new CorruptionError('PAGE_CORRUPT', `page ${p.id} (kept as published page ${p.sealedId}) cannot be read: ${damage}; ${why}. Remove ${readers} and import them again.`, { pageId: p.id, ...(models ? { models } : {}) });
+  if (!from) throw corrupt(p.origin ? 'it is not fetched again (heal: false)' : 'no published source is recorded for it (it was imported by an older tessera)');
   try {
-    return openPage(p.sealedId, sealed, pageSize, p.sealedEpoch);
+    return (await backend.refetchAdopted(p)).slice();
   } catch (e) {
-    if (!(e instanceof CorruptionError)) throw e;
-    const why = e.message.replace(/^page \d+ is corrupt: /, '').replace(/\. Run `tessera verify`.*$/, '');
-    throw new CorruptionError('PAGE_CORRUPT', `page ${p.id} (kept as published page ${p.sealedId}) is corrupt: ${why}. Remove the models that read it and import them again.`, { pageId: p.id });
+    if (!(e instanceof TesseraError)) throw e;
+    const why = e instanceof CorruptionError ? `${from} sends other bytes (${sealComplaint(e)})` : `${from} could not be fetched (${e.message.replace(/^cannot fetch \S+: /, '').replace(/\. Nothing was stored.*$/, '')})`;
+    throw corrupt(`the published store could not repair it: ${why}`);
   }
 }
 
@@ -452,36 +610,47 @@ export class IdbPageStore extends CheckedPageStore implements PageAdopter {
     return this.raw as IdbBackend;
   }
 
+  /**
+   * The models that read a page, for messages about it (openBrowserStore sets it to the store's
+   * catalog; a page store alone does not know them).
+   */
+  modelsOnPage: ((pageId: number) => string[]) | undefined;
+
   /** Whether imports can keep published pages as fetched here (a writer, with the Cache API). */
   get canAdopt(): boolean {
     return this.idb.canAdopt;
   }
 
   /** Keeps a fetched published page, unread, as page `id` of commit `epoch` (PageAdopter). */
-  async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void> {
+  async adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response, origin?: PublishedPageOrigin): Promise<void> {
     this.checkWritable();
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new InvalidArgumentError(`page id ${id} is not an integer in [0, 2^32)`);
-    await this.idb.adoptPage(id, epoch, sealedAs, body);
+    await this.idb.adoptPage(id, epoch, sealedAs, body, origin);
   }
 
   /**
    * An adopted page is verified against the seal it was published with (checksum, published id
-   * and epoch) and its entry's local epoch; any other page as CheckedPageStore does.
+   * and epoch) and its entry's local epoch; missing or failing that, it is fetched again from its
+   * origin (see the file header). Any other page is read as CheckedPageStore does.
    */
   override async readPage(id: number, epoch?: number): Promise<Uint8Array> {
     this.checkOpen();
     const p = await adoptedPage(this.idb, id, epoch);
-    return p ? openAdopted(p, await this.idb.readAdopted(p), this.pageSize) : super.readPage(id, epoch);
+    return p ? readAdoptedPage(this.idb, p, (sealed) => sealed, this.modelsOnPage) : super.readPage(id, epoch);
   }
 
   override async readPageInto(id: number, target: Uint8Array, epoch?: number): Promise<Uint8Array> {
     this.checkOpen();
     const p = await adoptedPage(this.idb, id, epoch);
     if (!p) return super.readPageInto(id, target, epoch);
-    const sealed = await this.idb.readAdopted(p);
-    const length = Math.min(sealed.length, target.length);
-    target.set(sealed.subarray(0, length));
-    return openAdopted(p, target.subarray(0, length), this.pageSize);
+    const room = PAGE_HEADER_BYTES + this.pageSize;
+    if (target.length < room) throw new InvalidArgumentError(`reading page ${id} needs a buffer of ${room} bytes (header + page size), got ${target.length}`);
+    const place = (sealed: Uint8Array) => {
+      const length = Math.min(sealed.length, room);
+      target.set(sealed.subarray(0, length));
+      return target.subarray(0, length);
+    };
+    return readAdoptedPage(this.idb, p, place, this.modelsOnPage);
   }
 
   /** The IndexedDB database the store lives in. */

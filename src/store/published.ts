@@ -117,14 +117,23 @@ export interface PublishedSource {
  * A page store that can keep a published page as it was fetched (the IndexedDB store in a browser,
  * src/browser/idb-store.ts, keeps such pages in the Cache API): the body is streamed to storage
  * unread, and its seal (checksum, published id and epoch) is verified whenever the page is read,
- * so a damaged page is PAGE_CORRUPT on first read instead of at import. The page is stored as page
- * `id` of the commit with sequence number `epoch`, and referenced only once that commit's record
- * lists it; until then it is an unreferenced slot like any page written ahead of a commit.
+ * so a damaged page is PAGE_CORRUPT on first read instead of at import (the IndexedDB store first
+ * fetches it again from its origin and keeps that copy if its seal holds). The page is stored as
+ * page `id` of the commit with sequence number `epoch`, and referenced only once that commit's
+ * record lists it; until then it is an unreferenced slot like any page written ahead of a commit.
  */
 export interface PageAdopter {
   /** Whether this store can adopt pages here (false where the platform lacks the storage). */
   readonly canAdopt: boolean;
-  adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response): Promise<void>;
+  /** `origin`: where the page was fetched from, so that a store can fetch it again if its copy is lost. */
+  adoptPage(id: number, epoch: number, sealedAs: { id: number; epoch: number }, body: Response, origin?: PublishedPageOrigin): Promise<void>;
+}
+
+/** Where an adopted page came from: file `path` (sealed, `bytes` long) under published store `source` (its location). */
+export interface PublishedPageOrigin {
+  source: string;
+  path: string;
+  bytes: number;
 }
 
 function adopterOf(store: TesseraStore): PageAdopter | undefined {
@@ -596,7 +605,8 @@ export class PublishedStore {
         const id = order[i];
         const [epoch, size] = this.pageEntries.get(id)!;
         try {
-          await pipe(pageFile(id, epoch), size, (body) => adopter.adoptPage(localPage.get(id)!, epochOf(id), { id, epoch }, body));
+          const path = pageFile(id, epoch);
+          await pipe(path, size, (body) => adopter.adoptPage(localPage.get(id)!, epochOf(id), { id, epoch }, body, { source: this.source.location, path, bytes: size }));
           this.bytesFetched += size;
           pageDone(id);
           slots[i].resolve();
