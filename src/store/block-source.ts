@@ -29,8 +29,9 @@ export const DEFAULT_BASE_CACHE_BYTES = 64 * 2 ** 20;
 
 /**
  * Decoded contents of blocks used as delta bases, least recently used dropped first, holding at
- * most `maxBytes` bytes of content (0 holds nothing). Keyed by the block's content hash, so an
- * entry stays right when the block is recoded, moved by compact, or its id reused after a remove.
+ * most `maxBytes` bytes of content (0 holds nothing). Keyed by the block's id and content hash
+ * (BlockSource.base), so an entry stays right when the block is recoded, moved by compact, or its
+ * id reused after a remove.
  * Only bases that cost a decode are kept (coded or delta blocks); a raw base is a view of its
  * page, which the source's page cache already holds.
  *
@@ -53,36 +54,36 @@ export class DecodedBaseCache {
     return this.held;
   }
 
-  /** The content for `hash`, from the cache or from `decode` (one decode for concurrent callers). */
-  get(hash: string, decode: () => Promise<Uint8Array>): Promise<Uint8Array> {
-    const hit = this.entries.get(hash);
+  /** The content for `key`, from the cache or from `decode` (one decode for concurrent callers). */
+  get(key: string, decode: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    const hit = this.entries.get(key);
     if (hit) {
-      this.entries.delete(hash);
-      this.entries.set(hash, hit);
+      this.entries.delete(key);
+      this.entries.set(key, hit);
       this.hits++;
       return Promise.resolve(hit);
     }
-    const inFlight = this.pending.get(hash);
+    const inFlight = this.pending.get(key);
     if (inFlight) {
       this.hits++;
       return inFlight;
     }
     this.misses++;
     const p = decode();
-    this.pending.set(hash, p);
+    this.pending.set(key, p);
     p.then(
       (content) => {
-        this.pending.delete(hash);
-        this.put(hash, content);
+        this.pending.delete(key);
+        this.put(key, content);
       },
-      () => this.pending.delete(hash),
+      () => this.pending.delete(key),
     );
     return p;
   }
 
-  private put(hash: string, content: Uint8Array): void {
-    if (content.length > this.maxBytes || this.entries.has(hash)) return;
-    this.entries.set(hash, content);
+  private put(key: string, content: Uint8Array): void {
+    if (content.length > this.maxBytes || this.entries.has(key)) return;
+    this.entries.set(key, content);
     this.held += content.length;
     for (const [k, v] of this.entries) {
       if (this.held <= this.maxBytes) break;
@@ -97,6 +98,9 @@ export class DecodedBaseCache {
     this.held = 0;
   }
 }
+
+/** Links of a delta chain `tensors()` asks pages for ahead of the reads. */
+const PREFETCH_CHAIN = 8;
 
 export interface BlockSourceOptions {
   /** Pages kept after reading (default: all of them); the oldest is dropped first. */
@@ -154,6 +158,25 @@ export class BlockSource {
 
   /** The block's content (a coded block decoded; a delta against its base's content). */
   async block(id: number): Promise<Uint8Array> {
+    this.checkChain(id);
+    return this.content(id);
+  }
+
+  /**
+   * Refuses a delta chain that comes back to a block it holds (a damaged or hostile catalog):
+   * decoding it would wait on its own decode for ever. Checked before anything is decoded: a block
+   * has one base, so the chain from `id` is a path, and every decode `content` starts or joins on
+   * it waits only on blocks further down that path.
+   */
+  private checkChain(id: number): void {
+    const chain: number[] = [];
+    for (let at: number | undefined = id; at !== undefined; at = this.table.blocks.get(at)?.base) {
+      if (chain.includes(at)) throw new CorruptionError('CATALOG_CORRUPT', `block ${at} is a delta base of itself (delta chain ${[...chain, at].join(' -> ')}): the catalog is damaged.`);
+      chain.push(at);
+    }
+  }
+
+  private async content(id: number): Promise<Uint8Array> {
     const b = this.entry(id);
     const found = this.opts.elsewhere?.(id, b);
     if (found) return found;
@@ -172,12 +195,16 @@ export class BlockSource {
     }
   }
 
-  /** A delta's base's content, through the shared cache when it costs a decode. */
+  /**
+   * A delta's base's content, through the shared cache when it costs a decode. The cache key is
+   * the block's id with its content hash: a decode waits only on decodes down its own chain (see
+   * checkChain), never on another block that merely has the same hash (blocks hashed wrongly).
+   */
   private base(id: number): Promise<Uint8Array> {
     const b = this.entry(id);
     const cache = this.opts.baseCache;
-    if (!cache || (b.base === undefined && b.codec === undefined)) return this.block(id);
-    return cache.get(b.hash, () => this.block(id));
+    if (!cache || (b.base === undefined && b.codec === undefined)) return this.content(id);
+    return cache.get(`${id}:${b.hash}`, () => this.content(id));
   }
 
   /** Several blocks' contents. */
@@ -218,9 +245,12 @@ export class BlockSource {
     // a backend whose reads wait on another process (IndexedDB, the Cache API) overlaps them
     // instead of paying one wait per tensor.
     if (this.maxPages === Infinity) {
+      // Only the first PREFETCH_CHAIN links of a delta chain (the store writes one or two): a
+      // cycle in a damaged catalog is then left to its real read (`content`) to refuse.
       for (const t of model.tensors) {
         for (const id of t.blocks) {
-          for (let b: Readonly<BlockEntry> | undefined = this.table.blocks.get(id); b; b = b.base === undefined ? undefined : this.table.blocks.get(b.base)) {
+          let b: Readonly<BlockEntry> | undefined = this.table.blocks.get(id);
+          for (let steps = 0; b && steps < PREFETCH_CHAIN; steps++, b = b.base === undefined ? undefined : this.table.blocks.get(b.base)) {
             if (!this.cache.has(b.page)) this.page(b.page).catch(() => {}); // a failure surfaces at its real read
           }
         }

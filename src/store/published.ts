@@ -270,6 +270,15 @@ function validateCatalog(catalog: Catalog, index: PublishedIndex, location: stri
       if (!next) fail(`delta block ${id} names base ${x.base}, which the catalog does not hold`);
       x = next!;
     }
+    // A coded block may be a delta too: its chain is followed to its end as well (the walk above
+    // stops at the first coded block), or a cycle through coded blocks would pass and every later
+    // walk down the chain (the import's plan, BlockSource) would follow it for ever.
+    for (let y = x, coded = depth; y.base !== undefined; ) {
+      if (++coded > IMPORT_LIMITS.deltaChain) fail(`block ${id} is a chain of more than ${IMPORT_LIMITS.deltaChain} deltas (or a cycle)`);
+      const next = catalog.blocks.get(y.base);
+      if (!next) fail(`delta block ${id} names base ${y.base}, which the catalog does not hold`);
+      y = next!;
+    }
     contentLength.set(id, blockContentLength(x));
     if (b.base !== undefined && b.codec === undefined && b.length > x.length + 64) fail(`delta block ${id} stores ${b.length} bytes for ${x.length} bytes of content`);
   }
