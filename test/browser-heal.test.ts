@@ -5,6 +5,7 @@
  * and inference give onnxruntime's outputs on the original files, and readers waiting for one
  * page fetch it once. Where the source cannot repair it (404, connection refused, other bytes),
  * the read is PAGE_CORRUPT naming the page and its models, and nothing unverified is kept.
+ * Removing the models deletes the pages' records with their entries.
  * Fails (never skips) when Chromium is missing.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -232,6 +233,16 @@ test('Chromium: adopted pages lost or damaged in the Cache API are fetched again
       return { a, back: await cached(victim) };`, { victim });
     assert.equal(repaired.a, expected.a);
     assert.equal(repaired.back, Array.from(original));
+
+    // 6. Removing the models releases their pages: the entries and the records go with them.
+    const removed = await inPage<{ records: number; entries: number; ok: boolean; leaked: number[] }>(`
+      const store = await t.openBrowserStore({ name: 'heal' });
+      await store.remove('a');
+      await store.remove('b');
+      const verify = await store.verify();
+      await store.close();
+      return { records: await idbCount('heal', 'adopted'), entries: (await cache.keys()).length, ok: verify.ok, leaked: verify.leakedPages };`);
+    assert.equal(removed, { records: 0, entries: 0, ok: true, leaked: [] });
     assert.equal(errors, []);
     console.error(`browser heal: ${Date.now() - t0} ms; page ${victim} (${original.length} B) fetched ${fetchesOfVictim()} times`);
   } finally {
