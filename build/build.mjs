@@ -2,7 +2,7 @@
 // generated TS module under src/kernels/wasm/, so the kernels load the same way in Node and in
 // a browser bundle (no file paths, no fetch). Runs on `npm install` (prepare) and `npm run build`.
 import asc from 'assemblyscript/asc';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,36 +37,36 @@ for (const file of sources) {
 }
 
 
-// The Node library and the CLI, each one ESM file. The library keeps its dependencies external
-// (an application dedupes them). The CLI bundles the pure-JS ones too: resolving and compiling
-// ~40 package files cost ~70 ms of every command's start-up (0.20 -> 0.13 s for `tessera --help`).
+// The Node library, one ESM file, and the CLI. The library keeps its dependencies external (an
+// application dedupes them). The CLI bundles the pure-JS ones too: resolving and compiling ~40
+// package files cost ~70 ms of every command's start-up (0.20 -> 0.13 s for `tessera --help`).
 // What stays external loads lazily or carries files beside itself: onnxruntime finds its binaries
 // and .wasm there, zstd-wasm its .wasm, and pg, fastify and prom-client load only for the verbs
-// that use them.
+// that use them. The CLI is split (build/out/tessera.mjs and chunks in build/out/cli/): each verb
+// is imported on demand (src/cli/verbs/index.ts), so a command compiles and runs its own verb's
+// code, not the server's, the planner's and the runtime's (issue 12).
 const cliExternal = [
   'onnxruntime-node', 'onnxruntime-web', 'onnxruntime-common', '@bokuweb/zstd-wasm',
   'hash-wasm', 'xxhash-wasm', 'pg', 'fastify', 'prom-client',
 ];
 const esbuild = await import('esbuild');
-for (const [entry, out, external] of [['src/index.ts', 'index.mjs', null], ['src/cli/bin.ts', 'tessera.mjs', cliExternal]]) {
-  await esbuild.build({
-    entryPoints: [join(root, entry)],
-    outfile: join(outDir, out),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    ...(external
-      ? {
-          external,
-          // Bundled CommonJS packages call require(); an ESM file has none of its own.
-          banner: { js: "import { createRequire as __tesseraRequire } from 'node:module'; const require = __tesseraRequire(import.meta.url);" },
-        }
-      : { packages: 'external' }),
-    logLevel: 'warning',
-  });
-  console.error(`bundled ${entry} -> build/out/${out}`);
-}
+const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' };
+await esbuild.build({ ...common, entryPoints: [join(root, 'src/index.ts')], outfile: join(outDir, 'index.mjs'), packages: 'external' });
+console.error('bundled src/index.ts -> build/out/index.mjs');
+// Chunk names carry a content hash: drop the last build's, which nothing imports any more.
+await rm(join(outDir, 'cli'), { recursive: true, force: true });
+await esbuild.build({
+  ...common,
+  entryPoints: [{ in: join(root, 'src/cli/bin.ts'), out: 'tessera' }],
+  outdir: outDir,
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+  chunkNames: 'cli/[name]-[hash]',
+  external: cliExternal,
+  // Bundled CommonJS packages call require(); an ESM file has none of its own.
+  banner: { js: "import { createRequire as __tesseraRequire } from 'node:module'; const require = __tesseraRequire(import.meta.url);" },
+});
+console.error('bundled src/cli/bin.ts -> build/out/tessera.mjs + build/out/cli/*.mjs');
 
 // The browser build (src/browser.ts + onnxruntime-web's wasm) into build/out/browser/.
 await import('./bundle-browser.mjs');

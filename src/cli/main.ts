@@ -8,8 +8,7 @@ import { Command, CommanderError } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { TesseraError } from '../errors.ts';
 import { exitQuietlyOnClosedStdout } from './output.ts';
-import { VERBS } from './verbs/index.ts';
-import { requestBreakLock } from './store.ts';
+import { verbsFor, type Verb } from './verbs/index.ts';
 
 /** Verbs that open the store for writing, and so take its lock. */
 const WRITERS = ['add', 'rm', 'compact', 'gc', 'dedup'];
@@ -23,7 +22,8 @@ function oneLine(commanderMessage: string): string {
     .trim();
 }
 
-export function buildCli(): Command {
+/** The `tessera` program with `verbs` registered (`verbsFor(argv)`: those a command line needs). */
+export function buildCli(verbs: readonly Verb[]): Command {
   const program = new Command('tessera')
     .description('Store many ONNX models in one deduplicated page store and serve inference from it.')
     .version(pkg.version, '-V, --version', 'print the version')
@@ -36,11 +36,12 @@ export function buildCli(): Command {
         write(`tessera: ${msg}${/Did you mean/.test(msg) ? '' : ' (see tessera --help)'}\n`);
       },
     });
-  for (const verb of VERBS) verb.register(program);
+  for (const verb of verbs) verb.register(program);
   for (const c of program.commands) {
     if (WRITERS.includes(c.name())) c.option('--break-lock', 'remove a writer lock tessera cannot prove stale (only when no tessera writer is running)');
   }
-  program.hook('preAction', (_, action) => requestBreakLock(!!action.opts().breakLock));
+  // Imported here, not above: `tessera --help` then never loads the store.
+  program.hook('preAction', async (_, action) => (await import('./store.ts')).requestBreakLock(!!action.opts().breakLock));
   // Verbs inherit the one-line errors and the exit codes.
   for (const c of program.commands) c.exitOverride().configureOutput(program.configureOutput()).showSuggestionAfterError(true);
   return program;
@@ -48,7 +49,7 @@ export function buildCli(): Command {
 
 export async function main(argv = process.argv): Promise<void> {
   exitQuietlyOnClosedStdout();
-  const program = buildCli();
+  const program = buildCli(await verbsFor(argv));
   try {
     await program.parseAsync(argv);
   } catch (e) {

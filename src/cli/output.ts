@@ -2,8 +2,16 @@
  * The CLI's one output helper: everything a verb prints goes through here, so tables line up the
  * same way everywhere, JSON is always pretty-printed, and progress bars never reach a pipe.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type * as CliProgress from 'cli-progress';
 import type { Progress } from '../store/store.ts';
+
+/**
+ * cli-progress, required when a bar is shown on a terminal: a command whose stderr is a pipe
+ * (scripts, CI, benchmarks) never loads it and its string-width / emoji-regex dependencies. A
+ * require the bundler cannot follow, so it stays out of the CLI bundle (issue 12: start-up).
+ */
+const loadCliProgress = (): typeof CliProgress => createRequire(import.meta.url)('cli-progress');
 
 /** One line on stdout. */
 export function print(s: string): void {
@@ -48,6 +56,7 @@ export function table(head: string[], rows: string[][], align?: ('l' | 'r')[]): 
 /** A progress bar on stderr, shown only on a terminal (pipes and CI stay clean). */
 export function progressBar(label: string): { update(p: Progress): void; stop(): void } {
   if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     { format: `${label} {phase} [{bar}] {value}/{total}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,

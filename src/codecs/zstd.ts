@@ -4,37 +4,50 @@
  * the package, a browser fetches `zstd.wasm` beside the page's bundle (build/bundle-browser.mjs
  * copies it there).
  *
+ * The package itself is imported on that first call too, not with this module: its emscripten
+ * glue cost every `tessera` command ~8 ms of start-up and its RSS (issue 12), and only the block
+ * codec uses it.
+ *
  * Decompression is bounded: the library allocates whatever size a frame header declares, so a
  * frame is read only when its header states exactly the size the caller expects.
  */
-import * as zstd from '@bokuweb/zstd-wasm';
+import type * as ZstdWasm from '@bokuweb/zstd-wasm';
 import { CorruptionError, InternalError } from '../errors.ts';
 
 let ready: Promise<void> | undefined;
-let initialised = false;
+/** The package, once imported and instantiated (every call below goes through `loaded()`). */
+let zstd: typeof ZstdWasm | undefined;
 /** One compression and one decompression context, reused: making one per call cost ~5-10 us. */
 let cctx = 0;
 let dctx = 0;
 const NO_DICTIONARY = new Uint8Array(0);
 
-/** Instantiates the zstd wasm once; every zstd call below needs it to have resolved. */
+/** Imports and instantiates the zstd wasm once; every zstd call below needs it to have resolved. */
 export function zstdReady(): Promise<void> {
-  ready ??= zstd.init().then(() => {
-    cctx = zstd.createCCtx();
-    dctx = zstd.createDCtx();
-    initialised = true;
-  });
+  ready ??= import('@bokuweb/zstd-wasm').then(
+    async (lib) => {
+      await lib.init();
+      cctx = lib.createCCtx();
+      dctx = lib.createDCtx();
+      zstd = lib;
+    },
+    (e: unknown) => {
+      // A failed import is not kept: the next call tries again.
+      ready = undefined;
+      throw e;
+    },
+  );
   return ready;
 }
 
-function mustBeReady(): void {
-  if (!initialised) throw new InternalError('zstd is used before zstdReady() resolved (internal ordering bug).');
+function loaded(): typeof ZstdWasm {
+  if (!zstd) throw new InternalError('zstd is used before zstdReady() resolved (internal ordering bug).');
+  return zstd;
 }
 
 /** One zstd frame of `data` at `level` (zstd's own framing records the content size). */
 export function zstdCompress(data: Uint8Array, level: number): Uint8Array {
-  mustBeReady();
-  return zstd.compressUsingDict(cctx, data, NO_DICTIONARY, level);
+  return loaded().compressUsingDict(cctx, data, NO_DICTIONARY, level);
 }
 
 const ZSTD_MAGIC = 0xfd2fb528;
@@ -58,12 +71,12 @@ export function zstdFrameContentSize(frame: Uint8Array): number {
 
 /** Decompresses one frame that must hold exactly `expected` bytes. */
 export function zstdDecompressExactly(frame: Uint8Array, expected: number): Uint8Array {
-  mustBeReady();
+  const lib = loaded();
   const declared = zstdFrameContentSize(frame);
   if (declared !== expected) throw new CorruptionError('PAGE_CORRUPT', `a zstd stream declares ${declared < 0 ? 'no valid size' : `${declared} bytes`}, ${expected} were expected: it is damaged or hostile.`);
   let out: Uint8Array;
   try {
-    out = zstd.decompressUsingDict(dctx, frame, NO_DICTIONARY, { defaultHeapSize: expected });
+    out = lib.decompressUsingDict(dctx, frame, NO_DICTIONARY, { defaultHeapSize: expected });
   } catch (e) {
     throw new CorruptionError('PAGE_CORRUPT', `a zstd stream cannot be decompressed (${(e as Error).message}).`);
   }
