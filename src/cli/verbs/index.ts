@@ -31,11 +31,12 @@ export const VERBS: Readonly<Record<string, () => Promise<Verb>>> = {
 };
 
 /**
- * The verbs a command line needs: the one it names, or every verb (`tessera --help`, `tessera
- * help add`, a typo that wants "Did you mean ...?", no verb at all).
+ * The verbs a command line needs: the one it names, none for `--version`, or every verb
+ * (`tessera --help`, `tessera help add`, a typo that wants "Did you mean ...?", no verb at all).
  */
 export function verbsFor(argv: readonly string[]): Promise<Verb[]> {
   const named = argv[2];
+  if ((named === '-V' || named === '--version') && argv.length === 3) return Promise.resolve([]);
   const names = named !== undefined && Object.hasOwn(VERBS, named) ? [named] : Object.keys(VERBS);
   return Promise.all(names.map((n) => VERBS[n]()));
 }
