@@ -15,6 +15,16 @@ function weights(n: number, seed: number, scale = 0.05): Float32Array {
 }
 const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
+/** The code of the CorruptionError `f` throws, or what else happened. */
+function codeOf(f: () => unknown): string {
+  try {
+    f();
+    return 'no error';
+  } catch (e) {
+    return e instanceof CorruptionError ? e.code : String(e);
+  }
+}
+
 test('WASM plane kernel equals its TS twin (split and merge, every element size, with and without a base)', async () => {
   const wasm = await createPlaneKernel();
   const ref = createPlaneKernelRef();
@@ -112,14 +122,6 @@ test('a delta whose planes all compress is one joint zstd frame (format 2), exac
   assert.is(separate[0], 1, 'no joint frame when none is allowed');
   assert.ok(coded.length <= separate.length * (1 + 1 / 32));
   assert.equal(Array.from(decodeBlock(separate, bytes(w))), Array.from(bytes(near)));
-  const codeOf = (f: () => unknown) => {
-    try {
-      f();
-      return 'no error';
-    } catch (e) {
-      return e instanceof CorruptionError ? e.code : String(e);
-    }
-  };
   // A joint block relabelled format 1, a joint plane turned into an ordinary zstd one, a format-2
   // header over separate frames: each is refused.
   const relabelled = coded.slice();
@@ -138,14 +140,6 @@ test('damaged or hostile coded blocks are PAGE_CORRUPT, never wrong bytes', asyn
   await blockCodecReady();
   const w = bytes(weights(1024, 2));
   const good = encodeBlock(w, undefined, 4);
-  const codeOf = (f: () => unknown) => {
-    try {
-      f();
-      return 'no error';
-    } catch (e) {
-      return e instanceof CorruptionError ? e.code : String(e);
-    }
-  };
   assert.is(codeOf(() => decodeBlock(good.subarray(0, good.length - 1), undefined)), 'PAGE_CORRUPT');
   assert.is(codeOf(() => decodeBlock(new Uint8Array([...good, 0]), undefined)), 'PAGE_CORRUPT');
   assert.is(codeOf(() => decodeBlock(good, w)), 'PAGE_CORRUPT'); // a base given to a non-delta
