@@ -4,7 +4,7 @@ import { createPlaneKernel, createPlaneKernelRef } from '../src/kernels/planes.t
 import { blockCodecReady, codedContentLength, decodeBlock, encodeBlock } from '../src/codecs/block-codec.ts';
 import { zstdCompress, zstdDecompressExactly, zstdFrameContentSize, zstdReady } from '../src/codecs/zstd.ts';
 import { mulberry32 } from '../src/random.ts';
-import { CorruptionError } from '../src/errors.ts';
+import { codeOf } from './helpers.ts';
 
 /** float32 weights of a trained-looking block (normal, small) and a close variant of it. */
 function weights(n: number, seed: number, scale = 0.05): Float32Array {
@@ -14,16 +14,6 @@ function weights(n: number, seed: number, scale = 0.05): Float32Array {
   return out;
 }
 const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
-/** The code of the CorruptionError `f` throws, or what else happened. */
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'no error';
-  } catch (e) {
-    return e instanceof CorruptionError ? e.code : String(e);
-  }
-}
 
 test('WASM plane kernel equals its TS twin (split and merge, every element size, with and without a base)', async () => {
   const wasm = await createPlaneKernel();
@@ -126,38 +116,38 @@ test('a delta whose planes all compress is one joint zstd frame (format 2), exac
   // header over separate frames: each is refused.
   const relabelled = coded.slice();
   relabelled[0] = 1;
-  assert.is(codeOf(() => decodeBlock(relabelled, bytes(w))), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(relabelled, bytes(w))), 'PAGE_CORRUPT');
   const first = modes.indexOf(3);
   const demoted = coded.slice();
   demoted[8 + 5 * first] = 1;
-  assert.is(codeOf(() => decodeBlock(demoted, bytes(w))), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(demoted, bytes(w))), 'PAGE_CORRUPT');
   const promoted = separate.slice();
   promoted[0] = 2;
-  assert.is(codeOf(() => decodeBlock(promoted, bytes(w))), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(promoted, bytes(w))), 'PAGE_CORRUPT');
 });
 
 test('damaged or hostile coded blocks are PAGE_CORRUPT, never wrong bytes', async () => {
   await blockCodecReady();
   const w = bytes(weights(1024, 2));
   const good = encodeBlock(w, undefined, 4);
-  assert.is(codeOf(() => decodeBlock(good.subarray(0, good.length - 1), undefined)), 'PAGE_CORRUPT');
-  assert.is(codeOf(() => decodeBlock(new Uint8Array([...good, 0]), undefined)), 'PAGE_CORRUPT');
-  assert.is(codeOf(() => decodeBlock(good, w)), 'PAGE_CORRUPT'); // a base given to a non-delta
+  assert.is(await codeOf(() => decodeBlock(good.subarray(0, good.length - 1), undefined)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(new Uint8Array([...good, 0]), undefined)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(good, w)), 'PAGE_CORRUPT'); // a base given to a non-delta
   const delta = encodeBlock(w, w, 4);
-  assert.is(codeOf(() => decodeBlock(delta, undefined)), 'PAGE_CORRUPT');
-  assert.is(codeOf(() => decodeBlock(delta, w.subarray(4))), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(delta, undefined)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(delta, w.subarray(4))), 'PAGE_CORRUPT');
   const badFlags = good.slice();
   badFlags[2] = 4 | 1; // a subtracted delta that is no delta, rotated
-  assert.is(codeOf(() => decodeBlock(badFlags, undefined)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(badFlags, undefined)), 'PAGE_CORRUPT');
   const badMode = good.slice();
   badMode[8] = 9;
-  assert.is(codeOf(() => decodeBlock(badMode, undefined)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => decodeBlock(badMode, undefined)), 'PAGE_CORRUPT');
   // A zstd frame declaring more than its plane holds (a "zstd bomb") is refused before it is inflated.
   await zstdReady();
   const big = zstdCompress(new Uint8Array(1 << 20), 1);
   assert.is(zstdFrameContentSize(big), 1 << 20);
-  assert.is(codeOf(() => zstdDecompressExactly(big, 4096)), 'PAGE_CORRUPT');
-  assert.is(codeOf(() => zstdDecompressExactly(new Uint8Array([1, 2, 3, 4, 5, 6]), 6)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => zstdDecompressExactly(big, 4096)), 'PAGE_CORRUPT');
+  assert.is(await codeOf(() => zstdDecompressExactly(new Uint8Array([1, 2, 3, 4, 5, 6]), 6)), 'PAGE_CORRUPT');
   // A coded plane's frame swapped for one of another size: refused.
   const swapped = good.slice();
   const z = zstdCompress(new Uint8Array(1023).fill(7), 1);
@@ -165,7 +155,7 @@ test('damaged or hostile coded blocks are PAGE_CORRUPT, never wrong bytes', asyn
   if (good[8 + 5 * 3] === 1 && z.length <= planeLen) {
     const at = good.length - planeLen;
     swapped.set(z, at);
-    assert.is(codeOf(() => decodeBlock(swapped, undefined)), 'PAGE_CORRUPT');
+    assert.is(await codeOf(() => decodeBlock(swapped, undefined)), 'PAGE_CORRUPT');
   }
 });
 
