@@ -8,23 +8,17 @@
  * Removing the models deletes the pages' records with their entries.
  * Fails (never skips) when Chromium is missing.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openStore } from '../src/node/open.ts';
-import { publishStore } from '../src/node/publish.ts';
-import { defaultOrt } from '../src/runtime/ort.ts';
 import { startStaticServer } from '../demo/serve.ts';
 import { launchChromium } from '../tools/fixtures/chromium.ts';
-import { familyMember } from '../tools/fixtures/family.ts';
-import { randomFloats } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
+import { BATCH, DIMS, publishedFamily } from './published-family.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const DIMS = { inputDim: 784, hidden: 128, outputDim: 10 };
-const BATCH = 4;
 
 interface Failure {
   code?: string;
@@ -42,29 +36,9 @@ test('Chromium: adopted pages lost or damaged in the Cache API are fetched again
     // @ts-expect-error a plain build script without types; importing it bundles build/out/browser/
     const bundled = import('../build/bundle-browser.mjs');
     // a and b share a backbone (the victim page below holds it), with their own heads.
-    const models: Record<string, Uint8Array> = {
-      a: familyMember({ ...DIMS, backboneSeed: 5, headSeed: 1 }),
-      b: familyMember({ ...DIMS, backboneSeed: 5, headSeed: 2 }),
-    };
-    const pub = join(tmp.path, 'pub');
-    const local = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 65536 });
-    for (const [name, bytes] of Object.entries(models)) await local.add(name, bytes);
-    await publishStore(local, pub);
-    await local.close();
-
-    // Reference outputs: onnxruntime (web, in Node) on the original files.
-    const x = randomFloats(BATCH * DIMS.inputDim, 42);
-    const ort = await defaultOrt();
-    const expected: Record<string, number[]> = {};
-    for (const name of ['a', 'b']) {
-      const s = await ort.InferenceSession.create(models[name]);
-      expected[name] = Array.from((await s.run({ X: new ort.Tensor('float32', x, [BATCH, DIMS.inputDim]) })).Y.data as Float32Array);
-    }
-
+    const { pub, x, expected, index } = await publishedFamily(tmp.path, { a: { backboneSeed: 5, headSeed: 1 }, b: { backboneSeed: 5, headSeed: 2 } }, 'heal');
     await bundled;
-    await mkdir(join(tmp.path, 'page'), { recursive: true });
-    await writeFile(join(tmp.path, 'page', 'index.html'), '<!doctype html><meta charset="utf-8"><title>tessera heal</title><body>heal</body>');
-    server = await startStaticServer({ '/lib/': join(root, 'build', 'out', 'browser'), '/pub/': pub }, { index: join(tmp.path, 'page', 'index.html') });
+    server = await startStaticServer({ '/lib/': join(root, 'build', 'out', 'browser'), '/pub/': pub }, { index });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));

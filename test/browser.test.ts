@@ -5,24 +5,18 @@
  * and a full quota leave stored models servable; and the PageStore conformance suite passes
  * against Chromium's IndexedDB. Fails (never skips) when Chromium is missing.
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as esbuild from 'esbuild';
-import { openStore } from '../src/node/open.ts';
-import { publishStore } from '../src/node/publish.ts';
-import { defaultOrt } from '../src/runtime/ort.ts';
 import { startStaticServer } from '../demo/serve.ts';
 import { launchChromium } from '../tools/fixtures/chromium.ts';
-import { familyMember } from '../tools/fixtures/family.ts';
-import { randomFloats } from '../tools/fixtures/onnx-builders.ts';
 import { tempDir } from './helpers.ts';
+import { BATCH, DIMS, publishedFamily } from './published-family.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const DIMS = { inputDim: 784, hidden: 128, outputDim: 10 };
-const BATCH = 4;
 
 /** The conformance suite bundled for the page; node: imports (test helpers' temp folders) stubbed. */
 async function bundleConformance(outDir: string): Promise<void> {
@@ -99,32 +93,11 @@ test('Chromium: import a family, fetch only new pages, same outputs as Node, fai
     const conformance = bundleConformance(join(tmp.path, 't'));
 
     // Published store: a and b share a backbone (different heads); d is unrelated.
-    const models: Record<string, Uint8Array> = {
-      a: familyMember({ ...DIMS, backboneSeed: 5, headSeed: 1 }),
-      b: familyMember({ ...DIMS, backboneSeed: 5, headSeed: 2 }),
-      d: familyMember({ ...DIMS, backboneSeed: 9, headSeed: 3 }),
-    };
-    const store = await openStore(join(tmp.path, 'store'), { create: true, pageSize: 65536 });
-    for (const [name, bytes] of Object.entries(models)) await store.add(name, bytes);
-    await publishStore(store, join(tmp.path, 'pub'));
-    await store.close();
-
-    // Reference outputs: onnxruntime (web, in Node) on the original files.
-    const x = randomFloats(BATCH * DIMS.inputDim, 42);
-    const ort = await defaultOrt();
-    const expected: Record<string, number[]> = {};
-    for (const name of ['a', 'b', 'd']) {
-      const s = await ort.InferenceSession.create(models[name]);
-      const out = await s.run({ X: new ort.Tensor('float32', x, [BATCH, DIMS.inputDim]) });
-      expected[name] = Array.from(out.Y.data as Float32Array);
-    }
-
+    const { pub, x, expected, index } = await publishedFamily(tmp.path, { a: { backboneSeed: 5, headSeed: 1 }, b: { backboneSeed: 5, headSeed: 2 }, d: { backboneSeed: 9, headSeed: 3 } }, 'e2e');
     await Promise.all([bundled, conformance]);
-    await mkdir(join(tmp.path, 'page'), { recursive: true });
-    await writeFile(join(tmp.path, 'page', 'index.html'), '<!doctype html><meta charset="utf-8"><title>tessera e2e</title><body>e2e</body>');
     server = await startStaticServer(
-      { '/lib/': join(root, 'build', 'out', 'browser'), '/pub/': join(tmp.path, 'pub'), '/t/': join(tmp.path, 't') },
-      { index: join(tmp.path, 'page', 'index.html') },
+      { '/lib/': join(root, 'build', 'out', 'browser'), '/pub/': pub, '/t/': join(tmp.path, 't') },
+      { index },
     );
     const page = await context.newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
