@@ -22,7 +22,7 @@
 import type { TensorEntry } from '../catalog/catalog.ts';
 import type { DType } from '../onnx/dtypes.ts';
 import { tensorBytes } from '../store/catalog-view.ts';
-import type { BlockSource } from '../store/block-source.ts';
+import { deltaChain, type BlockSource } from '../store/block-source.ts';
 import { BufferPool } from '../pool/buffer-pool.ts';
 import { onRemoval, type EvictionPolicy } from '../pool/policy.ts';
 import type { MemoryLedger } from './ledger.ts';
@@ -186,15 +186,12 @@ export class TensorPool {
     const blocks = this.reader.catalog.blocks;
     const byKey = new Map<string, { pages: number[]; blocks: number[]; own: number }>();
     t.blocks.forEach((id, index) => {
-      // The tile's page, then its delta bases' (a chain; walked with a seen-set against cycles).
+      // The tile's page, then its delta bases'.
       const pages: number[] = [];
-      const seen = new Set<number>();
-      for (let bid: number | undefined = id; bid !== undefined && !seen.has(bid); ) {
-        seen.add(bid);
+      for (const bid of deltaChain(this.reader.catalog, id)) {
         const b = blocks.get(bid);
         if (!b) break;
         if (!pages.includes(b.page)) pages.push(b.page);
-        bid = b.base;
       }
       const own = pages[0] ?? 0;
       pages.sort((a, b) => a - b);

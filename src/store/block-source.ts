@@ -99,6 +99,21 @@ export class DecodedBaseCache {
   }
 }
 
+/**
+ * The delta chain from block `id`: the block, its base, that base's base, ... down to a block with
+ * none (or one the table lacks, last). A block has one base, so the chain is a path; one that comes
+ * back to a block it holds (a damaged or hostile catalog) is CATALOG_CORRUPT: decoding it would
+ * wait on its own decode for ever.
+ */
+export function deltaChain(table: BlockTable, id: number): number[] {
+  const chain: number[] = [];
+  for (let at: number | undefined = id; at !== undefined; at = table.blocks.get(at)?.base) {
+    if (chain.includes(at)) throw new CorruptionError('CATALOG_CORRUPT', `block ${at} is a delta base of itself (delta chain ${[...chain, at].join(' -> ')}): the catalog is damaged.`);
+    chain.push(at);
+  }
+  return chain;
+}
+
 /** Links of a delta chain `tensors()` asks pages for ahead of the reads. */
 const PREFETCH_CHAIN = 8;
 
@@ -163,17 +178,11 @@ export class BlockSource {
   }
 
   /**
-   * Refuses a delta chain that comes back to a block it holds (a damaged or hostile catalog):
-   * decoding it would wait on its own decode for ever. Checked before anything is decoded: a block
-   * has one base, so the chain from `id` is a path, and every decode `content` starts or joins on
-   * it waits only on blocks further down that path.
+   * Refuses a delta chain that comes back to a block it holds (deltaChain), before anything is
+   * decoded: every decode `content` starts or joins on the chain waits only on blocks further down it.
    */
   private checkChain(id: number): void {
-    const chain: number[] = [];
-    for (let at: number | undefined = id; at !== undefined; at = this.table.blocks.get(at)?.base) {
-      if (chain.includes(at)) throw new CorruptionError('CATALOG_CORRUPT', `block ${at} is a delta base of itself (delta chain ${[...chain, at].join(' -> ')}): the catalog is damaged.`);
-      chain.push(at);
-    }
+    deltaChain(this.table, id);
   }
 
   private async content(id: number): Promise<Uint8Array> {
