@@ -20,10 +20,9 @@ export function decodeBase64(b64: string): Uint8Array {
   return out;
 }
 
-/** Instantiates a kernel from its embedded base64 bytes (async: browsers forbid large sync compiles). */
-export async function instantiateKernel<E>(name: string, wasmBase64: string): Promise<KernelInstance<E>> {
-  const bytes = decodeBase64(wasmBase64);
-  const imports = {
+/** What a kernel module imports (`--runtime stub`): an abort that throws, and a fixed seed. */
+export function kernelImports(name: string): WebAssembly.Imports {
+  return {
     env: {
       abort(_msg: number, _file: number, line: number, col: number) {
         throw new InternalError(`kernel ${name} aborted at ${line}:${col}`);
@@ -31,7 +30,12 @@ export async function instantiateKernel<E>(name: string, wasmBase64: string): Pr
       seed: () => 0x2545f491,
     },
   };
-  const { instance } = (await WebAssembly.instantiate(bytes as BufferSource, imports)) as WebAssembly.WebAssemblyInstantiatedSource;
+}
+
+/** Instantiates a kernel from its embedded base64 bytes (async: browsers forbid large sync compiles). */
+export async function instantiateKernel<E>(name: string, wasmBase64: string): Promise<KernelInstance<E>> {
+  const bytes = decodeBase64(wasmBase64);
+  const { instance } = (await WebAssembly.instantiate(bytes as BufferSource, kernelImports(name))) as WebAssembly.WebAssemblyInstantiatedSource;
   const exports = instance.exports as unknown as E & { memory: WebAssembly.Memory };
   return { exports, memory: exports.memory };
 }

@@ -9,7 +9,7 @@
  *
  * Views into the memory are valid until it grows (`reserve`): growing detaches the old buffer.
  */
-import { decodeBase64 } from '../kernels/wasm-runtime.ts';
+import { decodeBase64, kernelImports } from '../kernels/wasm-runtime.ts';
 import { wasmBase64 } from '../kernels/wasm/ingest.ts';
 import { hashInPlace } from '../hash.ts';
 import { InternalError } from '../errors.ts';
@@ -22,13 +22,7 @@ interface IngestExports {
 }
 
 const module = await WebAssembly.compile(decodeBase64(wasmBase64) as BufferSource);
-const imports = {
-  env: {
-    abort(_msg: number, _file: number, line: number, col: number) {
-      throw new InternalError(`kernel ingest aborted at ${line}:${col}`);
-    },
-  },
-};
+const imports = kernelImports('ingest');
 
 /** A memory handed back is kept for the next writer only up to this size (a wasm memory never shrinks). */
 const KEEP_MAX_BYTES = 64 << 20;
