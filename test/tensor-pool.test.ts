@@ -61,7 +61,7 @@ test('a tensor spanning many pages assembles within its own bytes and one page',
   const { ledger, tensors, frames, pages } = pools(store, bytes + PAGE);
   const id = tensors.register('a', t);
   assert.is(tensors.assemblyPagesOf(id), 1);
-  const got = await tensors.withTensors([id], 'a', 1, async ([data]) => data.slice());
+  const got = await tensors.withTensors([id], 'a', async ([data]) => data.slice());
   assert.equal(got, want);
   assert.is(ledger.peakBytes, bytes + PAGE);
   assert.is(frames.highWater, 1, 'one page frame was ever in use');
@@ -72,7 +72,7 @@ test('a tensor spanning many pages assembles within its own bytes and one page',
   // One byte less and it cannot be assembled: refused, with the ledger as it was.
   const small = pools(store, bytes + PAGE - 1);
   const id2 = small.tensors.register('a', t);
-  assert.is(await codeOf(small.tensors.withTensors([id2], 'a', 1, async () => undefined)), 'BUDGET_EXCEEDED');
+  assert.is(await codeOf(small.tensors.withTensors([id2], 'a', async () => undefined)), 'BUDGET_EXCEEDED');
   assert.is(small.ledger.heldBytes, 0);
 });
 
@@ -88,11 +88,11 @@ test('a delta tensor whose bases lie on other pages holds two pages at once, and
   const { ledger, tensors } = pools(store, bytes + 2 * PAGE);
   const id = tensors.register('b', t);
   assert.is(tensors.assemblyPagesOf(id), 2);
-  const got = await tensors.withTensors([id], 'b', 1, async ([data]) => data.slice());
+  const got = await tensors.withTensors([id], 'b', async ([data]) => data.slice());
   assert.equal(got, want);
   assert.ok(ledger.peakBytes <= bytes + 2 * PAGE);
   const small = pools(store, bytes + PAGE);
-  assert.is(await codeOf(small.tensors.withTensors([small.tensors.register('b', t)], 'b', 1, async () => undefined)), 'BUDGET_EXCEEDED');
+  assert.is(await codeOf(small.tensors.withTensors([small.tensors.register('b', t)], 'b', async () => undefined)), 'BUDGET_EXCEEDED');
   // The tensor's reservation is given back; a page read before the failing step may stay, unpinned.
   assert.is(small.ledger.byKind().tensors, 0);
   assert.is(small.pages.stats().pinnedBytes, 0);

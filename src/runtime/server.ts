@@ -583,7 +583,7 @@ export class Server {
       }
       g.users.add(s);
       s.graph = g;
-      return new SharedWeightsExecutor(name, g.session, w.fed, 0, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort, clock: () => this.clock });
+      return new SharedWeightsExecutor(name, g.session, w.fed, 0, { tensors: this.tensors, ortCalls: this.ortCalls, ort: this.ort });
     }
     const cost = ownSessionBytes(s.entry.skeleton.length, s.weightBytes, this.opts.sessionFixed);
     const session = await this.buildSession(name, cost, s.tensorIds, (all) => assembleModel(s.entry.skeleton, all), s.entry.skeleton.length + s.weightBytes);
@@ -615,7 +615,7 @@ export class Server {
     try {
       this.ledger.reserve('inflight', modelBytes, `the model bytes of "${name}"`);
       try {
-        const session = await this.tensors.withTensors(ids, name, this.clock, (data) => {
+        const session = await this.tensors.withTensors(ids, name, (data) => {
           const bytes = assemble(data);
           return this.ortCalls.run(async () => {
             const t0 = performance.now();

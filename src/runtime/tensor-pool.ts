@@ -43,7 +43,6 @@ interface PooledTensor {
   steps?: AssemblyStep[];
   models: Set<string>;
   modelList: string[];
-  lastUsed: number;
 }
 
 /** One step of a tensor's assembly: pages pinned together, and the tiles (positions in the tensor's block list) placed from them. */
@@ -101,7 +100,7 @@ export class TensorPool {
     let p = this.byKey.get(key);
     if (!p) {
       const bytes = tensorBytes(t);
-      p = { id: this.byId.length, entry: t, dtype: t.dtype, dims: t.dims, blocks: t.blocks, bytes, pages: this.reader.pagesOfTensor(t), models: new Set(), modelList: [], lastUsed: 0 };
+      p = { id: this.byId.length, entry: t, dtype: t.dtype, dims: t.dims, blocks: t.blocks, bytes, pages: this.reader.pagesOfTensor(t), models: new Set(), modelList: [] };
       this.byKey.set(key, p);
       this.byId.push(p);
       for (const page of p.pages) {
@@ -133,15 +132,9 @@ export class TensorPool {
     return this.byId[id].modelList;
   }
 
-  /** Pins the tensors (assembling the missing ones), runs fn with their bytes, unpins. `now` stamps their last use. */
-  withTensors<T>(ids: readonly number[], model: string, now: number, fn: (data: Uint8Array[]) => Promise<T>): Promise<T> {
-    for (const id of ids) this.byId[id].lastUsed = now;
+  /** Pins the tensors (assembling the missing ones), runs fn with their bytes, unpins. */
+  withTensors<T>(ids: readonly number[], model: string, fn: (data: Uint8Array[]) => Promise<T>): Promise<T> {
     return this.pool.withPages(ids, fn, { model });
-  }
-
-  /** The request clock of the tensor's last use. */
-  lastUsed(id: number): number {
-    return this.byId[id].lastUsed;
   }
 
   /** Assemblies that wrote into arena bytes an evicted tensor had used. */

@@ -39,7 +39,7 @@ export class SharedWeightsExecutor implements Executor {
     private readonly session: ModelSession,
     private readonly fed: readonly FedWeight[],
     readonly keptBytes: number,
-    private readonly deps: { tensors: TensorPool; ortCalls: SerialQueue; ort: OrtModule; clock: () => number },
+    private readonly deps: { tensors: TensorPool; ortCalls: SerialQueue; ort: OrtModule },
   ) {
     this.ids = fed.map((f) => f.tensor);
   }
@@ -51,7 +51,7 @@ export class SharedWeightsExecutor implements Executor {
   run(checked: unknown, admitted?: () => void): Promise<Record<string, OrtCommon.Tensor>> {
     const inputs = checked as Record<string, OrtCommon.Tensor>;
     const { tensors, ortCalls, ort } = this.deps;
-    return tensors.withTensors(this.ids, this.model, this.deps.clock(), (data) => {
+    return tensors.withTensors(this.ids, this.model, (data) => {
       admitted?.();
       const feeds: Record<string, OrtCommon.Tensor> = { ...inputs };
       this.fed.forEach((f, i) => (feeds[f.input] = tensorOver(ort, f.dtype, data[i], f.dims)));
