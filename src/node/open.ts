@@ -118,9 +118,39 @@ export async function openModelFile(file: string, space?: ReadSpace): Promise<Op
   }
 }
 
-/** Closes the file a read-ahead opened, once it has (for a batch that stops before adding it). */
-export function discardOpened(opened: Promise<OpenedModelFile> | null): void {
-  opened?.then((o) => o.handle.close()).catch(() => {});
+/** A batch's files opened one ahead of their adds (openAhead). */
+export interface OpenAhead {
+  /** File i's opening (null for one not opened ahead), and file i + 1's started; i counts up from 0. */
+  take(i: number): Promise<OpenedModelFile> | null;
+  /** Closes the file opened ahead, once it has (for a batch that stops before adding it). */
+  discard(): void;
+}
+
+/**
+ * Opens each of a batch's files (openModelFile) while the one before it is added: its open, stat
+ * and structure reads overlap that add's parse and placement, the structure reads taking turns
+ * with two buffers (ReadSpace). A file given as null (stdin) is not opened ahead.
+ */
+export function openAhead(files: readonly (string | null)[]): OpenAhead {
+  const spaces: ReadSpace[] = [{ bytes: new Uint8Array(0) }, { bytes: new Uint8Array(0) }];
+  const openAt = (i: number) => {
+    const file = files[i];
+    if (file === undefined || file === null) return null;
+    const opened = openModelFile(file, spaces[i & 1]);
+    opened.catch(() => {}); // awaited by addFileTo; a batch that stops first discards it
+    return opened;
+  };
+  let ahead = openAt(0);
+  return {
+    take(i) {
+      const opened = ahead;
+      ahead = openAt(i + 1);
+      return opened;
+    },
+    discard() {
+      ahead?.then((o) => o.handle.close()).catch(() => {});
+    },
+  };
 }
 
 /** Adds `file` to `target` (a store or an AddBatch), reading it as addModelFile does. */
@@ -159,23 +189,15 @@ export async function addModelFiles(
   const added: AddReport[] = [];
   const failed: { file: string; error: TesseraError }[] = [];
   const entries = files.map((f) => (typeof f === 'string' ? { file: f, name: undefined } : f));
-  const spaces: ReadSpace[] = [{ bytes: new Uint8Array(0) }, { bytes: new Uint8Array(0) }];
-  const openAt = (i: number) => {
-    if (i >= entries.length) return null;
-    const opened = openModelFile(entries[i].file, spaces[i & 1]);
-    opened.catch(() => {}); // awaited by addFileTo; a batch that stops first discards it
-    return opened;
-  };
-  let ahead = openAt(0);
+  const ahead = openAhead(entries.map((e) => e.file));
   for (let i = 0; i < entries.length; i++) {
     const { file, name } = entries[i];
-    const opened = ahead!;
-    ahead = openAt(i + 1);
+    const opened = ahead.take(i)!;
     try {
       added.push(await addFileTo(batch, file, { name, opened, onProgress: opts.onProgress && ((p) => opts.onProgress!(file, p)) }));
     } catch (e) {
       if (!opts.keepGoing || !(e instanceof TesseraError) || batch.broken) {
-        discardOpened(ahead);
+        ahead.discard();
         throw e;
       }
       failed.push({ file, error: e });

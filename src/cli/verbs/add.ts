@@ -12,8 +12,7 @@
 import type { Command } from 'commander';
 import { access, constants } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { addFileTo, discardOpened, openModelFile, type OpenedModelFile } from '../../node/open.ts';
-import type { ReadSpace } from '../../onnx/sparse-read.ts';
+import { addFileTo, openAhead, type OpenedModelFile } from '../../node/open.ts';
 import { InvalidArgumentError, InvalidModelError, ModelExistsError, TesseraError } from '../../errors.ts';
 import { validateModelName, type AddBatch, type AddReport, type Progress } from '../../store/store.ts';
 import { parseSize, parseTile } from '../args.ts';
@@ -97,32 +96,23 @@ export function register(program: Command): void {
         const failed: { file: string; name: string; error: string; code: string }[] = [];
         let firstFailure: TesseraError | undefined;
         const batch = store.addBatch();
-        // Two buffers the files' structure reads take turns with (ReadSpace): each file is opened
-        // and its structure read while the one before it is added (openModelFile).
-        const spaces: ReadSpace[] = [{ bytes: new Uint8Array(0) }, { bytes: new Uint8Array(0) }];
-        const openAt = (i: number) => {
-          if (i >= planned.length || planned[i].file === '-') return null;
-          const opened = openModelFile(planned[i].file, spaces[i & 1]);
-          opened.catch(() => {}); // awaited by addFileTo; a batch that stops first discards it
-          return opened;
-        };
-        let ahead = openAt(0);
+        // Each file is opened and its structure read while the one before it is added (openAhead).
+        const ahead = openAhead(planned.map((p) => (p.file === '-' ? null : p.file)));
         for (const [i, p] of planned.entries()) {
           const bar = progressBar(`add ${p.name}`);
-          const opened = ahead;
-          ahead = openAt(i + 1);
+          const opened = ahead.take(i);
           try {
             added.push(await addOne(batch, p, opened, (x) => bar.update(x)));
             bar.stop();
           } catch (e) {
             bar.stop();
             if (!(e instanceof TesseraError)) {
-              discardOpened(ahead);
+              ahead.discard();
               throw e;
             }
             // All or nothing (nothing is committed yet); a store write that failed ends it too.
             if (!o.keepGoing || batch.broken) {
-              discardOpened(ahead);
+              ahead.discard();
               if (planned.length > 1) e.message = `${p.file}: ${e.message} Nothing was added${o.keepGoing ? '' : ' (--keep-going adds the files that can be added)'}.`;
               throw e;
             }
